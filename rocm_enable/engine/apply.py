@@ -1,0 +1,131 @@
+"""Apply fix records to the running process: fail closed, idempotent, revertible.
+
+A fix is applied only if its stack is importable at a verified version, its capability condition
+holds, the user's toggles select it, and every target's source matches an anchor. Otherwise it is
+skipped with one warning naming it and the reason; nothing here raises into the host stack."""
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+
+import wrapt
+
+from rocm_enable.engine.anchors import TargetError, fingerprint, resolve, underlying_function
+from rocm_enable.engine.record import Fix, Stack
+from rocm_enable.gates.capabilities import ArchCapabilities
+from rocm_enable.toggles import Selection
+
+APPLIED, SKIPPED, DISABLED, NOT_APPLICABLE = "applied", "skipped", "disabled", "not-applicable"
+_MARK = "_self_rocm_enable_fix"
+
+
+@dataclass(frozen=True)
+class FixResult:
+    name: str
+    stack: str
+    status: str
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "stack": self.stack, "status": self.status, "reason": self.reason}
+
+
+# fix name -> [(owner, attribute, original raw attribute)], for revert and idempotency
+_applied: dict[str, list[tuple[object, str, object]]] = {}
+_warned: set[tuple[str, str]] = set()
+
+
+def stack_version(stack: Stack) -> str | None:
+    try:
+        return getattr(importlib.import_module(stack.module), "__version__", None)
+    except Exception:
+        return None
+
+
+def _check_patches(fix: Fix, version: str) -> str | None:
+    """Return why the fix cannot be applied, or None when every target matches its anchor."""
+    for patch in fix.patches:
+        try:
+            _, _, raw = resolve(patch.target)
+        except TargetError as exc:
+            return f"target drifted: {exc}"
+        if isinstance(raw, wrapt.FunctionWrapper):
+            return f"{patch.target} is already wrapped by someone else"
+        found = fingerprint(underlying_function(raw))
+        if found not in patch.anchors.values():
+            verified = ", ".join(f"{v}={h}" for v, h in patch.anchors.items())
+            return (
+                f"anchor mismatch on {patch.target}: source fingerprint {found} is not one we "
+                f"verified ({verified}); {version} changed this code"
+            )
+    return None
+
+
+def _wrap(fix: Fix) -> None:
+    undo = []
+    for patch in fix.patches:
+        owner, attr, raw = resolve(patch.target)
+        wrapt.wrap_function_wrapper(owner, attr, patch.wrapper)
+        setattr(vars(owner)[attr], _MARK, fix.name)
+        undo.append((owner, attr, raw))
+    _applied[fix.name] = undo
+
+
+def evaluate(fix: Fix, version: str | None, caps: ArchCapabilities | None, selection: Selection,
+             apply: bool) -> FixResult:
+    def result(status, reason):
+        return FixResult(fix.name, fix.stack, status, reason)
+
+    if fix.name in _applied:
+        return result(APPLIED, f"{fix.condition_name} holds on {caps.arch if caps else '?'}")
+    off = selection.why_not_selected(fix.name)
+    if off:
+        return result(DISABLED, off)
+    if version is None:
+        return result(NOT_APPLICABLE, f"{fix.stack} is not installed")
+    if caps is None:
+        return result(NOT_APPLICABLE, "not running on ROCm (set ROCM_ENABLE_ARCH to simulate an arch)")
+    if not fix.condition(caps):
+        return result(NOT_APPLICABLE, f"{fix.condition_name} is false on {caps.arch}")
+    if not fix.supports_version(version):
+        return result(SKIPPED, f"{fix.stack} {version} is outside the verified range {fix.versions}")
+    problem = _check_patches(fix, version)
+    if problem:
+        return result(SKIPPED, problem)
+    if apply:
+        try:
+            _wrap(fix)
+        except Exception as exc:  # never into the host stack
+            revert(fix.name)
+            return result(SKIPPED, f"wrapping failed: {type(exc).__name__}: {exc}")
+        return result(APPLIED, f"{fix.condition_name} holds on {caps.arch}")
+    return result(NOT_APPLICABLE, "dry run")
+
+
+def apply_stacks(stacks: list[Stack], caps: ArchCapabilities | None, selection: Selection,
+                 logger: logging.Logger, apply: bool = True) -> list[FixResult]:
+    results = []
+    for stack in stacks:
+        version = stack_version(stack)
+        for fix in stack.fixes:
+            res = evaluate(fix, version, caps, selection, apply)
+            if res.status == SKIPPED and (fix.name, res.reason) not in _warned:
+                _warned.add((fix.name, res.reason))
+                logger.warning("rocm-enable: skipped fix %s: %s", fix.name, res.reason)
+            results.append(res)
+    return results
+
+
+def revert(name: str) -> None:
+    for owner, attr, raw in reversed(_applied.pop(name, [])):
+        setattr(owner, attr, raw)
+
+
+def revert_all() -> None:
+    for name in list(_applied):
+        revert(name)
+
+
+def applied_names() -> list[str]:
+    return list(_applied)

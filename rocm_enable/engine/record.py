@@ -1,0 +1,71 @@
+"""The declarative fix record. The runtime patch, the ledger and the patch series all derive
+from these fields; nothing about a fix lives anywhere else."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from packaging.specifiers import SpecifierSet
+
+from rocm_enable.gates.capabilities import ArchCapabilities
+
+Wrapper = Callable  # wrapt signature: wrapper(wrapped, instance, args, kwargs)
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One symbol the fix wraps.
+
+    target:  "package.module:Qual.name"
+    wrapper: a wrapt wrapper; the original stays reachable as `wrapped` and is restored on revert
+    anchors: verified stack version -> fingerprint of the target's source (engine.anchors). A target
+             whose source matches none of them is code nobody verified: the fix is skipped.
+    """
+
+    target: str
+    wrapper: Wrapper
+    anchors: Mapping[str, str]
+
+    @property
+    def module(self) -> str:
+        return self.target.split(":", 1)[0]
+
+    @property
+    def qualname(self) -> str:
+        return self.target.split(":", 1)[1]
+
+
+@dataclass(frozen=True)
+class Fix:
+    name: str
+    title: str
+    stack: str
+    patches: tuple[Patch, ...]
+    condition: Callable[[ArchCapabilities], bool]
+    versions: str
+    why: str
+    how: str
+    upstream: str
+    removal: str
+    gates: tuple[str, ...] = field(default=())
+
+    def __post_init__(self):
+        SpecifierSet(self.versions)  # a malformed range fails at import, in tests, not in vLLM
+        if not self.patches:
+            raise ValueError(f"fix {self.name} has no patch")
+
+    @property
+    def condition_name(self) -> str:
+        return self.condition.__name__
+
+    def supports_version(self, version: str) -> bool:
+        return SpecifierSet(self.versions).contains(version, prereleases=True)
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A serving stack rocm-enable patches (vLLM; ATOM adapters contribute another)."""
+
+    name: str
+    module: str  # top-level import whose __version__ the records' ranges refer to
+    fixes: tuple[Fix, ...]

@@ -1,0 +1,1 @@
+"""Stack adapters: each contributes the fix records for one serving stack."""

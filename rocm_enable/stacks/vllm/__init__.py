@@ -1,0 +1,13 @@
+"""The vLLM stack: fix records for vLLM's ROCm code paths (verified on 0.32.0 and 0.33.0)."""
+from __future__ import annotations
+
+from rocm_enable.engine.hooks import hookimpl
+from rocm_enable.engine.record import Stack
+from rocm_enable.stacks.vllm import norm_routing
+
+FIXES = (*norm_routing.FIXES,)
+
+
+@hookimpl
+def rocm_enable_stack() -> Stack:
+    return Stack(name="vllm", module="vllm", fixes=FIXES)
