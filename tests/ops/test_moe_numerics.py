@@ -1,0 +1,133 @@
+"""MoE W8A16 numerics in Triton's interpreter against float64 references.
+
+Shapes are the four target models scaled down (expert counts and widths divided; the
+ratios that matter kept: top-k vs E for naive/sorted routing, K and N relative to the
+128x128 scale blocks, TP shards giving partial blocks)."""
+import pytest
+import torch
+
+from rocm_enable.ops import config as cfgmod
+from rocm_enable.ops.fp8_dequant import fold_fp8_scale_for_fp16_bits
+from rocm_enable.ops.moe_align import moe_align
+from rocm_enable.ops.moe_w8a16 import fused_experts_w8a16, moe_gemm_w8a16, moe_routing_for
+from w8a16_testutil import REL_TOL, moe_reference, rand_fp8, rand_scale, rel_err
+
+# name: (E, top_k, hidden, moe_intermediate)  -- scaled-down
+#   Qwen3-Next-80B-A3B / Qwen3-Coder-Next: E=512 top-10 hidden 2048 inter 512
+#   Qwen3.6-35B-A3B: E=256 top-8 hidden 2048 inter 512
+MODELS = {
+    "qwen3next": (64, 10, 256, 256),
+    "qwen36_35b": (32, 8, 256, 256),
+}
+TP = [1, 2, 4]  # the intermediate dim is sharded: 256 -> 128 -> 64 (partial 128-blocks)
+
+
+def _run(model, tp, M, dtype, scale_kind, seed, arch="rdna3", on_input=False, expert_map=None):
+    E, top_k, H, I = MODELS[model]
+    I //= tp
+    g = torch.Generator().manual_seed(seed)
+    if on_input:
+        top_k = 1
+    x = torch.randn(M, H, generator=g).to(dtype)
+    w13, w2 = rand_fp8(E, 2 * I, H, gen=g), rand_fp8(E, H, I, gen=g)
+    s13 = rand_scale(scale_kind, E, 2 * I, H, gen=g)
+    s2 = rand_scale(scale_kind, E, H, I, gen=g)
+    ids = torch.stack([torch.randperm(E, generator=g)[:top_k] for _ in range(M)])
+    tw = torch.rand(M, top_k, generator=g) + 0.1
+    bs = [128, 128] if scale_kind == "block" else None
+    if expert_map is not None:  # this rank holds the experts whose map entry >= 0
+        keep = expert_map >= 0
+        w13, w2, s13, s2 = w13[keep], w2[keep], s13[keep], s2[keep]
+    out = torch.full((M, H), float("nan"), dtype=dtype)
+    fused_experts_w8a16(x, w13, w2, fold_fp8_scale_for_fp16_bits(s13), fold_fp8_scale_for_fp16_bits(s2),
+                        tw, ids, block_shape=bs, apply_router_weight_on_input=on_input,
+                        global_num_experts=E, expert_map=expert_map, output=out, arch_family=arch)
+    ref = moe_reference(x, w13, w2, s13, s2, tw, ids, bs, dtype, on_input=on_input,
+                        expert_map=expert_map)
+    return rel_err(out, ref)
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+@pytest.mark.parametrize("tp", TP)
+@pytest.mark.parametrize("M", [1, 3, 17])
+def test_moe_block_scales_fp16(model, tp, M):
+    assert _run(model, tp, M, torch.float16, "block", seed=100 * tp + M) < REL_TOL[torch.float16]
+
+
+@pytest.mark.parametrize("M", [1, 17])
+@pytest.mark.parametrize("model", list(MODELS))
+def test_moe_block_scales_bf16(model, M):
+    assert _run(model, 2, M, torch.bfloat16, "block", seed=7 + M) < REL_TOL[torch.bfloat16]
+
+
+@pytest.mark.parametrize("scale_kind", ["channel", "channel1", "tensor"])
+@pytest.mark.parametrize("M", [1, 17])
+def test_moe_channel_and_tensor_scales(scale_kind, M):
+    assert _run("qwen36_35b", 1, M, torch.float16, scale_kind, seed=11 + M) < REL_TOL[torch.float16]
+
+
+@pytest.mark.parametrize("arch", cfgmod.ARCH_FAMILIES)
+@pytest.mark.parametrize("bucket", [0, 1, 2])
+def test_every_shipped_moe_config(arch, bucket):
+    """Each family's bucket gets one M inside it, so every shipped tile is exercised."""
+    buckets = cfgmod.load_family(arch)["moe"]
+    if bucket >= len(buckets):
+        pytest.skip("family has fewer buckets")
+    lo = 1 if bucket == 0 else buckets[bucket - 1]["max_m"] + 1
+    M = lo + 2 if bucket else 1
+    assert cfgmod.get_moe_config(arch, M) is buckets[bucket]
+    assert _run("qwen36_35b", 1, M, torch.float16, "block", seed=bucket, arch=arch) < REL_TOL[torch.float16]
+
+
+def test_router_weight_on_input():
+    assert _run("qwen36_35b", 1, 5, torch.float16, "block", seed=3, on_input=True) < REL_TOL[torch.float16]
+
+
+@pytest.mark.parametrize("M", [1, 9])
+def test_expert_parallel_map(M):
+    E = MODELS["qwen36_35b"][0]
+    emap = torch.full((E,), -1, dtype=torch.int32)
+    held = torch.arange(0, E, 2)  # this rank holds the even experts
+    emap[held] = torch.arange(held.numel(), dtype=torch.int32)
+    assert _run("qwen36_35b", 1, M, torch.float16, "block", seed=5, expert_map=emap) < REL_TOL[torch.float16]
+
+
+@pytest.mark.parametrize("naive", [True, False])
+@pytest.mark.parametrize("c_shape", ["flat", "3d"])
+def test_moe_gemm_writes_caller_buffer(naive, c_shape):
+    """Lower-level launcher into a caller-provided C ([M*topk, N] or [M, topk, N]), poisoned
+    with NaN; w2-style call (top_k=1 rows are pairs) with the routed weight multiplied in."""
+    g = torch.Generator().manual_seed(21)
+    E, top_k, M, N, K = 12, 3, 5, 192, 256
+    a = torch.randn(M * top_k, K, generator=g).half()
+    w = rand_fp8(E, N, K, gen=g)
+    s = rand_scale("block", E, N, K, gen=g)
+    ids = torch.stack([torch.randperm(E, generator=g)[:top_k] for _ in range(M)])
+    tw = torch.rand(M, top_k, generator=g)
+    bm = cfgmod.get_moe_config("rdna3", M)["BLOCK_M"]
+    routing = moe_align(ids, bm, E, naive=naive)
+    c = torch.full((M, top_k, N) if c_shape == "3d" else (M * top_k, N), float("nan"), dtype=torch.float16)
+    moe_gemm_w8a16(a, w, fold_fp8_scale_for_fp16_bits(s), c, routing, top_k=1, gemm="w2",
+                   block_shape=[128, 128], topk_weights=tw, arch_family="rdna3", num_tokens=M)
+    from rocm_enable.ops.fp8_dequant import dequant_fp8_reference
+    W = dequant_fp8_reference(w, s, [128, 128])
+    ref = torch.einsum("pk,pnk->pn", a.double(), W[ids.reshape(-1)]) * tw.reshape(-1, 1).double()
+    assert rel_err(c.reshape(M * top_k, N), ref) < REL_TOL[torch.float16]
+
+
+def test_align_matches_naive_definition():
+    """Sorted routing: each expert's pairs appear exactly once, in blocks of that expert."""
+    g = torch.Generator().manual_seed(4)
+    E, M, top_k, bm = 16, 37, 4, 16
+    ids = torch.stack([torch.randperm(E, generator=g)[:top_k] for _ in range(M)])
+    r = moe_align(ids, bm, E)
+    n = ids.numel()
+    total = int(r.num_tokens_post_padded)
+    st = r.sorted_token_ids[:total]
+    valid = st[st < n].long()
+    assert sorted(valid.tolist()) == list(range(n))
+    for b in range(total // bm):
+        blk = r.sorted_token_ids[b * bm:(b + 1) * bm].long()
+        blk = blk[blk < n]
+        assert (ids.reshape(-1)[blk] == r.expert_ids[b]).all()
+    assert r.num_blocks * bm >= total and (r.sorted_token_ids[total:] == n).all()

@@ -1,0 +1,79 @@
+"""Run a snippet in a fresh Python process in which vLLM's own RocmPlatform believes it runs on a
+given arch (rocm_enable.sim), against a chosen vLLM version. Each arch needs its own process:
+vLLM resolves the arch once, at import of vllm.platforms.rocm."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+
+MARK = "@@ROCM_ENABLE_RESULT@@"
+ENV_VERSIONS = "ROCM_ENABLE_TEST_VLLM"
+
+
+@dataclass(frozen=True)
+class VllmUnderTest:
+    version: str
+    pythonpath: str  # "" for the venv's own vLLM
+
+
+def vllm_versions_under_test() -> list[VllmUnderTest]:
+    spec = os.environ.get(ENV_VERSIONS)
+    if not spec:
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            return []
+        out = subprocess.run([sys.executable, "-c", "import vllm; print(vllm.__version__)"],
+                             capture_output=True, text=True)
+        return [VllmUnderTest(out.stdout.strip().splitlines()[-1], "")]
+    found = []
+    for item in spec.split(";"):
+        version, _, path = item.partition("=")
+        found.append(VllmUnderTest(version.strip(), path.strip()))
+    return found
+
+
+PRELUDE = """
+import json, os, sys, logging
+from rocm_enable import sim
+if os.environ.get("ROCM_ENABLE_TEST_SIM_ARCH"):
+    sim.activate(os.environ["ROCM_ENABLE_TEST_SIM_ARCH"])
+result = None
+# vLLM configures its "vllm" logger only inside its engine processes; show ours here.
+_rocm_enable_log = logging.getLogger("vllm.rocm_enable")
+_rocm_enable_log.setLevel(logging.INFO)
+_rocm_enable_log.addHandler(logging.StreamHandler(sys.stderr))
+"""
+
+
+def run_python(body: str, *, arch: str | None, vllm: VllmUnderTest | None = None,
+               env: dict[str, str] | None = None, timeout: int = 300) -> dict:
+    """Run `body` (which assigns `result`, a JSON-able value) and return {'result', 'log'}.
+
+    arch=None runs without simulation (vLLM picks its own platform, CPU here)."""
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("ROCM_ENABLE")}
+    child_env.pop("VLLM_ROCM_USE_AITER", None)
+    if arch:
+        child_env["ROCM_ENABLE_TEST_SIM_ARCH"] = arch
+    if vllm and vllm.pythonpath:
+        child_env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (vllm.pythonpath, child_env.get("PYTHONPATH", "")) if p)
+    child_env.update(env or {})
+    code = (PRELUDE + textwrap.dedent(body) + "\nimport vllm as _vllm\n"
+            f"print({MARK!r} + json.dumps({{'result': result, 'vllm': _vllm.__version__}}))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=child_env, timeout=timeout)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
+    if proc.returncode != 0 or not lines:
+        raise AssertionError(
+            f"simulated process failed (rc={proc.returncode})\n--- stdout\n{proc.stdout[-4000:]}"
+            f"\n--- stderr\n{proc.stderr[-6000:]}")
+    payload = json.loads(lines[-1][len(MARK):])
+    if vllm:
+        assert payload["vllm"] == vllm.version, (
+            f"expected vLLM {vllm.version}, the process imported {payload['vllm']}")
+    return {"result": payload["result"], "log": proc.stderr + proc.stdout}
