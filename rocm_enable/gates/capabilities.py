@@ -135,6 +135,7 @@ def aiter_hip_kernels_supported(caps: ArchCapabilities) -> bool:
 
 
 def aiter_hip_kernels_unsupported(caps: ArchCapabilities) -> bool:
+    """not aiter_hip_kernels_supported(): vLLM must not dispatch to aiter's HIP/CK kernels here."""
     return not caps.aiter_hip_kernels
 
 
@@ -144,4 +145,5 @@ def aiter_triton_kernels_supported(caps: ArchCapabilities) -> bool:
 
 
 def is_wave32_rdna(caps: ArchCapabilities) -> bool:
+    """RDNA3/3.5/4: wave32 with WMMA matrix units (kernel launch shapes differ from CDNA)."""
     return caps.matrix_unit == "wmma" and caps.wave_size == 32
