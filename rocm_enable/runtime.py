@@ -21,6 +21,16 @@ def get_logger() -> logging.Logger:
         return logging.getLogger("rocm_enable")
 
 
+_active_caps: ArchCapabilities | None = None
+
+
+def active_caps() -> ArchCapabilities:
+    """Capabilities of the arch this process's fixes were applied for (wrappers read it)."""
+    if _active_caps is None:
+        raise RuntimeError("rocm-enable fixes are not active in this process")
+    return _active_caps
+
+
 @dataclass
 class Report:
     detection: ArchDetection | None = None
@@ -63,6 +73,9 @@ def activate(apply: bool = True) -> Report:
         logger.warning("rocm-enable: %s", report.detection.warning)
     report.platform = vllm_platform_name()
     report.caps = _caps_for_platform(report, logger)
+    if report.caps is not None:
+        global _active_caps
+        _active_caps = report.caps
     report.results = engine.apply_stacks(stacks(), report.caps, selection, logger, apply=apply)
     return report
 

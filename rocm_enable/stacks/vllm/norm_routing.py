@@ -22,7 +22,7 @@ RMS_NORM_NOT_AITER_HIP = Fix(
         Patch(
             target="vllm.platforms.rocm:RocmPlatform.get_default_ir_op_priority",
             wrapper=_drop_aiter_rms_norm,
-            anchors={"0.32.0": "9636c484aa6b219f"},
+            anchors={"0.32.0": "9636c484aa6b219f", "0.33.0": "cd270440df8346da"},
         ),
     ),
     condition=aiter_hip_kernels_unsupported,
