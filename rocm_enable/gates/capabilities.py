@@ -27,6 +27,7 @@ class Board:
     memory_gib: int
     bandwidth_gbs: int
     unified_memory: bool
+    config_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class ArchCapabilities:
             "aiter_hip_kernels": aiter_hip_kernels_supported(self),
             "aiter_triton_kernels": aiter_triton_kernels_supported(self),
             "wave32_rdna": is_wave32_rdna(self),
-            "boards": [b.__dict__ for b in self.boards],
+            "boards": [{**b.__dict__, "config_names": list(b.config_names)} for b in self.boards],
         }
 
 
@@ -86,7 +87,8 @@ def _parse(arch: str, row: dict) -> ArchCapabilities:
         lds_per_workgroup_kib=int(row["lds_per_workgroup_kib"]),
         aiter_hip_kernels=bool(row["aiter_hip_kernels"]),
         aiter_triton_kernels=bool(row["aiter_triton_kernels"]),
-        boards=tuple(Board(**b) for b in row["boards"]),
+        boards=tuple(Board(**{**b, "config_names": tuple(b.get("config_names", ()))})
+                     for b in row["boards"]),
     )
 
 

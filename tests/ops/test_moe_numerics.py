@@ -16,8 +16,8 @@ from w8a16_testutil import REL_TOL, moe_reference, rand_fp8, rand_scale, rel_err
 #   Qwen3-Next-80B-A3B / Qwen3-Coder-Next: E=512 top-10 hidden 2048 inter 512
 #   Qwen3.6-35B-A3B: E=256 top-8 hidden 2048 inter 512
 MODELS = {
-    "qwen3next": (64, 10, 256, 256),
-    "qwen36_35b": (32, 8, 256, 256),
+    "qwen3next": (48, 10, 128, 256),
+    "qwen36_35b": (24, 8, 128, 256),
 }
 TP = [1, 2, 4]  # the intermediate dim is sharded: 256 -> 128 -> 64 (partial 128-blocks)
 

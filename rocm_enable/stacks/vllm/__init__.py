@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from rocm_enable.engine.hooks import hookimpl
 from rocm_enable.engine.record import Stack
-from rocm_enable.stacks.vllm import fp8_linear, fp8_moe, norm_routing
+from rocm_enable.stacks.vllm import fp8_linear, fp8_moe, moe_config_lookup, norm_routing
 
-FIXES = (*fp8_moe.FIXES, *fp8_linear.FIXES, *norm_routing.FIXES)
+FIXES = (*fp8_moe.FIXES, *fp8_linear.FIXES, *moe_config_lookup.FIXES, *norm_routing.FIXES)
 
 
 @hookimpl

@@ -1,0 +1,324 @@
+#!/usr/bin/env python3
+"""GPU benchmark (NVIDIA H100/H200 stand-in; no AMD hardware exists here) of the W8A16 MoE
+expert GEMMs and the dense linear, side by side IN THE SAME RUN with vLLM's own
+``fused_moe_kernel`` in bf16 and in native FP8 (w8a8 block-128), plus copy bandwidth.
+Prints tables; it is not a test.
+
+  # local (no GPU): vendor vLLM's @triton.jit functions + the shared anchor helpers into
+  # the git-ignored .bench_vendor/ (never committed)
+  python benchmarks/bench_moe_w8a16.py --extract
+  # GPU machine (carry .bench_vendor):
+  python3 benchmarks/bench_moe_w8a16.py --out $OUT [--sweep]
+  python3 .bench_vendor/read_floor.py        # the read floor, same call
+
+Method (as /work/shared/research/gpu-anchor.md): weights are NBUF full independent copies
+and routing sets are fresh random top-k per set, rotated so the touched experts are not
+L2-resident; each variant is timed as one CUDA graph of NSETS launches, median of replays.
+vLLM FP8 is timed on the GEMM alone (activations pre-quantised), as in the anchor.
+"""
+import argparse
+import ast
+import hashlib
+import importlib.util
+import json
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+VENDOR = os.path.join(ROOT, ".bench_vendor")
+sys.path.insert(0, ROOT)
+
+
+# ---------------------------------------------------------------- local extraction
+def _extract_jit(path):
+    """Keep only top-level @triton.jit functions and constant assignments, at their
+    original line numbers (so compiler locations match the wheel's file)."""
+    src = open(path).read()
+    lines = src.splitlines()
+    out = [""] * (len(lines) + 1)
+    out[0] = "import triton; import triton.language as tl; from triton import language"
+    for node in ast.parse(src).body:
+        spans = []
+        if isinstance(node, ast.FunctionDef) and any("jit" in ast.unparse(d) for d in node.decorator_list):
+            d = next(d for d in node.decorator_list if "jit" in ast.unparse(d))
+            spans = [(d.lineno, d.end_lineno), (node.lineno, node.end_lineno)]
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and (
+                isinstance(node.value, ast.Constant) or "constexpr" in ast.unparse(node.value)):
+            spans = [(node.lineno, node.end_lineno)]
+        for a, b in spans:
+            out[a - 1:b] = lines[a - 1:b]
+    out.append(f"# extracted from {path} (sha256 {hashlib.sha256(src.encode()).hexdigest()})")
+    return "\n".join(out) + "\n"
+
+
+def do_extract():
+    import shutil
+    spec = importlib.util.find_spec("vllm")
+    pkg = os.path.dirname(spec.origin)
+    os.makedirs(os.path.join(VENDOR, "tools"), exist_ok=True)
+    dst = os.path.join(VENDOR, "vllm_fused_moe_jit.py")
+    open(dst, "w").write(_extract_jit(os.path.join(pkg, "model_executor/layers/fused_moe/fused_moe.py")))
+    print("wrote", dst)
+    # project-shared (non-vLLM) helpers: launch mirror of invoke_fused_moe_triton_kernel, torch
+    # align, graph timer, copy bandwidth; and the read-floor script
+    for f in ("bench_moe_anchor.py", "read_floor.py"):
+        shutil.copy(os.path.join("/work/shared/tools", f), os.path.join(VENDOR, "tools" if f.startswith("bench") else "", f))
+    print("copied shared tools into", VENDOR)
+
+
+def _import(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    sys.modules[name] = mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# ---------------------------------------------------------------- GPU run
+def log(msg):
+    print(msg, flush=True)
+
+
+def run(args):
+    import torch
+    import triton
+    import triton.language as tl
+    from rocm_enable.ops import config as cfgmod
+    from rocm_enable.ops.fp8_dequant import fold_fp8_scale_for_fp16_bits
+    from rocm_enable.ops.linear_w8a16 import linear_w8a16
+    from rocm_enable.ops.moe_align import moe_align
+    from rocm_enable.ops.moe_w8a16 import launch_w8a16_gemm, silu_and_mul
+
+    anc = _import(os.path.join(VENDOR, "tools", "bench_moe_anchor.py"), "bench_moe_anchor")
+    vm = _import(os.path.join(VENDOR, "vllm_fused_moe_jit.py"), "vllm_fused_moe_jit")
+
+    class K_:
+        fused_moe_kernel = vm.fused_moe_kernel
+
+    dev = "cuda"
+    p = torch.cuda.get_device_properties(0)
+    cap = tuple(torch.cuda.get_device_capability(0))
+    info = dict(device=torch.cuda.get_device_name(0), sms=p.multi_processor_count, capability=list(cap),
+                torch=torch.__version__, triton=triton.__version__)
+    log(json.dumps(info))
+    bw = anc.copy_bandwidth()
+    copy_gbs = bw.get("copy_GBps_rw") if isinstance(bw, dict) else None
+    log("bandwidth " + json.dumps(bw))
+    res = {"info": info, "bw": bw, "rows": [], "dense": [], "sweep": []}
+    g = torch.Generator(device=dev).manual_seed(args.seed)
+    fam = "nvidia"
+
+    def timed(calls):
+        _, ts = anc.graph_time(calls, len(calls), args.replays)
+        return statistics.median(ts)
+
+    models = {"qwen3next": (512, 10), "qwen36_35b": (256, 8)}
+    H, I = 2048, 512
+    for model in args.models.split(","):
+        E, TOPK = models[model]
+        W = {}
+        for gemm, (N, K) in (("w13", (2 * I, H)), ("w2", (H, I))):
+            for b in range(args.bufs):
+                wb = (torch.randn(E, N, K, generator=g, device=dev, dtype=torch.bfloat16) * 0.02)
+                q, s = anc.quant_weight_block(wb)
+                W[gemm, b] = (wb, q, s, fold_fp8_scale_for_fp16_bits(s))
+        torch.cuda.synchronize()
+        log(f"[{model}] weights ready, {torch.cuda.memory_allocated() / 2**30:.1f} GiB")
+        for M in [int(m) for m in args.ms.split(",")]:
+            bucket = cfgmod.get_moe_config(fam, M)
+            naive = M * TOPK * cfgmod.naive_sparsity(fam) <= E
+            sets = []
+            for i in range(args.sets):
+                ids = torch.rand(M, E, generator=g, device=dev).argsort(1)[:, :TOPK].to(torch.int32).contiguous()
+                tw = torch.rand(M, TOPK, generator=g, device=dev)
+                tw = (tw / tw.sum(1, keepdim=True)).float().contiguous()
+                x = torch.randn(M, H, generator=g, device=dev).to(torch.bfloat16)
+                a2 = (torch.randn(M * TOPK, I, generator=g, device=dev) * 0.5).to(torch.bfloat16)
+                sets.append(dict(ids=ids, tw=tw, x=x, a2=a2, buf=i % args.bufs,
+                                 distinct=int(torch.unique(ids).numel())))
+            distinct = statistics.mean(s["distinct"] for s in sets)
+            cfg_a = anc.vllm_default_config(M, False)
+            cfg_b = anc.vllm_default_config(M, True)
+            swap_b = cap[0] == 9 and cfg_b["BLOCK_SIZE_M"] < 64 and cfg_b["BLOCK_SIZE_N"] >= 64
+            for s in sets:
+                s["asg_a"] = anc.assignment(s["ids"], cfg_a["BLOCK_SIZE_M"], E)
+                s["asg_b"] = anc.assignment(s["ids"], cfg_b["BLOCK_SIZE_M"], E)
+                s["route"] = moe_align(s["ids"], bucket["BLOCK_M"], E, naive=naive)
+            for gemm in ("w13", "w2"):
+                N, K = (2 * I, H) if gemm == "w13" else (H, I)
+                top_k = TOPK if gemm == "w13" else 1
+                mb_fp8 = distinct * N * K / 1e6
+                for s in sets:
+                    A = s["x"] if gemm == "w13" else s["a2"]
+                    s["A"] = A
+                    af = A.float().view(A.shape[0], K // 128, 128)
+                    sc = af.abs().amax(-1).clamp(min=1e-10) / 448.0
+                    s["Aq"] = (af / sc[..., None]).to(torch.float8_e4m3fn).view(A.shape[0], K)
+                    s["As"] = sc.contiguous()
+                    s["Ca"] = torch.empty(M, TOPK, N, dtype=torch.bfloat16, device=dev)
+                    fuse = gemm == "w13" and bucket["fuse_silu"]
+                    s["Co"] = torch.full((M * TOPK, N // 2 if fuse else N), float("nan"), dtype=torch.bfloat16,
+                                         device=dev)
+                    s["Cg"] = torch.empty(M * TOPK, N, dtype=torch.bfloat16, device=dev)
+                    s["Cs"] = torch.empty(M * TOPK, N // 2, dtype=torch.bfloat16, device=dev)
+                mul = gemm == "w2"
+
+                def ours(s, cfg=None, bm=None, route_key="route", fuse=None):
+                    cfg = cfg or bucket[gemm]
+                    fuse_ = (gemm == "w13" and bucket["fuse_silu"]) if fuse is None else fuse
+                    wb, q, sc, scf = W[gemm, s["buf"]]
+                    out = s["Co"] if fuse_ or gemm == "w2" else s["Cg"]
+                    launch_w8a16_gemm(s["A"], q, scf, out, routing=s[route_key], top_k=top_k,
+                                      block_shape=[128, 128], gemm_cfg=cfg, block_m=bm or bucket["BLOCK_M"],
+                                      topk_weights=s["tw"].view(-1) if mul else None, fuse_silu=fuse_)
+                    if gemm == "w13" and not fuse_:
+                        silu_and_mul(s["Cg"], s["Cs"])
+
+                def vllm(s, fp8):
+                    wb, q, sc, _ = W[gemm, s["buf"]]
+                    cfg = cfg_b if fp8 else cfg_a
+                    asg = s["asg_b"] if fp8 else s["asg_a"]
+                    anc.launch_vllm(K_, s["Aq"] if fp8 else s["A"], q if fp8 else wb, s["Ca"],
+                                    s["As"] if fp8 else None, sc if fp8 else None,
+                                    s["tw"] if mul else None, asg[0], asg[1], asg[2], mul, top_k, cfg,
+                                    tl.bfloat16, fp8, [128, 128] if fp8 else None, swap_b if fp8 else False)
+
+                # correctness of ours on set 0 (NaN-poisoned output, float32 reference)
+                s0 = sets[0]
+                ours(s0)
+                torch.cuda.synchronize()
+                wb, q, sc, _ = W[gemm, s0["buf"]]
+                npc = min(M * TOPK, 320)  # check the first pairs only (time)
+                flat = s0["ids"].view(-1).long()[:npc]
+                A_rows = s0["A"][torch.arange(npc, device=dev) // top_k]
+                ref = anc.ref_gemm(lambda idx: anc.dequant_rows(q, sc, idx), A_rows, flat,
+                                   s0["tw"].view(-1)[:npc] if mul else None)
+                if gemm == "w13":
+                    ref = torch.nn.functional.silu(ref[:, :I]) * ref[:, I:]
+                    got = (s0["Co"] if bucket["fuse_silu"] else s0["Cs"])[:npc]
+                else:
+                    got = s0["Co"][:npc]
+                err = anc.rel_err(got.float(), ref)
+                row = dict(model=model, M=M, gemm=gemm, distinct=distinct, MB_fp8=round(mb_fp8, 1),
+                           rel_err=err, naive=naive, cfg=bucket[gemm], fuse=gemm == "w13" and bucket["fuse_silu"])
+                row["ours_us"] = timed([lambda s=s: ours(s) for s in sets])
+                row["vllm_bf16_us"] = timed([lambda s=s: vllm(s, False) for s in sets])
+                row["vllm_fp8_us"] = timed([lambda s=s: vllm(s, True) for s in sets])
+                if copy_gbs:
+                    row["floor_us_copyBW"] = round(mb_fp8 * 1e3 / copy_gbs, 2)
+                res["rows"].append(row)
+                log(json.dumps(row))
+                if args.sweep and model == "qwen3next":
+                    for cand in sweep_candidates(M, gemm):
+                        bm, cfg, fuse = cand
+                        key = f"route{bm}"
+                        for s in sets:
+                            if key not in s:
+                                s[key] = moe_align(s["ids"], bm, E, naive=naive and bm == 16)
+                        try:
+                            us = timed([lambda s=s: ours(s, cfg, bm, key, fuse) for s in sets])
+                        except Exception as e:  # noqa: BLE001 (out of shared memory etc.)
+                            us = f"{type(e).__name__}"
+                        sw = dict(model=model, M=M, gemm=gemm, BLOCK_M=bm, fuse=fuse, cfg=cfg, us=us)
+                        res["sweep"].append(sw)
+                        log("sweep " + json.dumps(sw))
+                for s in sets:
+                    for k in ("Ca", "Co", "Cg", "Cs", "Aq", "As"):
+                        s.pop(k, None)
+        del W
+        torch.cuda.empty_cache()
+
+    if args.dense:
+        # Qwen3.6-27B dense MLP: gate_up [2*17408, 5120], down [5120, 17408]
+        for name, (N, K) in (("gate_up", (2 * 17408, 5120)), ("down", (5120, 17408))):
+            wb = torch.randn(N, K, device=dev, dtype=torch.bfloat16) * 0.02
+            q, sc = anc.quant_weight_block(wb.unsqueeze(0))
+            q, sc = q[0], sc[0]
+            scf = fold_fp8_scale_for_fp16_bits(sc)
+            for M in (1, 16, 256, 2048):
+                x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
+                y = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
+                y2 = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
+                ref = x.float() @ (q.float().view(N // 128, 128, K // 128, 128) * sc[:, None, :, None]).view(N, K).T
+                linear_w8a16(x, q, scf, block_shape=[128, 128], arch_family=fam, out=y)
+                err = anc.rel_err(y.float(), ref)
+                t_ours = timed([lambda: linear_w8a16(x, q, scf, block_shape=[128, 128], arch_family=fam, out=y)] * 8)
+                t_bf16 = timed([lambda: torch.matmul(x, wb.T, out=y2)] * 8)
+                row = dict(layer=name, N=N, K=K, M=M, rel_err=err, ours_us=t_ours, torch_bf16_us=t_bf16,
+                           floor_us_copyBW=round(N * K / 1e3 / copy_gbs, 2) if copy_gbs else None)
+                res["dense"].append(row)
+                log("dense " + json.dumps(row))
+            del wb, q
+            torch.cuda.empty_cache()
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        json.dump(res, open(os.path.join(args.out, "bench_moe_w8a16.json"), "w"), indent=1)
+    summary(res)
+
+
+def sweep_candidates(M, gemm):
+    """(BLOCK_M, gemm cfg, fuse_silu) alternatives for the NVIDIA config choice."""
+    c = lambda bn, bk, w, s: {"BLOCK_N": bn, "BLOCK_K": bk, "num_warps": w, "num_stages": s}  # noqa: E731
+    fuse = gemm == "w13"
+    if M <= 16:
+        cands = [(16, c(16, 128, 4, 3), fuse), (16, c(32, 128, 4, 4), fuse), (16, c(64, 128, 4, 3), fuse),
+                 (16, c(32, 64, 4, 4), fuse), (16, c(64, 128, 4, 4), fuse), (16, c(128, 128, 4, 3), fuse)]
+    elif M <= 128:
+        cands = [(16, c(64, 128, 4, 3), fuse), (16, c(128, 128, 4, 3), fuse), (16, c(64, 128, 4, 4), fuse),
+                 (16, c(128, 128, 8, 3), False), (32, c(64, 128, 4, 3), fuse)]
+    else:
+        cands = [(64, c(128, 64, 8, 3), False), (64, c(128, 128, 8, 3), False), (128, c(128, 64, 8, 3), False),
+                 (64, c(128, 128, 4, 3), False), (128, c(256, 64, 8, 3), False), (64, c(64, 128, 4, 4), False)]
+    return cands if gemm == "w13" else [(bm, cfg, False) for bm, cfg, _ in cands]
+
+
+def summary(res):
+    log("\n## MoE expert GEMMs (us per launch, CUDA graph, median); ours w13 includes SiLU*mul")
+    log("| model | M | gemm | ours | vLLM bf16 | vLLM fp8 (GEMM only) | copyBW floor | ours/fp8 | ours/bf16 | rel err |")
+    log("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|")
+    for r in res["rows"]:
+        log(f"| {r['model']} | {r['M']} | {r['gemm']} | {r['ours_us']:.1f} | {r['vllm_bf16_us']:.1f} | "
+            f"{r['vllm_fp8_us']:.1f} | {r.get('floor_us_copyBW', '-')} | {r['ours_us'] / r['vllm_fp8_us']:.2f} | "
+            f"{r['ours_us'] / r['vllm_bf16_us']:.2f} | {r['rel_err']:.1e} |")
+    if res["dense"]:
+        log("\n## dense (Qwen3.6-27B MLP), us")
+        log("| layer | M | ours | torch bf16 | floor | rel err |")
+        log("|---|--:|--:|--:|--:|--:|")
+        for r in res["dense"]:
+            log(f"| {r['layer']} | {r['M']} | {r['ours_us']:.1f} | {r['torch_bf16_us']:.1f} | "
+                f"{r['floor_us_copyBW']} | {r['rel_err']:.1e} |")
+    if res["sweep"]:
+        best = {}
+        for s in res["sweep"]:
+            if isinstance(s["us"], float):
+                k = (s["M"], s["gemm"])
+                if k not in best or s["us"] < best[k]["us"]:
+                    best[k] = s
+        log("\n## sweep best (qwen3next)")
+        for (m, gm), s in sorted(best.items()):
+            log(f"M={m} {gm}: {s['us']:.1f} us BM{s['BLOCK_M']} fuse={s['fuse']} {s['cfg']}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--extract", action="store_true")
+    ap.add_argument("--out")
+    ap.add_argument("--models", default="qwen3next,qwen36_35b")
+    ap.add_argument("--ms", default="1,4,16,64,256,2048")
+    ap.add_argument("--sets", type=int, default=16)
+    ap.add_argument("--bufs", type=int, default=4)
+    ap.add_argument("--replays", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sweep", action="store_true")
+    ap.add_argument("--dense", action="store_true")
+    a = ap.parse_args()
+    if a.extract:
+        do_extract()
+    else:
+        run(a)
+
+
+if __name__ == "__main__":
+    main()

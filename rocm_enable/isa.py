@@ -1,0 +1,309 @@
+"""Ahead-of-time AMDGCN reports for the shipped W8A16 kernels and launch configs (no GPU).
+
+Compiles ``rocm_enable.ops.w8a16_kernel`` for ``GPUTarget("hip", arch, warp)`` through
+Triton's own JIT binder (so specialisation -- constexpr 1s, divisibility-16, buffer-op
+pointer ranges -- is what a real launch gets) and reads the assembly:
+VGPR / spills / scratch, v_cndmask (whole kernel and K loop), WMMA/MFMA count, K-loop
+instructions per matrix instruction, LDS and occupancy.
+
+  python -m rocm_enable.isa gfx1151 [gfx1100 ...]      # markdown table
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import sys
+from typing import Optional
+
+import triton
+import triton.language as tl
+
+from rocm_enable.ops import config as cfgmod
+
+KERNEL_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops", "w8a16_kernel.py")
+
+# Representative shapes: Qwen3-Next-80B-A3B / Qwen3-Coder-Next (E=512, top-10, hidden 2048,
+# moe_intermediate 512) and the dense Qwen3.6-27B (hidden 5120, intermediate 17408).
+MOE_SHAPE = dict(E=512, top_k=10, hidden=2048, inter=512)
+DENSE_SHAPE = dict(N=17408, K=5120)
+
+
+def family_for_arch(arch: str) -> str:
+    """The one place that maps an LLVM target name to a config family (ISA tooling only;
+    at run time the capability model supplies the family)."""
+    if arch.startswith("gfx11"):
+        return "rdna3"
+    if arch.startswith("gfx12"):
+        return "rdna4"
+    if arch.startswith("gfx9"):
+        return "cdna"
+    raise ValueError(f"no config family for {arch}")
+
+
+def warp_size(arch: str) -> int:
+    return 64 if arch.startswith("gfx9") else 32
+
+
+def load_compilable_kernels():
+    """Import the kernel module afresh with the interpreter off, so its @triton.jit objects
+    are JITFunctions even inside a test session that set TRITON_INTERPRET=1."""
+    old = os.environ.pop("TRITON_INTERPRET", None)
+    try:
+        spec = importlib.util.spec_from_file_location("_rocm_enable_isa_w8a16_kernel", KERNEL_FILE)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        if old is not None:
+            os.environ["TRITON_INTERPRET"] = old
+    return mod
+
+
+class _FakeTensor:
+    """What Triton's binder reads from a tensor: dtype, data_ptr (0: 16-byte aligned) and,
+    for the HIP backend, ptr_range (< 2 GiB enables buffer loads)."""
+
+    def __init__(self, dtype, nbytes):
+        self.dtype, self.nbytes = dtype, nbytes
+        self.data_ptr = lambda: 0
+        self.ptr_range = lambda: nbytes
+
+
+def _t(dtype, nbytes=1 << 20):
+    return _FakeTensor(dtype, nbytes)
+
+
+def compile_for_arch(fn, args: dict, options: dict, arch: str):
+    """Compile JITFunction ``fn`` for ``arch`` with launch-style ``args``; returns the
+    CompiledKernel (``.asm['amdgcn']``, ``.metadata``)."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler.compiler import ASTSource, make_backend
+    from triton.runtime.jit import create_function_from_signature
+
+    target = GPUTarget("hip", arch, warp_size(arch))
+    backend = make_backend(target)
+    binder = create_function_from_signature(fn.signature, fn.params, backend)
+    bound, specialization, _ = binder(**args)
+    sig = [s[0] for s in specialization]
+    names = [p.name for p in fn.params]
+    constexprs = {(i,): bound[n] for i, n in enumerate(names) if sig[i] == "constexpr"}
+    attrs = {(i,): backend.parse_attr(s[1]) for i, s in enumerate(specialization)
+             if s[0] != "constexpr" and isinstance(s[1], str)}
+    src = ASTSource(fn, dict(zip(names, sig)), constexprs, attrs)
+    return triton.compile(src, target=target, options=dict(options))
+
+
+_MATRIX = ("v_wmma", "v_mfma", "v_swmmac", "v_smfmac")
+
+
+def asm_metrics(asm: str, metadata, arch: str) -> dict:
+    """Static metrics of one kernel's AMDGCN (see docs/kernels.md for definitions)."""
+    def grab(pattern):
+        m = re.search(pattern, asm, re.M)
+        return int(m.group(1)) if m else None
+
+    md = lambda key: grab(rf"^\s+(?:- )?\.{key}:\s+(\d+)")  # noqa: E731 kernel metadata
+    cm = lambda key: grab(rf"^; {key}\s*[:=]\s*(\d+)")  # noqa: E731 LLVM comments
+    mnems, labels, loop = [], {}, (0, 0)
+    for line in asm.split(".Lfunc_end0:")[0].splitlines():
+        if re.match(r"^\.LBB\w+:", line):
+            labels[line.split(":")[0]] = len(mnems)
+        elif m := re.match(r"^\s+([a-z][a-z0-9_]*)\b(.*)", line):
+            mnems.append(m.group(1))
+            t = re.search(r"(\.LBB\w+)", m.group(2))
+            # backward branch (incl. long-branch s_add_u32 .LBB-.Lpost_getpc) closes a loop
+            if t and t.group(1) in labels and m.group(1).startswith(("s_cbranch", "s_branch", "s_add_u32")):
+                loop = max(loop, (labels[t.group(1)], len(mnems)), key=lambda r: r[1] - r[0])
+    body = mnems[loop[0]:loop[1]]  # the largest backward-branch range: the K loop
+    lds = max(getattr(metadata, "shared", 0) or 0, md("group_segment_fixed_size") or 0)
+    r = {
+        "vgpr": md("vgpr_count"), "sgpr": md("sgpr_count"),
+        "spills": (md("vgpr_spill_count") or 0) + (md("sgpr_spill_count") or 0),
+        "scratch": (md("private_segment_fixed_size") or 0)
+        + sum(1 for x in mnems if x.startswith(("scratch_", "buffer_store_dword off"))),
+        "scratch_insts": sum(1 for x in mnems if x.startswith("scratch_")),
+        "cndmask": sum(1 for x in mnems if x.startswith("v_cndmask")),
+        "loop_cndmask": sum(1 for x in body if x.startswith("v_cndmask")),
+        "wmma": sum(1 for x in mnems if x.startswith(_MATRIX)),
+        "loop_mma": sum(1 for x in body if x.startswith(_MATRIX)),
+        "insts": len(mnems), "loop_insts": len(body),
+        "lds": lds, "occupancy": cm("Occupancy"),
+    }
+    r["loop_insts_per_wmma"] = round(r["loop_insts"] / r["loop_mma"], 1) if r["loop_mma"] else None
+    # LDS cap on waves/SIMD: gfx11/12 WGP = 128 KiB for 4 SIMD32; gfx9 CU = 64 KiB for 4 SIMDs
+    total = 163840 if arch.startswith("gfx95") else 65536 if arch.startswith("gfx9") else 131072
+    if lds and r["occupancy"]:
+        r["occupancy_lds"] = min(r["occupancy"], total // lds * metadata.num_warps // 4)
+    else:
+        r["occupancy_lds"] = r["occupancy"]
+    return r
+
+
+def _moe_args(gemm: str, bucket: dict, m: int, naive: bool):
+    E, top_k, H, inter = (MOE_SHAPE[k] for k in ("E", "top_k", "hidden", "inter"))
+    fuse = gemm == "w13" and bucket["fuse_silu"]
+    N_w, K = (2 * inter, H) if gemm == "w13" else (H, inter)
+    n_out = N_w // 2 if fuse else N_w
+    g = bucket[gemm]
+    bm = bucket["BLOCK_M"]
+    bk = min(g["BLOCK_K"], 128)
+    pairs = m * top_k
+    args = dict(
+        a_ptr=_t(tl.float16), w_ptr=_t(tl.int32, E * N_w * K), c_ptr=_t(tl.bfloat16),
+        scale_ptr=_t(tl.float32), bias_ptr=_t(tl.float32),
+        topk_weights_ptr=_t(tl.float32), sorted_token_ids_ptr=None if naive else _t(tl.int32),
+        expert_ids_ptr=_t(tl.int32), num_tokens_post_padded_ptr=_t(tl.int32),
+        N=n_out, K=K, EM=pairs * bm, num_valid_tokens=pairs, up_offset=inter if fuse else 0,
+        stride_am=K, stride_ak=1, stride_we=N_w * K // 4, stride_wn=K // 4, stride_cm=n_out, stride_cn=1,
+        stride_se=(N_w // 128) * (K // 128), stride_sn=K // 128, stride_sk=1,
+        top_k=top_k if gemm == "w13" else 1, ROUTING=1 if naive else 2, SCALE_MODE=0,
+        GROUP_N=128, GROUP_K=128, MUL_ROUTED_WEIGHT=gemm == "w2", FUSE_SILU=fuse, HAS_BIAS=False,
+        BLOCK_M=bm, BLOCK_N=g["BLOCK_N"], BLOCK_K=bk, EVEN_K=K % bk == 0)
+    return args, cfgmod.split_options(g)[1], f"M={m} {'naive' if naive else 'sorted'} fuse_silu={fuse}"
+
+
+def _dense_args(bucket: dict, m: int):
+    N, K = DENSE_SHAPE["N"], DENSE_SHAPE["K"]
+    bk = min(bucket["BLOCK_K"], 128)
+    args = dict(
+        a_ptr=_t(tl.float16), w_ptr=_t(tl.int32, N * K), c_ptr=_t(tl.bfloat16),
+        scale_ptr=_t(tl.float32), bias_ptr=_t(tl.float32), topk_weights_ptr=None,
+        sorted_token_ids_ptr=None, expert_ids_ptr=None, num_tokens_post_padded_ptr=None,
+        N=N, K=K, EM=m, num_valid_tokens=m, up_offset=0,
+        stride_am=K, stride_ak=1, stride_we=N * K // 4, stride_wn=K // 4, stride_cm=N, stride_cn=1,
+        stride_se=(N // 128) * (K // 128), stride_sn=K // 128, stride_sk=1,
+        top_k=1, ROUTING=0, SCALE_MODE=0, GROUP_N=128, GROUP_K=128, MUL_ROUTED_WEIGHT=False,
+        FUSE_SILU=False, HAS_BIAS=False, BLOCK_M=bucket["BLOCK_M"], BLOCK_N=bucket["BLOCK_N"],
+        BLOCK_K=bk, EVEN_K=K % bk == 0)
+    return args, cfgmod.split_options(bucket)[1], f"M={m}"
+
+
+def shipped_cases(family: str):
+    """(name, kind, bucket_index, bucket, args, options, specialisation) per shipped config.
+    Each bucket is compiled at the largest M it serves (capped at 2048); MoE buckets whose M
+    range crosses the naive/sorted threshold are compiled both ways."""
+    d = cfgmod.load_family(family)
+    sparsity = cfgmod.naive_sparsity(family)
+    lo = 1
+    for i, b in enumerate(d["moe"]):
+        hi = b["max_m"] or 2048
+        modes = sorted({lo * MOE_SHAPE["top_k"] * sparsity <= MOE_SHAPE["E"],
+                        hi * MOE_SHAPE["top_k"] * sparsity <= MOE_SHAPE["E"]})
+        for naive in modes:
+            m = lo if naive else hi
+            for gemm in ("w13", "w2"):
+                args, opts, spec = _moe_args(gemm, b, m, naive)
+                yield f"moe_{gemm}[{i}]", "moe", i, b, args, opts, spec
+        lo = hi + 1
+    lo = 1
+    for i, b in enumerate(d["dense"]):
+        hi = b["max_m"] or 2048
+        args, opts, spec = _dense_args(b, hi)
+        yield f"dense[{i}]", "dense", i, b, args, opts, spec
+        lo = hi + 1
+
+
+def _interpreter_active() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
+
+
+def _in_clean_process(*cli_args) -> list:
+    """Run ``python -m rocm_enable.isa --json ...`` without TRITON_INTERPRET. Needed when
+    this process has run the interpreter: it patches triton.language in place, after which
+    real compilation of the same builtins fails."""
+    import json
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    p = subprocess.run([sys.executable, "-m", "rocm_enable.isa", "--json", *cli_args], env=env,
+                       capture_output=True, text=True, check=False)
+    if p.returncode:
+        raise RuntimeError(f"AOT compile subprocess failed:\n{p.stderr[-4000:]}")
+    return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+
+
+def isa_report(arch: str, family: Optional[str] = None, save_dir: Optional[str] = None) -> list[dict]:
+    """Compile every shipped kernel+config of ``arch``'s family for ``arch``; one dict per
+    compile: module, function, case, specialisation, options and the asm_metrics fields."""
+    family = family or family_for_arch(arch)
+    if _interpreter_active():
+        return _in_clean_process(arch, "--family", family, *(["--save-dir", save_dir] if save_dir else []))
+    mod = load_compilable_kernels()
+    rows = []
+    for name, kind, i, bucket, args, opts, spec in shipped_cases(family):
+        k = compile_for_arch(mod.w8a16_gemm_kernel, args, opts, arch)
+        asm = k.asm["amdgcn"]
+        if save_dir:
+            os.makedirs(save_dir, exist_ok=True)
+            with open(os.path.join(save_dir, f"{name.replace('[', '_').replace(']', '')}.{arch}.s"), "w") as f:
+                f.write(asm)
+        tile = {kk: args[kk] for kk in ("BLOCK_M", "BLOCK_N", "BLOCK_K")}
+        rows.append(dict(module="rocm_enable.ops.w8a16_kernel", function="w8a16_gemm_kernel", arch=arch,
+                         family=family, case=name, kind=kind, bucket=i, specialisation=spec,
+                         tile=tile, options=opts, **asm_metrics(asm, k.metadata, arch)))
+    return rows
+
+
+def fp8_cast_control(arch: str) -> dict:
+    """Negative control for the metrics: a plain fp8 -> fp16 cast kernel (what the W8A16
+    kernels avoid). On gfx11 it must show the per-byte compare/select ladder."""
+    if _interpreter_active():
+        return _in_clean_process(arch, "--control")[0]
+    import tempfile
+    src = (
+        "import triton\nimport triton.language as tl\n\n\n@triton.jit\n"
+        "def fp8_cast_kernel(x_ptr, y_ptr, N: tl.constexpr):\n"
+        "    o = tl.arange(0, N)\n"
+        "    tl.store(y_ptr + o, tl.load(x_ptr + o).to(tl.float16))\n")
+    path = os.path.join(tempfile.mkdtemp(prefix="rocm_enable_isa_"), "fp8_cast_control.py")
+    with open(path, "w") as f:
+        f.write(src)
+    spec = importlib.util.spec_from_file_location("_rocm_enable_fp8_cast_control", path)
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    k = compile_for_arch(m.fp8_cast_kernel, dict(x_ptr=_t(tl.float8e4nv), y_ptr=_t(tl.float16), N=256),
+                         {"num_warps": 1}, arch)
+    return dict(case="fp8_cast_control", arch=arch, **asm_metrics(k.asm["amdgcn"], k.metadata, arch))
+
+
+COLUMNS = ("case", "specialisation", "tile", "options", "vgpr", "spills", "scratch", "cndmask",
+           "loop_cndmask", "wmma", "loop_mma", "loop_insts", "loop_insts_per_wmma", "lds",
+           "occupancy", "occupancy_lds")
+
+
+def to_markdown(rows: list[dict]) -> str:
+    out = ["| arch | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 1)]
+    for r in rows:
+        def fmt(v):
+            if isinstance(v, dict):
+                return " ".join(f"{k.replace('BLOCK_', '')}{x}" if k.startswith("BLOCK_") else f"{k}={x}"
+                                for k, x in v.items())
+            return "-" if v is None else str(v)
+        out.append(f"| {r['arch']} | " + " | ".join(fmt(r.get(c)) for c in COLUMNS) + " |")
+    return "\n".join(out)
+
+
+def main(argv=None):
+    import argparse
+    import json
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("archs", nargs="*", default=["gfx1151"])
+    ap.add_argument("--family", help="config family (default: from the arch)")
+    ap.add_argument("--save-dir", help="write each kernel's .s here")
+    ap.add_argument("--json", action="store_true", help="one JSON row per line instead of markdown")
+    ap.add_argument("--control", action="store_true", help="compile the fp8-cast negative control")
+    a = ap.parse_args(argv)
+    for arch in a.archs:
+        rows = [fp8_cast_control(arch)] if a.control else isa_report(arch, a.family, a.save_dir)
+        if a.json:
+            for r in rows:
+                print(json.dumps(r), flush=True)
+        else:
+            print(to_markdown(rows), flush=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+    main()

@@ -1,0 +1,187 @@
+"""Fused-MoE expert GEMMs with FP8 e4m3fn weights and bf16/fp16 activations (W8A16).
+
+Semantics follow vLLM's modular kernel (TritonExperts): w13 GEMM on routed tokens,
+SiLU-and-mul, w2 GEMM with the top-k weight multiplied in (or on the input when
+``apply_router_weight_on_input``), then the sum over top-k. No activation quantisation.
+Scales passed here must already be folded by ``fold_fp8_scale_for_fp16_bits``.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import triton
+
+from rocm_enable.ops import config as cfgmod
+from rocm_enable.ops.fp8_dequant import SCALE_BLOCK, classify_scale
+from rocm_enable.ops.moe_align import MoeRouting, moe_align
+from rocm_enable.ops.w8a16_kernel import silu_and_mul_kernel, w8a16_gemm_kernel
+
+ROUTING_DENSE, ROUTING_NAIVE, ROUTING_SORTED = 0, 1, 2
+
+
+def _weight_words(w: torch.Tensor) -> torch.Tensor:
+    """[..., N, K] e4m3fn bytes -> int32 words [..., N, K/4] (a view; copies only if the K
+    axis is not contiguous)."""
+    if w.dtype not in (torch.float8_e4m3fn, torch.uint8):
+        raise TypeError(f"expected float8_e4m3fn weight, got {w.dtype}")
+    if w.shape[-1] % 4:
+        raise ValueError(f"K={w.shape[-1]} must be a multiple of 4 for the packed dequantisation")
+    b = w.view(torch.uint8)
+    if b.stride(-1) != 1 or any(s % 4 for s in b.stride()[:-1]) or b.storage_offset() % 4:
+        b = b.contiguous()
+    return b.view(torch.int32)
+
+
+def _pick_block_k(block_k: int, K: int, mode: int, group_k: int) -> int:
+    bk = min(block_k, max(32, triton.next_power_of_2(K)))
+    if mode == SCALE_BLOCK:
+        bk = min(bk, group_k)
+        if group_k % bk:
+            raise ValueError(f"BLOCK_K={bk} must divide the scale group {group_k}")
+    return bk
+
+
+def launch_w8a16_gemm(a: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, c: torch.Tensor, *,
+                      routing: Optional[MoeRouting], top_k: int, block_shape, gemm_cfg: dict,
+                      block_m: int, topk_weights=None, fuse_silu=False, bias=None) -> torch.Tensor:
+    """Shared launcher. a [rows, K]; w [E, N, K] (dense: [1, N, K]) e4m3fn; c [pairs, N_out]."""
+    E, N_w, K = w.shape
+    if a.shape[-1] != K:
+        raise ValueError(f"activation K={a.shape[-1]} != weight K={K}")
+    if a.dtype not in (torch.bfloat16, torch.float16):
+        raise TypeError(f"activations must be bf16/fp16, got {a.dtype}")
+    mode, s3, bs = classify_scale(scale, E, N_w, K, block_shape)
+    n_out = N_w // 2 if fuse_silu else N_w
+    if c.shape[-1] != n_out:
+        raise ValueError(f"output last dim {c.shape[-1]} != {n_out}")
+    c2 = c.view(-1, n_out)
+    words = _weight_words(w)
+    meta, opts = cfgmod.split_options(gemm_cfg)
+    group_n, group_k = (bs if bs else (128, 128))
+    bk = _pick_block_k(meta["BLOCK_K"], K, mode, group_k)
+    dummy = s3  # any tensor for unused pointer args
+    if routing is None:
+        num_valid, grid_m, routing_kind = a.shape[0], triton.cdiv(a.shape[0], block_m), ROUTING_DENSE
+        em, sorted_ids, expert_ids, ntpp = a.shape[0], None, dummy, dummy
+    else:
+        num_valid, grid_m = routing.num_pairs, routing.num_blocks
+        routing_kind = ROUTING_NAIVE if routing.naive else ROUTING_SORTED
+        em, sorted_ids = routing.em, routing.sorted_token_ids
+        expert_ids, ntpp = routing.expert_ids, routing.num_tokens_post_padded
+    grid = (triton.cdiv(n_out, meta["BLOCK_N"]), grid_m)
+    w8a16_gemm_kernel[grid](
+        a, words, c2, s3, bias if bias is not None else dummy,
+        topk_weights if topk_weights is not None else dummy,
+        sorted_ids, expert_ids, ntpp,
+        n_out, K, em, num_valid, N_w // 2 if fuse_silu else 0,
+        a.stride(0), a.stride(1), words.stride(0), words.stride(1), c2.stride(0), c2.stride(1),
+        s3.stride(0), s3.stride(1), s3.stride(2),
+        top_k=top_k, ROUTING=routing_kind, SCALE_MODE=mode, GROUP_N=group_n, GROUP_K=group_k,
+        MUL_ROUTED_WEIGHT=topk_weights is not None, FUSE_SILU=fuse_silu, HAS_BIAS=bias is not None,
+        BLOCK_M=block_m, BLOCK_N=meta["BLOCK_N"], BLOCK_K=bk, EVEN_K=K % bk == 0, **opts)
+    return c
+
+
+def moe_gemm_w8a16(a: torch.Tensor, w: torch.Tensor, w_scale: torch.Tensor, c: torch.Tensor,
+                   routing: MoeRouting, *, top_k: int, gemm: str = "w13", block_shape=None,
+                   topk_weights: Optional[torch.Tensor] = None, fuse_silu: bool = False,
+                   arch_family: str = "rdna3", num_tokens: Optional[int] = None) -> torch.Tensor:
+    """One expert GEMM, written into the caller's ``c``.
+
+    a: [M, K] (w13: top_k = routing top-k, row of pair p is p // top_k) or [M*topk, K]
+       (w2: top_k=1). bf16/fp16, K contiguous.
+    w: [E, N, K] float8_e4m3fn (checkpoint layout, K contiguous); w_scale folded, block
+       [E, N/bn, K/bk] / channel [E, N] or [E, N, 1] / tensor [E].
+    c: [M*topk, N_out] or [M, topk, N_out] (contiguous last dim); N_out = N, or N/2 with
+       ``fuse_silu`` (then c = silu(x @ W[:N/2].T) * (x @ W[N/2:].T)).
+    topk_weights: [M, topk] float; if given, multiplied into each pair's row.
+    routing: from ``moe_align`` with block_m = the config's BLOCK_M for this M.
+    gemm: "w13" or "w2", selects the config's per-GEMM tile; num_tokens picks the M bucket
+       (default: a.shape[0] for w13, a.shape[0] // top-k pairs otherwise).
+    """
+    m = num_tokens if num_tokens is not None else (a.shape[0] if gemm == "w13" else
+                                                   max(1, routing.num_pairs))
+    bucket = cfgmod.get_moe_config(arch_family, m)
+    if bucket["BLOCK_M"] != routing.block_m:
+        raise ValueError(f"routing block_m {routing.block_m} != config BLOCK_M {bucket['BLOCK_M']}")
+    tw = topk_weights.reshape(-1) if topk_weights is not None else None
+    return launch_w8a16_gemm(a, w, w_scale, c, routing=routing, top_k=top_k, block_shape=block_shape,
+                             gemm_cfg=bucket[gemm], block_m=routing.block_m, topk_weights=tw,
+                             fuse_silu=fuse_silu)
+
+
+def silu_and_mul(x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """out[..., :] = silu(x[..., :N]) * x[..., N:], x [..., 2N] (fp32 math)."""
+    n = x.shape[-1] // 2
+    x2 = x.reshape(-1, 2 * n)
+    if out is None:
+        out = torch.empty(*x.shape[:-1], n, dtype=x.dtype, device=x.device)
+    o2 = out.view(-1, n)
+    block = min(1024, triton.next_power_of_2(n))
+    silu_and_mul_kernel[(x2.shape[0], triton.cdiv(n, block))](x2, o2, n, x2.stride(0), o2.stride(0),
+                                                             BLOCK=block)
+    return out
+
+
+def moe_routing_for(topk_ids: torch.Tensor, num_experts: int, arch_family: str,
+                    expert_map: Optional[torch.Tensor] = None) -> MoeRouting:
+    """Routing with the block size and naive/sorted choice the configs ask for."""
+    m = topk_ids.shape[0]
+    bucket = cfgmod.get_moe_config(arch_family, m)
+    naive = topk_ids.numel() * cfgmod.naive_sparsity(arch_family) <= num_experts
+    return moe_align(topk_ids, bucket["BLOCK_M"], num_experts, expert_map, naive=naive)
+
+
+def fused_experts_w8a16(hidden_states: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor,
+                        w13_scale: torch.Tensor, w2_scale: torch.Tensor,
+                        topk_weights: torch.Tensor, topk_ids: torch.Tensor, *,
+                        block_shape=None, activation: str = "silu",
+                        apply_router_weight_on_input: bool = False,
+                        global_num_experts: int = -1, expert_map: Optional[torch.Tensor] = None,
+                        output: Optional[torch.Tensor] = None,
+                        arch_family: str = "rdna3") -> torch.Tensor:
+    """Full MoE expert computation: returns [M, K] in hidden_states.dtype.
+
+    hidden_states [M, K] bf16/fp16; w13 [E, 2N, K], w2 [E, K, N] float8_e4m3fn;
+    scales folded (fold_fp8_scale_for_fp16_bits), layout inferred from shape (block_shape
+    [bn, bk] or None -> 128x128 when the scale is 3-D blockwise); topk_ids [M, top_k] global
+    expert ids; expert_map [global_num_experts] -> local id or -1.
+    """
+    if activation != "silu":
+        raise NotImplementedError(f"activation {activation!r}: only 'silu' is implemented")
+    M, K = hidden_states.shape
+    top_k = topk_ids.shape[1]
+    E, N2, Kw = w13.shape
+    if Kw != K or w2.shape[1] != K or w2.shape[2] * 2 != N2:
+        raise ValueError(f"shape mismatch: x {tuple(hidden_states.shape)} w13 {tuple(w13.shape)} "
+                         f"w2 {tuple(w2.shape)}")
+    num_experts = global_num_experts if global_num_experts > 0 else E
+    bucket = cfgmod.get_moe_config(arch_family, M)
+    routing = moe_routing_for(topk_ids, num_experts, arch_family, expert_map)
+    dev, dt = hidden_states.device, hidden_states.dtype
+    weights = topk_weights.to(torch.float32).reshape(-1)
+    if apply_router_weight_on_input and top_k != 1:
+        raise ValueError("apply_router_weight_on_input requires top_k == 1 (as in vLLM)")
+    w13_weights = weights if apply_router_weight_on_input else None
+    w2_weights = None if apply_router_weight_on_input else weights
+    n_inter = N2 // 2
+    act = torch.empty(M * top_k, n_inter, dtype=dt, device=dev)
+    if bucket["fuse_silu"]:
+        launch_w8a16_gemm(hidden_states, w13, w13_scale, act, routing=routing, top_k=top_k,
+                          block_shape=block_shape, gemm_cfg=bucket["w13"], block_m=routing.block_m,
+                          topk_weights=w13_weights, fuse_silu=True)
+    else:
+        gu = torch.empty(M * top_k, N2, dtype=dt, device=dev)
+        launch_w8a16_gemm(hidden_states, w13, w13_scale, gu, routing=routing, top_k=top_k,
+                          block_shape=block_shape, gemm_cfg=bucket["w13"], block_m=routing.block_m,
+                          topk_weights=w13_weights)
+        silu_and_mul(gu, act)
+    out3 = torch.empty(M, top_k, K, dtype=dt, device=dev)
+    launch_w8a16_gemm(act, w2, w2_scale, out3, routing=routing, top_k=1, block_shape=block_shape,
+                      gemm_cfg=bucket["w2"], block_m=routing.block_m, topk_weights=w2_weights)
+    if output is None:
+        output = torch.empty(M, K, dtype=dt, device=dev)
+    # top-k sum: torch reduces in fp32 internally and rounds once
+    torch.sum(out3, dim=1, out=output)
+    return output

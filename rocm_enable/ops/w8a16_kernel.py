@@ -1,0 +1,173 @@
+"""The one Triton GEMM kernel behind the MoE expert GEMMs and the dense linear (W8A16).
+
+C[row, n] = sum_k A[token(row), k] * Wdeq[e(row), n, k]   (fp32 accumulate, fp16 MMA)
+
+* W: e4m3fn bytes as the checkpoint stores them, read as int32 words (4 K positions per
+  word, 16-byte vector loads), dequantised with 7 integer ops per word
+  (see fp8_dequant.py); the result is fp16 = value * 2**-8 and the
+  2**8 lives in the folded scales.
+* "swap AB": the weight tile is the LEFT operand ([BLOCK_N, K] x [K, BLOCK_M]), so the
+  small token dimension is the MMA's N side. At decode (1..16 tokens) this wastes far
+  less of the MMA, and on Hopper the register-resident dequantised tile can feed wgmma
+  as its A operand.
+* A (bf16 or fp16) is converted to fp16 in the kernel (see docs/kernels.md, fp16-range
+  caveat) and split into even / odd K positions to match the packed dequantisation.
+* Routing: ROUTING=0 dense (rows are tokens, one "expert"), 1 naive (one (token, slot)
+  pair per M-block, vLLM's tiny-M path), 2 sorted (moe_align output).
+* Scales: SCALE_MODE 0 block (one scale per GROUP_N x GROUP_K block, applied per K step;
+  BLOCK_K must divide GROUP_K), 1 per output channel, 2 per tensor (both in the epilogue).
+* FUSE_SILU: w13 epilogue computes silu(gate) * up for rows n and n + N (gate/up halves),
+  so decode skips the separate activation launch and the [M*topk, 2N] round trip.
+"""
+import triton
+import triton.language as tl
+
+
+
+@triton.jit
+def w8a16_gemm_kernel(
+    a_ptr, w_ptr, c_ptr, scale_ptr, bias_ptr, topk_weights_ptr,
+    sorted_token_ids_ptr, expert_ids_ptr, num_tokens_post_padded_ptr,
+    N, K, EM, num_valid_tokens, up_offset,
+    stride_am, stride_ak, stride_we, stride_wn, stride_cm, stride_cn,
+    stride_se, stride_sn, stride_sk,
+    top_k: tl.constexpr, ROUTING: tl.constexpr, SCALE_MODE: tl.constexpr,
+    GROUP_N: tl.constexpr, GROUP_K: tl.constexpr,
+    MUL_ROUTED_WEIGHT: tl.constexpr, FUSE_SILU: tl.constexpr, HAS_BIAS: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr,
+):
+    # w_ptr is int32 (4 e4m3 bytes); stride_we / stride_wn are in int32 words; K in bytes.
+    BLOCK_KW: tl.constexpr = BLOCK_K // 4
+    BLOCK_KH: tl.constexpr = BLOCK_K // 2
+    pid_n = tl.program_id(0)  # N fastest: blocks sharing a token block run together
+    pid_m = tl.program_id(1)
+
+    offs_m = tl.arange(0, BLOCK_M)
+    if ROUTING == 0:
+        rows = pid_m * BLOCK_M + offs_m
+        token_mask = rows < num_valid_tokens
+        a_rows = rows
+        expert = 0
+    else:
+        if ROUTING == 2:
+            if pid_m * BLOCK_M >= tl.load(num_tokens_post_padded_ptr):
+                return
+            rows = tl.load(sorted_token_ids_ptr + pid_m * BLOCK_M + offs_m)
+        else:  # naive: block pid_m holds the single (token, slot) pair pid_m
+            rows = tl.where(offs_m == 0, pid_m, num_valid_tokens)
+        token_mask = rows < num_valid_tokens
+        a_rows = rows // top_k
+        expert = tl.load(expert_ids_ptr + pid_m).to(tl.int64)
+    rows = rows.to(tl.int64)
+    a_rows = a_rows.to(tl.int64)
+
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    c_ptrs = c_ptr + rows[None, :] * stride_cm + offs_n[:, None] * stride_cn
+    c_mask = token_mask[None, :] & (offs_n[:, None] < N)
+    if ROUTING != 0:
+        if expert == -1:  # expert lives on another rank (expert parallelism): contributes 0
+            tl.store(c_ptrs, tl.zeros((BLOCK_N, BLOCK_M), dtype=c_ptr.dtype.element_ty), mask=c_mask)
+            return
+
+    # rows past N re-read valid rows (wrap) so the K loop needs no N mask
+    offs_wn = (offs_n % N).to(tl.int64)
+    offs_kw = tl.arange(0, BLOCK_KW)
+    offs_k = tl.arange(0, BLOCK_K)
+    w_base = w_ptr + expert * stride_we
+    w_ptrs = w_base + offs_wn[:, None] * stride_wn + offs_kw[None, :]
+    if FUSE_SILU:
+        u_ptrs = w_base + (offs_wn + up_offset)[:, None] * stride_wn + offs_kw[None, :]
+    a_ptrs = a_ptr + a_rows[:, None] * stride_am + offs_k[None, :] * stride_ak
+    s_base = scale_ptr + expert * stride_se
+
+    acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+    acc_u = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+    for k in range(0, tl.cdiv(K, BLOCK_K)):
+        k_rem = K - k * BLOCK_K
+        if EVEN_K:
+            a = tl.load(a_ptrs, mask=token_mask[:, None], other=0.0)
+        else:
+            a = tl.load(a_ptrs, mask=token_mask[:, None] & (offs_k[None, :] < k_rem), other=0.0)
+            w_mask = offs_kw[None, :] < (k_rem // 4)
+        # bf16 -> fp16: exact for |a| in [2**-14, 65504]; see docs/kernels.md
+        a_even, a_odd = tl.split(a.to(tl.float16).reshape(BLOCK_M, BLOCK_KH, 2))
+        a_even_t = tl.trans(a_even)
+        a_odd_t = tl.trans(a_odd)
+        # --- gate (or only) rows: 16-byte loads of 4 e4m3 bytes per int32 word
+        if EVEN_K:
+            w = tl.load(w_ptrs)
+        else:
+            w = tl.load(w_ptrs, mask=w_mask, other=0)
+        # packed e4m3 -> fp16 bits (fp8_dequant.py): even = K positions 0,2 of the word,
+        # odd = 1,3; 7 integer ops per 4 weights, then join/reshape keeps pairs in registers
+        w = w.to(tl.uint32, bitcast=True)
+        ev = ((w << 8) & 0x80008000) | ((w << 7) & 0x3F803F80)
+        od = (w & 0x80008000) | ((w >> 1) & 0x3F803F80)
+        w_ev = tl.join(ev.to(tl.uint16).to(tl.float16, bitcast=True),
+                       (ev >> 16).to(tl.uint16).to(tl.float16, bitcast=True)).reshape(BLOCK_N, BLOCK_KH)
+        w_od = tl.join(od.to(tl.uint16).to(tl.float16, bitcast=True),
+                       (od >> 16).to(tl.uint16).to(tl.float16, bitcast=True)).reshape(BLOCK_N, BLOCK_KH)
+        if SCALE_MODE == 0:  # block scales change every GROUP_K: scale this step's partial sum
+            part = tl.dot(w_ev, a_even_t)
+            part = tl.dot(w_od, a_odd_t, part)
+            kb = (k * BLOCK_K) // GROUP_K
+            acc += part * tl.load(s_base + (offs_wn // GROUP_N) * stride_sn + kb * stride_sk)[:, None]
+        else:  # channel / tensor scales are applied once, in the epilogue
+            acc = tl.dot(w_ev, a_even_t, acc)
+            acc = tl.dot(w_od, a_odd_t, acc)
+        if FUSE_SILU:  # --- the matching "up" rows, same activations
+            if EVEN_K:
+                u = tl.load(u_ptrs)
+            else:
+                u = tl.load(u_ptrs, mask=w_mask, other=0)
+            u = u.to(tl.uint32, bitcast=True)
+            uev = ((u << 8) & 0x80008000) | ((u << 7) & 0x3F803F80)
+            uod = (u & 0x80008000) | ((u >> 1) & 0x3F803F80)
+            u_ev = tl.join(uev.to(tl.uint16).to(tl.float16, bitcast=True),
+                           (uev >> 16).to(tl.uint16).to(tl.float16, bitcast=True)).reshape(BLOCK_N, BLOCK_KH)
+            u_od = tl.join(uod.to(tl.uint16).to(tl.float16, bitcast=True),
+                           (uod >> 16).to(tl.uint16).to(tl.float16, bitcast=True)).reshape(BLOCK_N, BLOCK_KH)
+            if SCALE_MODE == 0:
+                part_u = tl.dot(u_ev, a_even_t)
+                part_u = tl.dot(u_od, a_odd_t, part_u)
+                s_u = tl.load(s_base + ((offs_wn + up_offset) // GROUP_N) * stride_sn + kb * stride_sk)
+                acc_u += part_u * s_u[:, None]
+            else:
+                acc_u = tl.dot(u_ev, a_even_t, acc_u)
+                acc_u = tl.dot(u_od, a_odd_t, acc_u)
+        a_ptrs += BLOCK_K * stride_ak
+        w_ptrs += BLOCK_KW
+        if FUSE_SILU:
+            u_ptrs += BLOCK_KW
+
+    if SCALE_MODE == 1:
+        acc *= tl.load(s_base + offs_wn * stride_sn)[:, None]
+        if FUSE_SILU:
+            acc_u *= tl.load(s_base + (offs_wn + up_offset) * stride_sn)[:, None]
+    elif SCALE_MODE == 2:
+        s_t = tl.load(s_base)
+        acc *= s_t
+        if FUSE_SILU:
+            acc_u *= s_t
+    if HAS_BIAS:
+        acc += tl.load(bias_ptr + offs_wn).to(tl.float32)[:, None]
+    if MUL_ROUTED_WEIGHT:  # before SiLU: weighting the GEMM output == weighting its input
+        tw = tl.load(topk_weights_ptr + rows, mask=token_mask, other=0.0).to(tl.float32)
+        acc *= tw[None, :]
+        if FUSE_SILU:
+            acc_u *= tw[None, :]
+    if FUSE_SILU:
+        acc = acc / (1.0 + tl.exp(-acc)) * acc_u
+    tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=c_mask)
+
+
+@triton.jit
+def silu_and_mul_kernel(x_ptr, out_ptr, N, stride_xm, stride_om, BLOCK: tl.constexpr):
+    """out[m, :] = silu(x[m, :N]) * x[m, N:2N], fp32 math, for the tile path (M large)."""
+    m = tl.program_id(0).to(tl.int64)
+    offs = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < N
+    g = tl.load(x_ptr + m * stride_xm + offs, mask=mask, other=0.0).to(tl.float32)
+    u = tl.load(x_ptr + m * stride_xm + N + offs, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out_ptr + m * stride_om + offs, (g / (1.0 + tl.exp(-g)) * u).to(out_ptr.dtype.element_ty),
+             mask=mask)
