@@ -105,7 +105,8 @@ result = {"applied": engine.applied_names(), "warnings": records,
           "wrapped": isinstance(vars(R.RocmPlatform)["get_default_ir_op_priority"], wrapt.FunctionWrapper)}
 """
     out = run_python(body, arch="gfx1151", vllm=vllm_under_test)["result"]
-    assert out["applied"] == [] and not out["wrapped"]
+    assert "rms-norm-not-aiter-hip" not in out["applied"] and not out["wrapped"]
+    assert "fp8-moe-w8a16" in out["applied"]  # one drifted record does not take the others down
     assert any("skipped fix rms-norm-not-aiter-hip: anchor mismatch" in w for w in out["warnings"])
 
 
