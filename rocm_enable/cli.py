@@ -124,6 +124,24 @@ def cmd_fingerprint(args) -> int:
     return 0
 
 
+def cmd_isa(args) -> int:
+    """Compile every shipped kernel and launch config for the arch, ahead of time (no GPU)."""
+    try:
+        arch = capabilities_for(args.arch).arch
+    except UnknownArchError as exc:
+        print(f"rocm-enable isa: {exc}", file=sys.stderr)
+        return 2
+    if importlib.util.find_spec("triton") is None:
+        print("rocm-enable isa: needs Triton (pip install triton, or a ROCm torch that brings it)",
+              file=sys.stderr)
+        return 2
+    from rocm_enable.isa import isa_report, to_markdown
+
+    rows = isa_report(arch)
+    print(json.dumps({"arch": arch, "kernels": rows}, indent=2) if args.json else to_markdown(rows))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rocm-enable", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -132,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--arch", help="simulate (or override) this arch, e.g. gfx1151")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     doctor.set_defaults(func=cmd_doctor)
+
+    isa = sub.add_parser("isa", help="AMD ISA report of every shipped kernel/config (AOT, no GPU)")
+    isa.add_argument("--arch", required=True, help="e.g. gfx1151, gfx1100, gfx1201")
+    isa.add_argument("--json", action="store_true", help="machine-readable output")
+    isa.set_defaults(func=cmd_isa)
 
     fp = sub.add_parser("fingerprint", help="source fingerprint of patch targets (for new anchors)")
     fp.add_argument("targets", nargs="+", metavar="module:Qual.name")

@@ -1,0 +1,28 @@
+"""`rocm-enable isa`: the AOT report the issue asks for, per shipped kernel and config."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+KEYS = {"module", "function", "specialisation", "vgpr", "spills", "scratch", "cndmask", "wmma",
+        "loop_insts_per_wmma", "lds"}
+
+
+@pytest.mark.parametrize("arch", ["gfx1151", "gfx1100", "gfx1201"])
+def test_isa_json_reports_every_shipped_kernel(arch):
+    proc = subprocess.run([sys.executable, "-m", "rocm_enable.cli", "isa", "--arch", arch, "--json"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(proc.stdout)
+    assert data["arch"] == arch and data["kernels"]
+    for row in data["kernels"]:
+        assert KEYS <= set(row), row
+        assert row["spills"] == 0 and row["scratch"] == 0, row
+    assert {r["function"] for r in data["kernels"]} >= {"moe_w13[0]", "moe_w2[0]", "dense[0]"}
+
+
+def test_isa_unknown_arch():
+    proc = subprocess.run([sys.executable, "-m", "rocm_enable.cli", "isa", "--arch", "gfx803"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "unknown AMD architecture" in proc.stderr
