@@ -38,6 +38,8 @@ _warned: set[tuple[str, str]] = set()
 
 def stack_version(stack: Stack) -> str | None:
     try:
+        if stack.version_probe is not None:
+            return stack.version_probe()
         return getattr(importlib.import_module(stack.module), "__version__", None)
     except Exception:
         return None
@@ -65,6 +67,8 @@ def _check_patches(fix: Fix, version: str) -> str | None:
 def _wrap(fix: Fix) -> None:
     undo = []
     for patch in fix.patches:
+        if patch.wrapper is None:  # guard: anchored, never wrapped
+            continue
         owner, attr, raw = resolve(patch.target)
         wrapt.wrap_function_wrapper(owner, attr, patch.wrapper)
         setattr(vars(owner)[attr], _MARK, fix.name)

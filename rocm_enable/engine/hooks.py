@@ -1,7 +1,9 @@
 """pluggy hooks through which stack adapters contribute fix records.
 
-The vLLM stack ships built in; another adapter (the ATOM one, say) registers a module with a
-`rocm_enable_stack` hookimpl under the entry-point group `rocm_enable.stacks`."""
+The vLLM and ATOM stacks ship built in (registered under the same names as their entry points,
+so pluggy skips the entry points instead of registering them twice, and an install whose
+entry-point metadata predates a stack still gets it); a third-party adapter registers a module
+with a `rocm_enable_stack` hookimpl under the entry-point group `rocm_enable.stacks`."""
 from __future__ import annotations
 
 import functools
@@ -24,10 +26,14 @@ class StackSpec:
 
 @functools.cache
 def plugin_manager() -> pluggy.PluginManager:
+    from rocm_enable.stacks import atom as atom_stack
     from rocm_enable.stacks import vllm as vllm_stack
 
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(StackSpec)
+    # pluggy calls hookimpls last-registered first: registering ATOM first keeps vLLM's fixes
+    # first in doctor's table and in apply order.
+    pm.register(atom_stack, name="atom")
     pm.register(vllm_stack, name="vllm")
     pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)  # skips names already registered
     return pm

@@ -17,13 +17,16 @@ class Patch:
     """One symbol the fix wraps.
 
     target:  "package.module:Qual.name"
-    wrapper: a wrapt wrapper; the original stays reachable as `wrapped` and is restored on revert
+    wrapper: a wrapt wrapper; the original stays reachable as `wrapped` and is restored on revert.
+             None makes the patch a guard: its anchor is checked like any other, nothing is wrapped.
+             (For code the fix relies on but must not wrap, e.g. an nn.Module.forward that
+             torch.compile would trace through the wrapper's proxied __code__ anyway.)
     anchors: verified stack version -> fingerprint of the target's source (engine.anchors). A target
              whose source matches none of them is code nobody verified: the fix is skipped.
     """
 
     target: str
-    wrapper: Wrapper
+    wrapper: Wrapper | None
     anchors: Mapping[str, str]
 
     @property
@@ -69,3 +72,6 @@ class Stack:
     name: str
     module: str  # top-level import whose __version__ the records' ranges refer to
     fixes: tuple[Fix, ...]
+    # For a stack whose module has no __version__ (ATOM): returns its version, or None when the
+    # stack is not installed. Called instead of reading `module.__version__`.
+    version_probe: Callable[[], str | None] | None = None
