@@ -8,7 +8,7 @@ Prints tables; it is not a test.
   # the git-ignored .bench_vendor/ (never committed)
   python benchmarks/bench_moe_w8a16.py --extract
   # GPU machine (carry .bench_vendor):
-  python3 benchmarks/bench_moe_w8a16.py --out $OUT [--sweep]
+  python3 benchmarks/bench_moe_w8a16.py --out $OUT [--dense] [--sweep [--sweep-round 2]]
   python3 .bench_vendor/read_floor.py        # the read floor, same call
 
 Method (as /work/shared/research/gpu-anchor.md): weights are NBUF full independent copies
@@ -163,17 +163,18 @@ def run(args):
                                          device=dev)
                     s["Cg"] = torch.empty(M * TOPK, N, dtype=torch.bfloat16, device=dev)
                     s["Cs"] = torch.empty(M * TOPK, N // 2, dtype=torch.bfloat16, device=dev)
+                    s["Cf"] = torch.empty(M * TOPK, N // 2, dtype=torch.bfloat16, device=dev)
                 mul = gemm == "w2"
 
-                def ours(s, cfg=None, bm=None, route_key="route", fuse=None):
+                def ours(s, cfg=None, bm=None, route_key="route", fuse=None, silu=True):
                     cfg = cfg or bucket[gemm]
                     fuse_ = (gemm == "w13" and bucket["fuse_silu"]) if fuse is None else fuse
                     wb, q, sc, scf = W[gemm, s["buf"]]
-                    out = s["Co"] if fuse_ or gemm == "w2" else s["Cg"]
+                    out = (s["Co"] if cfg is bucket[gemm] else s["Cf"]) if fuse_ else s["Co"] if gemm == "w2" else s["Cg"]
                     launch_w8a16_gemm(s["A"], q, scf, out, routing=s[route_key], top_k=top_k,
                                       block_shape=[128, 128], gemm_cfg=cfg, block_m=bm or bucket["BLOCK_M"],
                                       topk_weights=s["tw"].view(-1) if mul else None, fuse_silu=fuse_)
-                    if gemm == "w13" and not fuse_:
+                    if gemm == "w13" and not fuse_ and silu:
                         silu_and_mul(s["Cg"], s["Cs"])
 
                 def vllm(s, fp8):
@@ -211,21 +212,21 @@ def run(args):
                 res["rows"].append(row)
                 log(json.dumps(row))
                 if args.sweep and model == "qwen3next":
-                    for cand in sweep_candidates(M, gemm):
-                        bm, cfg, fuse = cand
+                    for cand in sweep_candidates(M, gemm, args.sweep_round):
+                        bm, cfg, fuse, silu = cand
                         key = f"route{bm}"
                         for s in sets:
                             if key not in s:
                                 s[key] = moe_align(s["ids"], bm, E, naive=naive and bm == 16)
                         try:
-                            us = timed([lambda s=s: ours(s, cfg, bm, key, fuse) for s in sets])
+                            us = timed([lambda s=s: ours(s, cfg, bm, key, fuse, silu) for s in sets])
                         except Exception as e:  # noqa: BLE001 (out of shared memory etc.)
                             us = f"{type(e).__name__}"
-                        sw = dict(model=model, M=M, gemm=gemm, BLOCK_M=bm, fuse=fuse, cfg=cfg, us=us)
+                        sw = dict(model=model, M=M, gemm=gemm, BLOCK_M=bm, fuse=fuse, silu=silu, cfg=cfg, us=us)
                         res["sweep"].append(sw)
                         log("sweep " + json.dumps(sw))
                 for s in sets:
-                    for k in ("Ca", "Co", "Cg", "Cs", "Aq", "As"):
+                    for k in ("Ca", "Co", "Cg", "Cs", "Cf", "Aq", "As"):
                         s.pop(k, None)
         del W
         torch.cuda.empty_cache()
@@ -237,7 +238,7 @@ def run(args):
             q, sc = anc.quant_weight_block(wb.unsqueeze(0))
             q, sc = q[0], sc[0]
             scf = fold_fp8_scale_for_fp16_bits(sc)
-            for M in (1, 16, 256, 2048):
+            for M in (1, 16, 32, 256, 2048):
                 x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
                 y = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
                 y2 = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
@@ -250,6 +251,23 @@ def run(args):
                            floor_us_copyBW=round(N * K / 1e3 / copy_gbs, 2) if copy_gbs else None)
                 res["dense"].append(row)
                 log("dense " + json.dumps(row))
+                if args.sweep:
+                    for dc in dense_sweep_candidates(M, args.sweep_round):
+                        dc = dict(dc)
+                        bm = dc.pop("BLOCK_M")
+                        call = lambda: launch_w8a16_gemm(x, q.unsqueeze(0), scf, y, routing=None, top_k=1,  # noqa: E731
+                                                         block_shape=[128, 128], gemm_cfg=dc, block_m=bm)
+                        try:
+                            y.fill_(float("nan"))
+                            call()
+                            e = anc.rel_err(y.float(), ref)
+                            us = timed([call] * 8)
+                        except Exception as ex:  # noqa: BLE001
+                            e, us = None, f"{type(ex).__name__}: {str(ex)[:80]}"
+                        sw = dict(model="dense_" + name, M=M, gemm=name, BLOCK_M=bm, fuse=False, cfg=dc, us=us,
+                                  rel_err=e)
+                        res["sweep"].append(sw)
+                        log("sweep " + json.dumps(sw))
             del wb, q
             torch.cuda.empty_cache()
     if args.out:
@@ -258,20 +276,63 @@ def run(args):
     summary(res)
 
 
-def sweep_candidates(M, gemm):
-    """(BLOCK_M, gemm cfg, fuse_silu) alternatives for the NVIDIA config choice."""
-    c = lambda bn, bk, w, s: {"BLOCK_N": bn, "BLOCK_K": bk, "num_warps": w, "num_stages": s}  # noqa: E731
-    fuse = gemm == "w13"
-    if M <= 16:
-        cands = [(16, c(16, 128, 4, 3), fuse), (16, c(32, 128, 4, 4), fuse), (16, c(64, 128, 4, 3), fuse),
-                 (16, c(32, 64, 4, 4), fuse), (16, c(64, 128, 4, 4), fuse), (16, c(128, 128, 4, 3), fuse)]
-    elif M <= 128:
-        cands = [(16, c(64, 128, 4, 3), fuse), (16, c(128, 128, 4, 3), fuse), (16, c(64, 128, 4, 4), fuse),
-                 (16, c(128, 128, 8, 3), False), (32, c(64, 128, 4, 3), fuse)]
+def sweep_candidates(M, gemm, rnd=1):
+    """(BLOCK_M, gemm cfg, fuse_silu, run_silu) alternatives for the NVIDIA config choice.
+    cfg may carry SPLIT_K (naive routing only). run_silu=False times the unfused w13 GEMM
+    alone (no silu_and_mul launch): the cost of the GEMM without the fused epilogue."""
+    c = lambda bn, bk, w, s, **kw: {"BLOCK_N": bn, "BLOCK_K": bk, "num_warps": w, "num_stages": s, **kw}  # noqa: E731
+    w13 = gemm == "w13"
+    if rnd == 2 and M <= 16:  # round 2: around round 1's winners (docs/benchmarks.md)
+        cands = [(16, c(32, 128, 2, 4), w13), (16, c(32, 128, 2, 3), w13), (16, c(32, 128, 2, 6), w13),
+                 (16, c(64, 128, 2, 4), w13), (16, c(16, 128, 1, 4), w13), (16, c(32, 128, 1, 4), w13),
+                 (16, c(64, 128, 4, 3), w13), (16, c(64, 64, 2, 4), w13), (16, c(32, 128, 2, 4, SPLIT_K=2), w13)]
+    elif rnd == 2:
+        cands = [(16, c(64, 128, 4, 4), w13), (16, c(128, 128, 4, 3), w13), (16, c(128, 128, 4, 4), False),
+                 (16, c(128, 64, 4, 4), False), (16, c(64, 128, 4, 3), False),
+                 (64, c(128, 128, 4, 3), False), (64, c(128, 64, 4, 4), False), (64, c(128, 64, 4, 3), False),
+                 (32, c(128, 64, 4, 4), False)]
+    elif M <= 16:
+        cands = [(16, c(64, 128, 4, 4), w13), (16, c(32, 128, 4, 4), w13), (16, c(16, 128, 4, 4), w13),
+                 (16, c(32, 128, 2, 4), w13), (16, c(64, 64, 4, 4), w13), (16, c(64, 128, 8, 4), w13),
+                 (16, c(64, 128, 4, 4, SPLIT_K=2), w13), (16, c(64, 128, 4, 4, SPLIT_K=4), w13),
+                 (16, c(32, 128, 4, 4, SPLIT_K=2), w13), (16, c(128, 128, 4, 4, SPLIT_K=4), w13),
+                 (16, c(128, 128, 8, 4, SPLIT_K=4), w13), (16, c(64, 64, 4, 4, SPLIT_K=4), w13)]
+        if w13:  # unfused GEMM alone (N=1024 outputs), to see what the fusion costs
+            cands += [(16, c(64, 128, 4, 4), False, False), (16, c(128, 128, 4, 4), False, False),
+                      (16, c(32, 128, 4, 4), False, False), (16, c(128, 128, 4, 4, SPLIT_K=2), False, False)]
     else:
-        cands = [(64, c(128, 64, 8, 3), False), (64, c(128, 128, 8, 3), False), (128, c(128, 64, 8, 3), False),
-                 (64, c(128, 128, 4, 3), False), (128, c(256, 64, 8, 3), False), (64, c(64, 128, 4, 4), False)]
-    return cands if gemm == "w13" else [(bm, cfg, False) for bm, cfg, _ in cands]
+        cands = [(16, c(64, 128, 4, 4), w13), (16, c(128, 128, 4, 3), False), (16, c(128, 128, 8, 3), False),
+                 (32, c(64, 128, 4, 4), False), (32, c(128, 128, 4, 3), False), (32, c(128, 128, 8, 3), False),
+                 (64, c(128, 128, 4, 3), False), (64, c(128, 128, 8, 3), False), (64, c(128, 64, 8, 4), False),
+                 (64, c(64, 128, 4, 4), False), (64, c(256, 64, 8, 3), False),
+                 (128, c(128, 64, 8, 3), False), (128, c(128, 128, 8, 3), False)]
+    out = []
+    for cand in cands:
+        bm, cfg, fuse = cand[:3]
+        silu = cand[3] if len(cand) > 3 else True
+        if gemm == "w2":
+            fuse, silu = False, True
+        out.append((bm, cfg, fuse, silu))
+    return out
+
+
+def dense_sweep_candidates(M, rnd=1):
+    c = lambda bm, bn, bk, w, s, **kw: {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "num_warps": w,  # noqa: E731
+                                        "num_stages": s, **kw}
+    if rnd == 2 and M <= 16:
+        return [c(16, 64, 128, 4, 4, SPLIT_K=4), c(16, 64, 128, 2, 4, SPLIT_K=4), c(16, 32, 128, 2, 4, SPLIT_K=4),
+                c(16, 32, 128, 2, 4, SPLIT_K=8), c(16, 64, 128, 4, 4, SPLIT_K=3), c(16, 64, 128, 4, 3, SPLIT_K=6),
+                c(16, 64, 128, 2, 4), c(16, 32, 128, 2, 4)]
+    if rnd == 2:
+        return [c(128, 128, 128, 8, 3, GROUP_M=8), c(128, 128, 128, 8, 4, GROUP_M=8), c(128, 128, 128, 8, 3, GROUP_M=16),
+                c(64, 128, 128, 4, 3, GROUP_M=16), c(128, 128, 64, 8, 4, GROUP_M=8), c(64, 256, 128, 8, 3, GROUP_M=8)]
+    if M <= 16:
+        return [c(16, 64, 128, 4, 4), c(16, 64, 128, 4, 4, SPLIT_K=2), c(16, 64, 128, 4, 4, SPLIT_K=4),
+                c(16, 64, 128, 4, 4, SPLIT_K=8), c(16, 32, 128, 4, 4), c(16, 32, 128, 4, 4, SPLIT_K=4),
+                c(16, 128, 128, 4, 4), c(16, 128, 128, 4, 4, SPLIT_K=4), c(16, 128, 128, 8, 4, SPLIT_K=8)]
+    return [c(64, 128, 128, 4, 3), c(64, 128, 128, 4, 3, GROUP_M=8), c(128, 128, 64, 8, 3, GROUP_M=8),
+            c(128, 128, 128, 8, 3, GROUP_M=8), c(128, 256, 64, 8, 3, GROUP_M=8), c(64, 256, 64, 8, 3, GROUP_M=8),
+            c(256, 128, 64, 8, 3, GROUP_M=8), c(64, 128, 128, 8, 4, GROUP_M=8), c(128, 128, 64, 4, 4, GROUP_M=8)]
 
 
 def summary(res):
@@ -296,9 +357,11 @@ def summary(res):
                 k = (s["M"], s["gemm"])
                 if k not in best or s["us"] < best[k]["us"]:
                     best[k] = s
-        log("\n## sweep best (qwen3next)")
-        for (m, gm), s in sorted(best.items()):
-            log(f"M={m} {gm}: {s['us']:.1f} us BM{s['BLOCK_M']} fuse={s['fuse']} {s['cfg']}")
+        log("\n## sweep (all candidates, us)")
+        for s in res["sweep"]:
+            us = f"{s['us']:.1f}" if isinstance(s["us"], float) else s["us"]
+            log(f"{s['model']} M={s['M']} {s['gemm']} BM{s['BLOCK_M']} fuse={s['fuse']} silu={s.get('silu', True)} "
+                f"{s['cfg']}: {us}")
 
 
 def main():
@@ -313,6 +376,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sweep", action="store_true")
     ap.add_argument("--dense", action="store_true")
+    ap.add_argument("--sweep-round", type=int, default=1, help="candidate set (1: broad, 2: refine)")
     a = ap.parse_args()
     if a.extract:
         do_extract()

@@ -139,7 +139,14 @@ def asm_metrics(asm: str, metadata, arch: str) -> dict:
     return r
 
 
-def _moe_args(gemm: str, bucket: dict, m: int, naive: bool):
+def _split_args(K: int, bk: int, split_k: int, group_m: int = 1):
+    steps = -(-K // bk)
+    iters = -(-steps // split_k)
+    return dict(ws_ptr=_t(tl.float32), cnt_ptr=_t(tl.int32),
+                k_iters=iters, SPLIT_K=split_k, GROUP_M=group_m)
+
+
+def _moe_args(gemm: str, bucket: dict, m: int, naive: bool, split_k: int = 1):
     E, top_k, H, inter = (MOE_SHAPE[k] for k in ("E", "top_k", "hidden", "inter"))
     fuse = gemm == "w13" and bucket["fuse_silu"]
     N_w, K = (2 * inter, H) if gemm == "w13" else (H, inter)
@@ -158,12 +165,13 @@ def _moe_args(gemm: str, bucket: dict, m: int, naive: bool):
         stride_se=(N_w // 128) * (K // 128), stride_sn=K // 128, stride_sk=1,
         top_k=top_k if gemm == "w13" else 1, ROUTING=1 if naive else 2, SCALE_MODE=0,
         GROUP_N=128, GROUP_K=128, MUL_ROUTED_WEIGHT=gemm == "w2", FUSE_SILU=fuse, HAS_BIAS=False,
-        BLOCK_M=bm, BLOCK_N=g["BLOCK_N"], BLOCK_K=bk, EVEN_K=K % bk == 0)
-    return args, cfgmod.split_options(g)[1], f"M={m} {'naive' if naive else 'sorted'} fuse_silu={fuse}"
+        BLOCK_M=bm, BLOCK_N=g["BLOCK_N"], BLOCK_K=bk, EVEN_K=K % bk == 0, **_split_args(K, bk, split_k))
+    spec = f"M={m} {'naive' if naive else 'sorted'} fuse_silu={fuse}" + (f" split_k={split_k}" if split_k > 1 else "")
+    return args, cfgmod.split_options(g)[1], spec
 
 
-def _dense_args(bucket: dict, m: int):
-    N, K = DENSE_SHAPE["N"], DENSE_SHAPE["K"]
+def _dense_args(bucket: dict, m: int, split_k: int = 1, shape=None):
+    N, K = shape or (DENSE_SHAPE["N"], DENSE_SHAPE["K"])
     bk = min(bucket["BLOCK_K"], 128)
     args = dict(
         a_ptr=_t(tl.float16), w_ptr=_t(tl.int32, N * K), c_ptr=_t(tl.bfloat16),
@@ -174,8 +182,31 @@ def _dense_args(bucket: dict, m: int):
         stride_se=(N // 128) * (K // 128), stride_sn=K // 128, stride_sk=1,
         top_k=1, ROUTING=0, SCALE_MODE=0, GROUP_N=128, GROUP_K=128, MUL_ROUTED_WEIGHT=False,
         FUSE_SILU=False, HAS_BIAS=False, BLOCK_M=bucket["BLOCK_M"], BLOCK_N=bucket["BLOCK_N"],
-        BLOCK_K=bk, EVEN_K=K % bk == 0)
-    return args, cfgmod.split_options(bucket)[1], f"M={m}"
+        BLOCK_K=bk, EVEN_K=K % bk == 0, **_split_args(K, bk, split_k, int(bucket.get("GROUP_M", 1))))
+    spec = f"M={m}" + (f" N={N} K={K} split_k={split_k}" if split_k > 1 else "")
+    if int(bucket.get("GROUP_M", 1)) > 1:
+        spec += f" GROUP_M={bucket['GROUP_M']}"
+    return args, cfgmod.split_options(bucket)[1], spec
+
+
+# the split-K specialisation compiled for every family's decode buckets (whether or not the
+# family's configs ask for split-K): dense down_proj (K=17408) and the naive MoE w13/w2
+SPLIT_K_ISA = 4
+DENSE_DOWN_SHAPE = (5120, 17408)
+
+
+def split_k_cases(family: str):
+    """(name, kind, bucket_index, bucket, args, options, specialisation): SPLIT_K=4 builds of the
+    first (decode) MoE and dense buckets."""
+    d = cfgmod.load_family(family)
+    b = d["moe"][0]
+    for gemm in ("w13", "w2"):
+        args, opts, spec = _moe_args(gemm, b, 1, True, split_k=SPLIT_K_ISA)
+        yield f"moe_{gemm}[0]", "moe", 0, b, args, opts, spec
+    bd = dict(d["dense"][0])
+    bd.pop("GROUP_M", None)
+    args, opts, spec = _dense_args(bd, 1, split_k=SPLIT_K_ISA, shape=DENSE_DOWN_SHAPE)
+    yield "dense[0]", "dense", 0, bd, args, opts, spec
 
 
 def shipped_cases(family: str):
@@ -224,15 +255,18 @@ def _in_clean_process(*cli_args) -> list:
     return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
 
 
-def isa_report(arch: str, family: Optional[str] = None, save_dir: Optional[str] = None) -> list[dict]:
+def isa_report(arch: str, family: Optional[str] = None, save_dir: Optional[str] = None,
+               split_k: bool = False) -> list[dict]:
     """Compile every shipped kernel+config of ``arch``'s family for ``arch``; one dict per
-    compile: module, function, case, specialisation, options and the asm_metrics fields."""
+    compile: module, function, case, specialisation, options and the asm_metrics fields.
+    ``split_k=True``: the SPLIT_K=4 builds of the decode buckets instead (split_k_cases)."""
     family = family or family_for_arch(arch)
     if _interpreter_active():
-        return _in_clean_process(arch, "--family", family, *(["--save-dir", save_dir] if save_dir else []))
+        return _in_clean_process(arch, "--family", family, *(["--save-dir", save_dir] if save_dir else []),
+                                 *(["--split-k"] if split_k else []))
     mod = load_compilable_kernels()
     rows = []
-    for name, kind, i, bucket, args, opts, spec in shipped_cases(family):
+    for name, kind, i, bucket, args, opts, spec in (split_k_cases if split_k else shipped_cases)(family):
         k = compile_for_arch(mod.w8a16_gemm_kernel, args, opts, arch)
         asm = k.asm["amdgcn"]
         if save_dir:
@@ -268,6 +302,16 @@ def fp8_cast_control(arch: str) -> dict:
     return dict(case="fp8_cast_control", arch=arch, **asm_metrics(k.asm["amdgcn"], k.metadata, arch))
 
 
+
+def attention_isa_report(arch: str) -> list[dict]:
+    """AOT report of the RDNA attention backend's kernels: every launch configuration it can
+    choose on ``arch`` for head_dim 128 and 256 (bf16 and fp16), with VGPRs, VGPR spills, LDS
+    and waves/SIMD. Lives in rocm_enable.ops.attention_isa; this is the entry point for tools."""
+    from rocm_enable.ops.attention_isa import attention_isa_report as _report
+
+    return _report(arch)
+
+
 COLUMNS = ("case", "specialisation", "tile", "options", "vgpr", "spills", "scratch", "cndmask",
            "loop_cndmask", "wmma", "loop_mma", "loop_insts", "loop_insts_per_wmma", "lds",
            "occupancy", "occupancy_lds")
@@ -294,9 +338,10 @@ def main(argv=None):
     ap.add_argument("--save-dir", help="write each kernel's .s here")
     ap.add_argument("--json", action="store_true", help="one JSON row per line instead of markdown")
     ap.add_argument("--control", action="store_true", help="compile the fp8-cast negative control")
+    ap.add_argument("--split-k", action="store_true", help="the SPLIT_K=4 decode builds (split_k_cases)")
     a = ap.parse_args(argv)
     for arch in a.archs:
-        rows = [fp8_cast_control(arch)] if a.control else isa_report(arch, a.family, a.save_dir)
+        rows = [fp8_cast_control(arch)] if a.control else isa_report(arch, a.family, a.save_dir, a.split_k)
         if a.json:
             for r in rows:
                 print(json.dumps(r), flush=True)

@@ -42,10 +42,43 @@ def _pick_block_k(block_k: int, K: int, mode: int, group_k: int) -> int:
     return bk
 
 
+_COUNTERS: dict = {}
+
+
+def _split_counters(device, n: int) -> torch.Tensor:
+    """Zeroed int32 tickets for split-K tiles, cached per device. The kernel's last split of
+    each tile resets its ticket to 0, so the buffer stays zero between launches (also
+    across CUDA-graph replays). Assumes split-K launches on one device are stream-ordered
+    (two concurrent split-K GEMMs on different streams would share tickets)."""
+    key = str(device)
+    buf = _COUNTERS.get(key)
+    if buf is None or buf.numel() < n:
+        buf = torch.zeros(max(n, 4096), dtype=torch.int32, device=device)
+        _COUNTERS[key] = buf
+    return buf
+
+
+def pick_split_k(programs: int, k_steps: int, cfg: dict, split_k: Optional[int] = None):
+    """(SPLIT_K, k_iters): a fixed ``split_k`` / cfg["SPLIT_K"], else enough K splits to bring
+    the grid to cfg["split_k_programs"] programs (0/absent: no split), at least
+    cfg.get("split_k_min_steps", 2) BLOCK_K steps per split. Empty splits are never made."""
+    s = split_k if split_k is not None else cfg.get("SPLIT_K")
+    if s is None:
+        target = cfg.get("split_k_programs", 0)
+        s = -(-target // programs) if target and programs < target else 1
+        s = min(s, max(1, k_steps // cfg.get("split_k_min_steps", 2)))
+    s = max(1, min(int(s), k_steps))
+    iters = -(-k_steps // s)
+    return -(-k_steps // iters), iters
+
+
 def launch_w8a16_gemm(a: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, c: torch.Tensor, *,
                       routing: Optional[MoeRouting], top_k: int, block_shape, gemm_cfg: dict,
-                      block_m: int, topk_weights=None, fuse_silu=False, bias=None) -> torch.Tensor:
-    """Shared launcher. a [rows, K]; w [E, N, K] (dense: [1, N, K]) e4m3fn; c [pairs, N_out]."""
+                      block_m: int, topk_weights=None, fuse_silu=False, bias=None,
+                      split_k: Optional[int] = None) -> torch.Tensor:
+    """Shared launcher. a [rows, K]; w [E, N, K] (dense: [1, N, K]) e4m3fn; c [pairs, N_out].
+    Split-K (``split_k`` or the config's SPLIT_K / split_k_programs) applies to dense and
+    naive routing only (sorted routing's grid is an upper bound, not the real tile count)."""
     E, N_w, K = w.shape
     if a.shape[-1] != K:
         raise ValueError(f"activation K={a.shape[-1]} != weight K={K}")
@@ -58,6 +91,7 @@ def launch_w8a16_gemm(a: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, c: 
     c2 = c.view(-1, n_out)
     words = _weight_words(w)
     meta, opts = cfgmod.split_options(gemm_cfg)
+    meta = {k: v for k, v in meta.items() if k in ("BLOCK_N", "BLOCK_K", "GROUP_M")}
     group_n, group_k = (bs if bs else (128, 128))
     bk = _pick_block_k(meta["BLOCK_K"], K, mode, group_k)
     dummy = s3  # any tensor for unused pointer args
@@ -69,24 +103,41 @@ def launch_w8a16_gemm(a: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, c: 
         routing_kind = ROUTING_NAIVE if routing.naive else ROUTING_SORTED
         em, sorted_ids = routing.em, routing.sorted_token_ids
         expert_ids, ntpp = routing.expert_ids, routing.num_tokens_post_padded
-    grid = (triton.cdiv(n_out, meta["BLOCK_N"]), grid_m)
+    grid_n = triton.cdiv(n_out, meta["BLOCK_N"])
+    k_steps = triton.cdiv(K, bk)
+    if routing is None or routing.naive:
+        nsplit, k_iters = pick_split_k(grid_n * grid_m, k_steps, gemm_cfg, split_k)
+    else:
+        nsplit, k_iters = 1, k_steps
+    group_m = int(meta.get("GROUP_M", 1)) if routing is None else 1
+    ws, cnt = dummy, dummy
+    if nsplit > 1:
+        tiles = grid_n * grid_m
+        ws = torch.empty(tiles * nsplit * (2 if fuse_silu else 1) * meta["BLOCK_N"] * block_m,
+                         dtype=torch.float32, device=a.device)
+        cnt = _split_counters(a.device, tiles)
+    grid = (grid_n * grid_m,) if group_m > 1 else (grid_n, grid_m, nsplit)
+    if group_m > 1 and nsplit > 1:
+        raise ValueError("GROUP_M and split-K are exclusive")
     w8a16_gemm_kernel[grid](
         a, words, c2, s3, bias if bias is not None else dummy,
         topk_weights if topk_weights is not None else dummy,
-        sorted_ids, expert_ids, ntpp,
-        n_out, K, em, num_valid, N_w // 2 if fuse_silu else 0,
+        sorted_ids, expert_ids, ntpp, ws, cnt,
+        n_out, K, em, num_valid, N_w // 2 if fuse_silu else 0, k_iters,
         a.stride(0), a.stride(1), words.stride(0), words.stride(1), c2.stride(0), c2.stride(1),
         s3.stride(0), s3.stride(1), s3.stride(2),
         top_k=top_k, ROUTING=routing_kind, SCALE_MODE=mode, GROUP_N=group_n, GROUP_K=group_k,
         MUL_ROUTED_WEIGHT=topk_weights is not None, FUSE_SILU=fuse_silu, HAS_BIAS=bias is not None,
-        BLOCK_M=block_m, BLOCK_N=meta["BLOCK_N"], BLOCK_K=bk, EVEN_K=K % bk == 0, **opts)
+        BLOCK_M=block_m, BLOCK_N=meta["BLOCK_N"], BLOCK_K=bk, EVEN_K=K % bk == 0,
+        SPLIT_K=nsplit, GROUP_M=group_m, **opts)
     return c
 
 
 def moe_gemm_w8a16(a: torch.Tensor, w: torch.Tensor, w_scale: torch.Tensor, c: torch.Tensor,
                    routing: MoeRouting, *, top_k: int, gemm: str = "w13", block_shape=None,
                    topk_weights: Optional[torch.Tensor] = None, fuse_silu: bool = False,
-                   arch_family: str = "rdna3", num_tokens: Optional[int] = None) -> torch.Tensor:
+                   arch_family: str = "rdna3", num_tokens: Optional[int] = None,
+                   split_k: Optional[int] = None) -> torch.Tensor:
     """One expert GEMM, written into the caller's ``c``.
 
     a: [M, K] (w13: top_k = routing top-k, row of pair p is p // top_k) or [M*topk, K]
@@ -99,6 +150,7 @@ def moe_gemm_w8a16(a: torch.Tensor, w: torch.Tensor, w_scale: torch.Tensor, c: t
     routing: from ``moe_align`` with block_m = the config's BLOCK_M for this M.
     gemm: "w13" or "w2", selects the config's per-GEMM tile; num_tokens picks the M bucket
        (default: a.shape[0] for w13, a.shape[0] // top-k pairs otherwise).
+    split_k: force K splits (naive routing only; default: the config's choice).
     """
     m = num_tokens if num_tokens is not None else (a.shape[0] if gemm == "w13" else
                                                    max(1, routing.num_pairs))
@@ -108,7 +160,7 @@ def moe_gemm_w8a16(a: torch.Tensor, w: torch.Tensor, w_scale: torch.Tensor, c: t
     tw = topk_weights.reshape(-1) if topk_weights is not None else None
     return launch_w8a16_gemm(a, w, w_scale, c, routing=routing, top_k=top_k, block_shape=block_shape,
                              gemm_cfg=bucket[gemm], block_m=routing.block_m, topk_weights=tw,
-                             fuse_silu=fuse_silu)
+                             fuse_silu=fuse_silu, split_k=split_k)
 
 
 def silu_and_mul(x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:

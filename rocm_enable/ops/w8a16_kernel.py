@@ -18,6 +18,16 @@ C[row, n] = sum_k A[token(row), k] * Wdeq[e(row), n, k]   (fp32 accumulate, fp16
   BLOCK_K must divide GROUP_K), 1 per output channel, 2 per tensor (both in the epilogue).
 * FUSE_SILU: w13 epilogue computes silu(gate) * up for rows n and n + N (gate/up halves),
   so decode skips the separate activation launch and the [M*topk, 2N] round trip.
+* SPLIT_K > 1 (decode with few output tiles, e.g. K=17408 down_proj): grid axis 2 splits
+  the K loop into SPLIT_K ranges of k_iters BLOCK_K steps. Each split stores its fp32
+  partial tile(s) to ws_ptr, then takes a ticket from cnt_ptr[tile] (acq_rel atomic);
+  the LAST arriving split sums the partials in split order 0..SPLIT_K-1 (bitwise
+  deterministic, independent of arrival order), resets the ticket to 0 (CUDA-graph
+  replay safe) and runs the normal epilogue (scales, bias, routed weight, SiLU).
+  One launch, no memset, no fp32 atomics on data.
+* GROUP_M > 1 (dense prefill): 1-D grid, GROUP_M M-blocks walk the N tiles together, so
+  concurrently running programs share each weight tile through L2 instead of re-reading
+  the weight from DRAM once per M-block.
 """
 import triton
 import triton.language as tl
@@ -27,20 +37,31 @@ import triton.language as tl
 @triton.jit
 def w8a16_gemm_kernel(
     a_ptr, w_ptr, c_ptr, scale_ptr, bias_ptr, topk_weights_ptr,
-    sorted_token_ids_ptr, expert_ids_ptr, num_tokens_post_padded_ptr,
-    N, K, EM, num_valid_tokens, up_offset,
+    sorted_token_ids_ptr, expert_ids_ptr, num_tokens_post_padded_ptr, ws_ptr, cnt_ptr,
+    N, K, EM, num_valid_tokens, up_offset, k_iters,
     stride_am, stride_ak, stride_we, stride_wn, stride_cm, stride_cn,
     stride_se, stride_sn, stride_sk,
     top_k: tl.constexpr, ROUTING: tl.constexpr, SCALE_MODE: tl.constexpr,
     GROUP_N: tl.constexpr, GROUP_K: tl.constexpr,
     MUL_ROUTED_WEIGHT: tl.constexpr, FUSE_SILU: tl.constexpr, HAS_BIAS: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr,
+    SPLIT_K: tl.constexpr = 1, GROUP_M: tl.constexpr = 1,
 ):
     # w_ptr is int32 (4 e4m3 bytes); stride_we / stride_wn are in int32 words; K in bytes.
     BLOCK_KW: tl.constexpr = BLOCK_K // 4
     BLOCK_KH: tl.constexpr = BLOCK_K // 2
-    pid_n = tl.program_id(0)  # N fastest: blocks sharing a token block run together
-    pid_m = tl.program_id(1)
+    if GROUP_M > 1:  # grouped order: GROUP_M M-blocks share each weight tile via L2
+        pid = tl.program_id(0)
+        num_pid_m = tl.cdiv(EM, BLOCK_M)
+        num_pid_n = tl.cdiv(N, BLOCK_N)
+        group = GROUP_M * num_pid_n
+        first_m = (pid // group) * GROUP_M
+        size_m = min(num_pid_m - first_m, GROUP_M)
+        pid_m = first_m + (pid % group) % size_m
+        pid_n = (pid % group) // size_m
+    else:
+        pid_n = tl.program_id(0)  # N fastest: blocks sharing a token block run together
+        pid_m = tl.program_id(1)
 
     offs_m = tl.arange(0, BLOCK_M)
     if ROUTING == 0:
@@ -80,9 +101,20 @@ def w8a16_gemm_kernel(
     a_ptrs = a_ptr + a_rows[:, None] * stride_am + offs_k[None, :] * stride_ak
     s_base = scale_ptr + expert * stride_se
 
+    if SPLIT_K > 1:  # this split's range of BLOCK_K steps
+        k_lo = tl.program_id(2) * k_iters
+        k_hi = min(k_lo + k_iters, tl.cdiv(K, BLOCK_K))
+        w_ptrs += k_lo * BLOCK_KW
+        a_ptrs += k_lo * BLOCK_K * stride_ak
+        if FUSE_SILU:
+            u_ptrs += k_lo * BLOCK_KW
+    else:
+        k_lo = 0
+        k_hi = tl.cdiv(K, BLOCK_K)
+
     acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
     acc_u = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
-    for k in range(0, tl.cdiv(K, BLOCK_K)):
+    for k in range(k_lo, k_hi):
         k_rem = K - k * BLOCK_K
         if EVEN_K:
             a = tl.load(a_ptrs, mask=token_mask[:, None], other=0.0)
@@ -139,6 +171,31 @@ def w8a16_gemm_kernel(
         w_ptrs += BLOCK_KW
         if FUSE_SILU:
             u_ptrs += BLOCK_KW
+
+    if SPLIT_K > 1:
+        # partial tiles -> workspace [tile, split, gate/up, BLOCK_N, BLOCK_M] fp32
+        NACC: tl.constexpr = 2 if FUSE_SILU else 1
+        TILE: tl.constexpr = BLOCK_N * BLOCK_M
+        tile = pid_m * tl.cdiv(N, BLOCK_N) + pid_n
+        offs_t = tl.arange(0, BLOCK_N)[:, None] * BLOCK_M + offs_m[None, :]
+        ws_tile = ws_ptr + tile.to(tl.int64) * (SPLIT_K * NACC * TILE)
+        ws_own = ws_tile + tl.program_id(2) * (NACC * TILE)
+        tl.store(ws_own + offs_t, acc)
+        if FUSE_SILU:
+            tl.store(ws_own + TILE + offs_t, acc_u)
+        tl.debug_barrier()  # every thread's partial stores precede the release below
+        ticket = tl.atomic_add(cnt_ptr + tile, 1, sem="acq_rel", scope="gpu")
+        if ticket != SPLIT_K - 1:
+            return
+        # last arriver: fixed-order sum (deterministic), L1 bypassed (.cg)
+        acc = tl.load(ws_tile + offs_t, cache_modifier=".cg")
+        if FUSE_SILU:
+            acc_u = tl.load(ws_tile + TILE + offs_t, cache_modifier=".cg")
+        for s in tl.static_range(1, SPLIT_K):
+            acc += tl.load(ws_tile + s * (NACC * TILE) + offs_t, cache_modifier=".cg")
+            if FUSE_SILU:
+                acc_u += tl.load(ws_tile + s * (NACC * TILE) + TILE + offs_t, cache_modifier=".cg")
+        tl.atomic_xchg(cnt_ptr + tile, 0, sem="relaxed", scope="gpu")  # ready for the next launch
 
     if SCALE_MODE == 1:
         acc *= tl.load(s_base + offs_wn * stride_sn)[:, None]

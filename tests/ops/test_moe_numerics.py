@@ -67,7 +67,7 @@ def test_moe_channel_and_tensor_scales(scale_kind, M):
 
 
 @pytest.mark.parametrize("arch", cfgmod.ARCH_FAMILIES)
-@pytest.mark.parametrize("bucket", [0, 1, 2])
+@pytest.mark.parametrize("bucket", [0, 1, 2, 3])
 def test_every_shipped_moe_config(arch, bucket):
     """Each family's bucket gets one M inside it, so every shipped tile is exercised."""
     buckets = cfgmod.load_family(arch)["moe"]

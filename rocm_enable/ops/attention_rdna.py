@@ -1,0 +1,194 @@
+"""Paged attention for wave32 RDNA GPUs: launch planning and launchers.
+
+Launch parameters are derived from an ``AttnTarget`` (wave size, LDS per workgroup, compute-unit
+count), which comes from the capability table (``target_from_caps``) or, at run time, from the
+device's own properties; no architecture names are consulted.
+
+Why these tiles (docs/attention.md has the ISA evidence):
+  * decode: ROWS = 16 query rows (the WMMA M), all QPKV query heads of one KV head share each K/V
+    tile; BLOCK_N keys per tile is the largest power of two whose K+V tiles fit half of LDS.
+    vLLM 0.32's decode launches (seqs x kv_heads) programs -- 2 on a 40-CU GPU at batch 1 for
+    Qwen3-Next -- so the KV range is split (flash-decoding) until about 2 programs per CU exist.
+  * prefill: BLOCK_M query rows (tokens x heads of one KV head) per program, with num_warps chosen
+    so the fp32 accumulator (BLOCK_M x head_dim) needs at most 64 VGPRs per lane: at head_dim 256
+    on wave32 that is 8 warps for BLOCK_M = 64 (vLLM's prefix_prefill uses BLOCK_M = 128 with 4
+    warps: 256 accumulator VGPRs per lane, and spills 5,746 VGPRs on gfx1151).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import triton
+
+from rocm_enable.ops import attention_kernels as K
+
+SUPPORTED_HEAD_DIMS = (64, 128, 256)
+SUPPORTED_DTYPES = (torch.float16, torch.bfloat16)
+DECODE_ROWS = 16          # WMMA/MMA M: query rows per decode program
+MAX_SPLITS = 64           # flash-decoding splits per (seq, kv head)
+PROGRAMS_PER_CU = 2       # decode programs per CU the split count aims for
+ACC_VGPRS_PER_LANE = 32   # budget for the prefill fp32 accumulator per lane (see ISA sweep)
+
+
+@dataclass(frozen=True)
+class AttnTarget:
+    wave_size: int
+    lds_bytes: int
+    num_cus: int
+
+
+def target_from_caps(caps, num_cus: int | None = None) -> AttnTarget:
+    """From a capabilities record; ``num_cus`` from the device when known, else the smallest
+    board of the arch (fewer CUs -> more splits, which is safe on a bigger board)."""
+    cus = num_cus or min(b.compute_units for b in caps.boards)
+    return AttnTarget(caps.wave_size, caps.lds_per_workgroup_kib * 1024, cus)
+
+
+def target_from_device(device=None) -> AttnTarget:
+    """The running GPU's own numbers (used by the benchmark on non-AMD devices too)."""
+    props = torch.cuda.get_device_properties(device)
+    wave = getattr(props, "warp_size", 32) or 32
+    lds = getattr(props, "shared_memory_per_block_optin", 0) or getattr(props, "shared_memory_per_block", 65536)
+    return AttnTarget(int(wave), int(lds), int(props.multi_processor_count))
+
+
+def _pow2_floor(x: int) -> int:
+    return 1 << (max(1, int(x)).bit_length() - 1)
+
+
+def _fit_block(block_n: int, block_size: int | None) -> int:
+    """Largest power of two <= block_n dividing the KV block size, so that a key tile never
+    straddles two physical blocks (vLLM block sizes are multiples of 16)."""
+    if block_size:
+        while block_n > 16 and block_size % block_n:
+            block_n //= 2
+        if block_size % block_n:
+            raise ValueError(f"KV block size {block_size} is not a multiple of 16")
+    return block_n
+
+
+def _tile_budget_n(head_dim: int, target: AttnTarget, cap: int) -> int:
+    """Keys per K/V tile: the K and V tiles (16-bit) together within half of the LDS,
+    capped at ``cap``."""
+    return max(16, min(cap, _pow2_floor(target.lds_bytes // 2 // (2 * head_dim * 2))))
+
+
+def decode_config(head_dim: int, target: AttnTarget, block_size: int | None = None) -> dict:
+    """ROWS = 16 (the matrix-unit M); BLOCK_N keys per tile from the LDS budget, 32 at most at
+    head_dim >= 256 and 64 below (64 keys at head_dim 256 need ~250 VGPRs on gfx1151);
+    num_warps: one wave per 32 head-dim columns of the PV product, at least 4, at most 8 (the
+    accumulator is ROWS x head_dim fp32: 16 VGPRs per lane at 8 warps x 32 lanes for 256);
+    DC = 64-wide head_dim chunks for Q K^T; one stage (paged gathers are not pipelined)."""
+    cap = 32 if head_dim >= 256 else 64
+    block_n = _fit_block(_tile_budget_n(head_dim, target, cap), block_size)
+    warps = max(4, min(8, head_dim // 32))
+    return dict(ROWS=DECODE_ROWS, BLOCK_N=block_n, DC=min(head_dim, 64), num_warps=warps, num_stages=1)
+
+
+def prefill_config(head_dim: int, target: AttnTarget, block_size: int | None = None) -> dict:
+    """BLOCK_M = 64 rows unless the fp32 accumulator (BLOCK_M x head_dim) would need more than
+    ACC_VGPRS_PER_LANE registers per lane with 8 waves, then 32; num_warps the fewest (>= 4) that
+    keep it within budget; BLOCK_N as for decode but 32 at most from head_dim 128 up."""
+    block_m = 64
+    while block_m > 32 and block_m * head_dim // (8 * target.wave_size) > ACC_VGPRS_PER_LANE:
+        block_m //= 2
+    warps = min(8, max(4, block_m * head_dim // (ACC_VGPRS_PER_LANE * target.wave_size)))
+    cap = 32 if head_dim >= 128 else 64
+    block_n = _fit_block(_tile_budget_n(head_dim, target, cap), block_size)
+    return dict(BLOCK_M=block_m, BLOCK_N=block_n, DC=min(head_dim, 64), num_warps=warps, num_stages=1)
+
+
+def num_groups(qpkv: int) -> int:
+    return triton.cdiv(qpkv, DECODE_ROWS)
+
+
+def decode_num_splits(num_seqs: int, num_kv_heads: int, qpkv: int, target: AttnTarget) -> int:
+    """Split each seq's KV range so that about PROGRAMS_PER_CU decode programs exist per CU.
+    Depends only on the batch shape (not on context lengths), so it is fixed per CUDA graph."""
+    programs = max(1, num_seqs * num_kv_heads * num_groups(qpkv))
+    want = triton.cdiv(PROGRAMS_PER_CU * target.num_cus, programs)
+    return max(1, min(MAX_SPLITS, want))
+
+
+def scratch_rows(target: AttnTarget, num_kv_heads: int, qpkv: int) -> int:
+    """Upper bound on partial rows any split decode launch writes: splits > 1 only while
+    programs < PROGRAMS_PER_CU * CUs, and splits <= that / programs + 1."""
+    cap = PROGRAMS_PER_CU * target.num_cus
+    return (2 * cap + num_kv_heads * num_groups(qpkv)) * DECODE_ROWS
+
+
+def selectable_configs(target: AttnTarget):
+    """(kernel, head_dim, config) for every launch configuration the backend can choose: each
+    head_dim, and each BLOCK_N the block-size fit can fall back to (down to 16)."""
+    seen = set()
+    for hd in SUPPORTED_HEAD_DIMS:
+        for bs in (None, 32, 16):  # None: the table's tile; 32 / 16: block-size fallbacks
+            for kind, cfg in (("decode_split", decode_config(hd, target, bs)),
+                              ("decode_direct", decode_config(hd, target, bs)),
+                              ("prefill", prefill_config(hd, target, bs))):
+                key = (kind, hd, tuple(sorted(cfg.items())))
+                if key not in seen:
+                    seen.add(key)
+                    yield kind, hd, cfg
+        yield "combine", hd, dict(MAX_SPLITS=MAX_SPLITS, num_warps=4, num_stages=1)
+
+
+def alloc_scratch(target: AttnTarget, num_kv_heads: int, qpkv: int, head_dim: int, device):
+    rows = scratch_rows(target, num_kv_heads, qpkv)
+    return (torch.empty(rows, head_dim, dtype=torch.float32, device=device),
+            torch.empty(rows, 2, dtype=torch.float32, device=device))
+
+
+def paged_attention(q, key_cache, value_cache, out, block_table, seq_lens, cu_seqlens_q,
+                    max_query_len: int, scale: float, target: AttnTarget, scratch=None,
+                    num_splits: int | None = None):
+    """Causal paged attention over vLLM's cache layout.
+
+    q, out: [tokens, heads, head_dim]; key_cache/value_cache: [blocks, block_size, kv_heads,
+    head_dim] (last stride 1); block_table [seqs, max_blocks] int32; seq_lens [seqs];
+    cu_seqlens_q [seqs + 1]. ``max_query_len == 1`` takes the decode path."""
+    num_seqs = seq_lens.shape[0]
+    _, num_heads, head_dim = q.shape
+    num_kv_heads = key_cache.shape[2]
+    qpkv = num_heads // num_kv_heads
+    block_size = key_cache.shape[1]
+    qk_scale = float(scale) * K.LOG2E
+    common = (q.stride(0), q.stride(1), key_cache.stride(0), key_cache.stride(1), key_cache.stride(2),
+              value_cache.stride(0), value_cache.stride(1), value_cache.stride(2),
+              out.stride(0), out.stride(1), block_table.stride(0), block_size)
+    if max_query_len == 1:
+        cfg = decode_config(head_dim, target, block_size)
+        groups = num_groups(qpkv)
+        splits = num_splits or decode_num_splits(num_seqs, num_kv_heads, qpkv, target)
+        split = splits > 1
+        if split:
+            if scratch is None:
+                scratch = alloc_scratch(target, num_kv_heads, qpkv, head_dim, q.device)
+            part_acc, part_ml = scratch
+            need = num_seqs * num_kv_heads * groups * splits * DECODE_ROWS
+            assert part_acc.shape[0] >= need and part_acc.shape[1] == head_dim, "scratch too small"
+        else:
+            part_acc = part_ml = out  # unused
+        K.paged_decode_kernel[(num_seqs, num_kv_heads * groups, splits)](
+            q, key_cache, value_cache, out, block_table, seq_lens, cu_seqlens_q,
+            part_acc, part_ml, qk_scale, *common, splits,
+            QPKV=qpkv, NUM_GROUPS=groups, ROWS=cfg["ROWS"], HEAD_DIM=head_dim,
+            BLOCK_N=cfg["BLOCK_N"], DC=cfg["DC"], SPLIT=split,
+            num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
+        if split:
+            K.split_combine_kernel[(num_seqs, num_heads)](
+                out, part_acc, part_ml, cu_seqlens_q, out.stride(0), out.stride(1), splits,
+                QPKV=qpkv, NUM_GROUPS=groups, ROWS=DECODE_ROWS, HEAD_DIM=head_dim,
+                MAX_SPLITS=MAX_SPLITS, num_warps=4, num_stages=1)
+        return out
+    cfg = prefill_config(head_dim, target, block_size)
+    block_q = cfg["BLOCK_M"] // qpkv
+    assert block_q >= 1, "QPKV larger than BLOCK_M"
+    grid = (triton.cdiv(q.shape[0], block_q) + num_seqs, num_kv_heads)
+    K.paged_prefill_kernel[grid](
+        q, key_cache, value_cache, out, block_table, seq_lens, cu_seqlens_q, qk_scale,
+        *common, num_seqs,
+        QPKV=qpkv, HEAD_DIM=head_dim, BLOCK_M=cfg["BLOCK_M"], BLOCK_Q=block_q,
+        BLOCK_N=cfg["BLOCK_N"], DC=cfg["DC"], num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
+    return out
