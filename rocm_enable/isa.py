@@ -19,6 +19,7 @@ from typing import Optional
 import triton
 import triton.language as tl
 
+from rocm_enable.gates.capabilities import capabilities_for, is_wave32_rdna
 from rocm_enable.ops import config as cfgmod
 
 KERNEL_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops", "w8a16_kernel.py")
@@ -30,19 +31,19 @@ DENSE_SHAPE = dict(N=17408, K=5120)
 
 
 def family_for_arch(arch: str) -> str:
-    """The one place that maps an LLVM target name to a config family (ISA tooling only;
-    at run time the capability model supplies the family)."""
-    if arch.startswith("gfx11"):
-        return "rdna3"
-    if arch.startswith("gfx12"):
-        return "rdna4"
-    if arch.startswith("gfx9"):
-        return "cdna"
-    raise ValueError(f"no config family for {arch}")
+    """Launch-config family of an arch, from the capability table."""
+    return capabilities_for(arch).kernel_family
 
 
 def warp_size(arch: str) -> int:
-    return 64 if arch.startswith("gfx9") else 32
+    return capabilities_for(arch).wave_size
+
+
+def lds_per_occupancy_unit(arch: str) -> int:
+    """LDS shared by the SIMDs that LLVM's occupancy counts: a WGP (two workgroup-sized halves,
+    4 SIMD32) on wave32 RDNA, a CU (one workgroup-sized pool, 4 SIMDs) on CDNA."""
+    caps = capabilities_for(arch)
+    return caps.lds_per_workgroup_kib * 1024 * (2 if is_wave32_rdna(caps) else 1)
 
 
 def load_compilable_kernels():
@@ -131,7 +132,7 @@ def asm_metrics(asm: str, metadata, arch: str) -> dict:
     }
     r["loop_insts_per_wmma"] = round(r["loop_insts"] / r["loop_mma"], 1) if r["loop_mma"] else None
     # LDS cap on waves/SIMD: gfx11/12 WGP = 128 KiB for 4 SIMD32; gfx9 CU = 64 KiB for 4 SIMDs
-    total = 163840 if arch.startswith("gfx95") else 65536 if arch.startswith("gfx9") else 131072
+    total = lds_per_occupancy_unit(arch)
     if lds and r["occupancy"]:
         r["occupancy_lds"] = min(r["occupancy"], total // lds * metadata.num_warps // 4)
     else:
