@@ -1,0 +1,80 @@
+"""Shared plumbing for the patch-series tests: the vLLM trees under test and their patched copies.
+
+Each vLLM version's package is copied ONCE per session (hard links; see
+rocm_enable.patches.copy_tree) and its series applied; the equivalence tests import vLLM from
+that copy."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE.parent / "gates"))  # the gate tests' decision snippets
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO / "scripts"))
+
+from rocm_enable import patches as rp  # noqa: E402
+from sim_harness import VllmUnderTest, vllm_versions_under_test  # noqa: E402
+
+SERIES_ROOT = REPO / "patches" / "vllm"
+
+
+def installed_root(vllm: VllmUnderTest) -> Path:
+    """The folder holding the `vllm` package this VllmUnderTest imports."""
+    if vllm.pythonpath:
+        return rp.vllm_package_root(vllm.pythonpath.split(os.pathsep)[0])
+    spec = importlib.util.find_spec("vllm")
+    return Path(spec.origin).resolve().parent.parent
+
+
+def patched_under_test(vllm: VllmUnderTest, patched_root: Path) -> VllmUnderTest:
+    # The patched copy first; the rest of the original path (0.33's overlay holds orjson) after.
+    rest = [p for p in vllm.pythonpath.split(os.pathsep) if p]
+    return VllmUnderTest(vllm.version, os.pathsep.join([str(patched_root), *rest]))
+
+
+@pytest.fixture(scope="session")
+def series_root() -> Path:
+    return SERIES_ROOT
+
+
+@pytest.fixture(scope="session")
+def versions_under_test() -> list[VllmUnderTest]:
+    found = vllm_versions_under_test()
+    if not found:
+        pytest.skip("no vLLM installed")
+    return found
+
+
+@pytest.fixture(scope="session")
+def patched_trees(tmp_path_factory, versions_under_test) -> dict[str, tuple[Path, list]]:
+    """version -> (root of the patched copy, [PatchCheck] of each patch of its series)."""
+    out = {}
+    for vllm in versions_under_test:
+        series = SERIES_ROOT / vllm.version
+        if not (series / "series").is_file():
+            continue
+        dest = tmp_path_factory.mktemp(f"vllm-{vllm.version}-patched")
+        out[vllm.version] = (dest, rp.patched_copy(installed_root(vllm), series, dest))
+    return out
+
+
+@pytest.fixture(scope="session")
+def plugin_decisions():
+    """(vllm, arch) -> the plugin side's decisions on unpatched vLLM (cached for the session)."""
+    import equivalence as eq
+
+    cache: dict = {}
+
+    def get(vllm: VllmUnderTest, arch: str) -> dict:
+        key = (vllm.version, arch)
+        if key not in cache:
+            cache[key] = eq.run_decisions(vllm, arch, plugin=True)
+        return cache[key]
+
+    return get

@@ -1,0 +1,73 @@
+"""The series applies cleanly to its vLLM version and is exactly what the build script generates
+from the current fix records, rocm_enable/ops kernels and vLLM sources."""
+import re
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from rocm_enable import patches as rp
+from vllm_patches import recipes
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_each_series_applies_cleanly(patched_trees, versions_under_test, series_root):
+    assert set(rp.series_versions(series_root)) == set(rp.VERIFIED_VLLM_VERSIONS)
+    for vllm in versions_under_test:
+        assert vllm.version in patched_trees, f"no series for vLLM {vllm.version}"
+        _, results = patched_trees[vllm.version]
+        bad = [f"{r.patch} ({r.fix}) does not apply to vLLM {vllm.version}: {r.message}"
+               for r in results if not r.ok]
+        assert not bad, "\n".join(bad)
+        assert [r.patch for r in results] == rp.read_series(series_root / vllm.version)
+
+
+def new_files(patch_text: str) -> dict[str, str]:
+    """path -> content of every file a git patch creates."""
+    out = {}
+    for block in re.split(r"^diff --git ", patch_text, flags=re.M)[1:]:
+        m = re.match(r"a/(\S+) b/(\S+)\n", block)
+        if "\nnew file mode" not in block.split("@@", 1)[0]:
+            continue
+        body = block.split("\n@@", 1)[1].split("\n", 1)[1]
+        lines = []
+        for line in body.split("\n"):
+            if line.startswith("+"):
+                lines.append(line[1:])
+            elif line.startswith("\\ No newline"):
+                lines[-1] += "\x00"
+        text = "\n".join(lines) + "\n"
+        out[m.group(2)] = text.replace("\x00\n", "")
+    return out
+
+
+@pytest.mark.parametrize("version", rp.VERIFIED_VLLM_VERSIONS)
+def test_embedded_kernels_equal_rocm_enable_ops(series_root, version):
+    created = {}
+    for name in rp.read_series(series_root / version):
+        created.update(new_files((series_root / version / name).read_text()))
+    for source in recipes.EMBEDDED_OPS:
+        path = recipes.embedded_path(source)
+        assert path in created, f"vLLM {version} series does not add {path}"
+        assert created[path] == recipes.embed_ops_module(source), (
+            f"{path} in the vLLM {version} series differs from rocm_enable/ops/{source}: "
+            "run scripts/build_vllm_patches.py")
+    for path, text in recipes.kernel_config_files().items():
+        assert created.get(path) == text, f"{path} differs from rocm_enable/ops/configs: rebuild"
+
+
+def test_series_and_ledger_equal_a_fresh_build(versions_under_test):
+    import build_vllm_patches as build
+    from conftest import installed_root
+
+    trees = {v.version: installed_root(v) for v in versions_under_test}
+    with tempfile.TemporaryDirectory() as tmp:
+        build.build_all(trees, Path(tmp))
+        fresh = build._snapshot(Path(tmp))
+    current = build._snapshot(REPO / "patches")
+    current = {k: v for k, v in current.items()
+               if k == "README.md" or k.split("/")[1] in trees}
+    stale = sorted(k for k in fresh.keys() | current.keys() if fresh.get(k) != current.get(k))
+    assert not stale, (f"patches/ is stale (run .venv/bin/python scripts/build_vllm_patches.py): "
+                       f"{stale}")
