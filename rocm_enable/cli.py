@@ -135,10 +135,54 @@ def cmd_isa(args) -> int:
         print("rocm-enable isa: needs Triton (pip install triton, or a ROCm torch that brings it)",
               file=sys.stderr)
         return 2
-    from rocm_enable.isa import isa_report, to_markdown
+    from rocm_enable.isa import attention_isa_report, isa_report, to_markdown
+    from rocm_enable.ops.attention_isa import to_markdown as attention_markdown
 
-    rows = isa_report(arch)
-    print(json.dumps({"arch": arch, "kernels": rows}, indent=2) if args.json else to_markdown(rows))
+    rows, attention = isa_report(arch), attention_isa_report(arch)
+    if args.json:
+        print(json.dumps({"arch": arch, "kernels": rows, "attention": attention}, indent=2))
+    else:
+        print(f"## W8A16 FP8 GEMM kernels ({arch})\n\n{to_markdown(rows)}\n")
+        print(f"## RDNA attention kernels ({arch})\n\n{attention_markdown(attention)}")
+    return 0
+
+
+def _default_arch(arch: str | None) -> str:
+    if arch:
+        return arch
+    if os.environ.get(ARCH_ENV):
+        return os.environ[ARCH_ENV]
+    if _torch_is_rocm():
+        import torch
+
+        return torch.cuda.get_device_properties(0).gcnArchName
+    raise UnknownArchError("no AMD GPU detected here: pass --arch (e.g. --arch gfx1151)")
+
+
+def cmd_explain(args) -> int:
+    from rocm_enable import explain
+    from rocm_enable.models import ModelError
+
+    try:
+        data = explain.explain(args.model, _default_arch(args.arch), args.dtype, args.enforce_eager)
+    except (UnknownArchError, ModelError, ValueError, explain.ExplainError) as exc:
+        print(f"rocm-enable explain: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(data, indent=2) if args.json else explain.render(data), end="" if not args.json else "\n")
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from rocm_enable import plan
+    from rocm_enable.models import ModelError
+
+    try:
+        data = plan.plan(args.model, _default_arch(args.arch), args.memory, args.context, args.batch,
+                         args.kv_cache_dtype)
+    except (UnknownArchError, ModelError, plan.PlanError) as exc:
+        print(f"rocm-enable plan: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(data, indent=2) if args.json else plan.render(data), end="" if not args.json else "\n")
     return 0
 
 
@@ -160,6 +204,28 @@ def build_parser() -> argparse.ArgumentParser:
     fp.add_argument("targets", nargs="+", metavar="module:Qual.name")
     fp.add_argument("--arch", default="gfx1151", help="arch to simulate while importing (default gfx1151)")
     fp.set_defaults(func=cmd_fingerprint)
+
+    ex = sub.add_parser("explain", help="per op family: the kernel vLLM picks, with and without rocm-enable")
+    ex.add_argument("--model", required=True, help="bundled Hugging Face id or path to a config.json")
+    ex.add_argument("--arch", help="arch to explain for (simulated off-GPU), e.g. gfx1151")
+    ex.add_argument("--dtype", default="auto", help="activation dtype: auto, bfloat16, float16")
+    ex.add_argument("--enforce-eager", action="store_true", help="as vllm serve --enforce-eager")
+    ex.add_argument("--json", action="store_true", help="machine-readable output")
+    ex.set_defaults(func=cmd_explain)
+
+    pl = sub.add_parser("plan", help="memory, vllm serve flags and a decode-speed projection")
+    pl.add_argument("--model", required=True, help="bundled Hugging Face id or path to a config.json")
+    pl.add_argument("--arch", help="arch to plan for, e.g. gfx1151")
+    pl.add_argument("--memory", help="memory the GPU can use, e.g. 128GiB (default: the board's)")
+    pl.add_argument("--context", type=int, help="tokens per sequence (default: min(model max, 32768))")
+    pl.add_argument("--batch", type=int, default=1, help="concurrent sequences (--max-num-seqs)")
+    pl.add_argument("--kv-cache-dtype", default="auto", help="auto or fp8")
+    pl.add_argument("--json", action="store_true", help="machine-readable output")
+    pl.set_defaults(func=cmd_plan)
+
+    from rocm_enable.patches import add_subcommand as add_patches_subcommand
+
+    add_patches_subcommand(sub)  # rocm-enable patches {export,check}
     return parser
 
 

@@ -20,6 +20,7 @@ def test_isa_json_reports_every_shipped_kernel(arch):
         assert KEYS <= set(row), row
         assert row["spills"] == 0 and row["scratch"] == 0, row
     assert {r["kind"] for r in data["kernels"]} == {"moe", "dense"}
+    assert data["attention"], "the RDNA attention backend's kernels are part of the report"
 
 
 def test_isa_unknown_arch():

@@ -1,0 +1,137 @@
+"""RDNA paged attention kernels against a float64 reference (Triton interpreter on CPU).
+
+Random non-zero Q/K/V, vLLM's paged layout ([blocks, block_size, kv_heads, head_dim] views of one
+[blocks, kv_heads, block_size, 2 * head_dim] cache tensor) with shuffled block tables, odd lengths,
+prefix + new tokens, GQA, outputs poisoned with NaN before the call."""
+import os
+
+os.environ["TRITON_INTERPRET"] = "1"
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from rocm_enable.ops import attention_rdna as A  # noqa: E402
+
+TARGET = A.AttnTarget(wave_size=32, lds_bytes=64 * 1024, num_cus=40)  # gfx1151's table numbers
+# bf16 inputs, fp32 accumulation, a bf16/fp16 output rounding and a 16-bit P for the PV product
+TOL = {torch.bfloat16: 2e-2, torch.float16: 4e-3}
+
+
+def make_batch(q_lens, seq_lens, num_heads, num_kv_heads, head_dim, block_size, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    num_seqs = len(q_lens)
+    blocks_per_seq = [-(-s // block_size) for s in seq_lens]
+    num_blocks = sum(blocks_per_seq) + 3
+    # vLLM's Triton backend cache: [blocks, kv_heads, block_size, 2*hd] -> transpose(1,2).split
+    kv = (torch.rand(num_blocks, num_kv_heads, block_size, 2 * head_dim, generator=g) * 2 - 1).to(dtype)
+    kv_t = kv.transpose(1, 2)
+    key_cache, value_cache = kv_t.split(head_dim, dim=-1)
+    perm = torch.randperm(num_blocks, generator=g)
+    max_blocks = max(blocks_per_seq) + 1
+    block_table = torch.zeros(num_seqs, max_blocks, dtype=torch.int32)
+    i = 0
+    for s, nb in enumerate(blocks_per_seq):
+        block_table[s, :nb] = perm[i:i + nb].to(torch.int32)
+        i += nb
+    q = (torch.rand(sum(q_lens), num_heads, head_dim, generator=g) * 2 - 1).to(dtype)
+    cu = torch.zeros(num_seqs + 1, dtype=torch.int32)
+    cu[1:] = torch.cumsum(torch.tensor(q_lens), 0)
+    return q, key_cache, value_cache, block_table, torch.tensor(seq_lens, dtype=torch.int32), cu
+
+
+def reference(q, key_cache, value_cache, block_table, seq_lens, cu, scale):
+    num_kv_heads, block_size = key_cache.shape[2], key_cache.shape[1]
+    qpkv = q.shape[1] // num_kv_heads
+    out = torch.zeros(q.shape, dtype=torch.float64)
+    for s in range(seq_lens.shape[0]):
+        L = int(seq_lens[s])
+        q0, q1 = int(cu[s]), int(cu[s + 1])
+        n = torch.arange(L)
+        blk = block_table[s, n // block_size].long()
+        k = key_cache[blk, n % block_size].double()          # [L, kvh, d]
+        v = value_cache[blk, n % block_size].double()
+        k = k.repeat_interleave(qpkv, dim=1)
+        v = v.repeat_interleave(qpkv, dim=1)
+        qs = q[q0:q1].double()                                # [ql, h, d]
+        ql = q1 - q0
+        scores = torch.einsum("thd,nhd->htn", qs, k) * scale
+        pos = (L - ql) + torch.arange(ql)
+        scores = scores.masked_fill(n[None, None, :] > pos[None, :, None], float("-inf"))
+        out[q0:q1] = torch.einsum("htn,nhd->thd", scores.softmax(-1), v)
+    return out
+
+
+def run_case(q_lens, seq_lens, num_heads, num_kv_heads, head_dim, block_size, dtype, splits=None, seed=0):
+    q, kc, vc, bt, sl, cu = make_batch(q_lens, seq_lens, num_heads, num_kv_heads, head_dim,
+                                       block_size, dtype, seed)
+    scale = head_dim ** -0.5
+    out = torch.full_like(q, float("nan"))
+    A.paged_attention(q, kc, vc, out, bt, sl, cu, max(q_lens), scale, TARGET, num_splits=splits)
+    ref = reference(q, kc, vc, bt, sl, cu, scale)
+    assert not torch.isnan(out).any(), "output rows left unwritten"
+    err = (out.double() - ref).abs().max().item()
+    rel = err / ref.abs().max().item()
+    assert rel < TOL[dtype], (err, rel)
+    return rel
+
+
+# (heads, kv_heads): Qwen3-Next / Qwen3.6-35B-A3B per-GPU GQA 8 (16/2), Qwen3.6-27B GQA 6 (24/4),
+# plain MHA, and GQA 20 (> 16 rows: two decode head groups).
+@pytest.mark.parametrize("heads,kv_heads", [(16, 2), (12, 2), (4, 4), (20, 1)])
+@pytest.mark.parametrize("splits", [None, 1, 3])
+def test_decode_gqa_splits(heads, kv_heads, splits):
+    run_case([1, 1, 1], [37, 1, 70], heads, kv_heads, 64, 16, torch.bfloat16, splits=splits)
+
+
+@pytest.mark.parametrize("head_dim", [64, 128, 256])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_decode_head_dims(head_dim, dtype):
+    run_case([1, 1], [45, 19], 8, 2, head_dim, 16, dtype, seed=head_dim)
+
+
+@pytest.mark.parametrize("block_size", [16, 48])  # 48: not a power of two (hybrid models' pages)
+def test_decode_block_sizes(block_size):
+    run_case([1, 1], [101, 33], 8, 1, 64, block_size, torch.bfloat16, splits=4)
+
+
+def test_decode_batch1_default_splits_fill_cus():
+    # batch 1, 2 KV heads: the plan splits the KV range so that 2 programs per CU exist
+    assert A.decode_num_splits(1, 2, 8, TARGET) == 40
+    assert A.decode_num_splits(64, 2, 8, TARGET) == 1
+    run_case([1], [300], 16, 2, 64, 16, torch.bfloat16)
+
+
+@pytest.mark.parametrize("head_dim", [64, 256])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_prefill_with_prefix_and_mixed_decode(head_dim, dtype):
+    # seq 0: 7 new tokens after a 23-token prefix; seq 1: fresh 13-token prompt; seq 2: decode
+    run_case([7, 13, 1], [30, 13, 20], 8, 2, head_dim, 16, dtype, seed=1)
+
+
+@pytest.mark.parametrize("heads,kv_heads", [(16, 2), (12, 2), (6, 6)])
+def test_prefill_gqa_odd_lengths(heads, kv_heads):
+    run_case([21, 5], [21, 40], heads, kv_heads, 64, 16, torch.bfloat16, seed=2)
+
+
+def test_prefill_padding_seq_untouched():
+    # a trailing seq with no query tokens (CUDA-graph padding) writes nothing
+    q, kc, vc, bt, sl, cu = make_batch([3, 2], [9, 5], 4, 2, 64, 16, torch.bfloat16)
+    cu = torch.cat([cu, cu[-1:]])
+    bt = torch.cat([bt, bt[:1]])
+    sl = torch.cat([sl, torch.tensor([0], dtype=torch.int32)])
+    out = torch.full_like(q, float("nan"))
+    A.paged_attention(q, kc, vc, out, bt, sl, cu, 3, 0.125, TARGET)
+    assert not torch.isnan(out).any()
+
+
+def test_decode_padding_seq_untouched():
+    q, kc, vc, bt, sl, cu = make_batch([1, 1], [9, 5], 4, 2, 64, 16, torch.bfloat16)
+    cu = torch.cat([cu, cu[-1:]])
+    bt = torch.cat([bt, bt[:1]])
+    sl = torch.cat([sl, torch.tensor([0], dtype=torch.int32)])
+    out = torch.full_like(q, float("nan"))
+    sentinel = torch.zeros(1, 4, 64, dtype=torch.bfloat16)
+    out = torch.cat([out, sentinel])  # an extra row after the real tokens must stay untouched
+    qq = torch.cat([q, sentinel])
+    A.paged_attention(qq, kc, vc, out, bt, sl, cu, 1, 0.125, TARGET, num_splits=2)
+    assert not torch.isnan(out[:2]).any() and (out[2] == 0).all()
