@@ -1,0 +1,122 @@
+"""`rocm-enable explain` for every bundled model on four archs: one simulated process per arch per
+mode (ROCM_ENABLE=0 / =1), vLLM's real selection code in each. The all-model sweep runs on the
+venv's vLLM (0.32.0); the vLLM-version difference (0.32 refuses FP8 MoE, 0.33 emulates W8A8) is
+checked on each vLLM under test with one model, to keep the suite to a few minutes on 2 cores."""
+import json
+
+import pytest
+
+from rocm_enable import cli
+from rocm_enable.explain import explain_many, render
+from rocm_enable.models import bundled_models
+
+pytestmark = pytest.mark.vllm_sim
+
+MODELS = list(bundled_models())
+NO_BACKEND = "fails: NotImplementedError: No FP8 MoE backend supports the deployment configuration."
+FAMILIES_MOE = {"MoE expert GEMMs", "MoE launch config", "router"}
+
+
+def _env(vllm_under_test):
+    return {"PYTHONPATH": vllm_under_test.pythonpath} if vllm_under_test.pythonpath else {}
+
+
+def _rows(d):
+    return {r["family"]: r for r in d["rows"]}
+
+
+def _check_common(d):
+    rows = _rows(d)
+    expected = {"shared expert and dense projections" if d["model"].find("27B") < 0
+                else "dense projections (GDN, attention, MLP)",
+                "attention prefill", "attention decode", "GDN prefill", "GDN decode", "causal conv1d",
+                "norms (RMSNorm / GemmaRMSNorm)", "norms (GDN gated RMSNorm)", "activation (SiluAndMul)",
+                "lm_head"}
+    if "27B" not in d["model"]:
+        expected |= FAMILIES_MOE
+    assert set(rows) == expected, set(rows) ^ expected
+    for r in d["rows"]:
+        for side in ("without_plugin", "with_plugin"):
+            cell = r[side]
+            assert cell["how"].startswith(("ran vLLM", "from source reading")) and cell["gates"]
+            if cell["how"].startswith("from source reading"):
+                assert r["gates"]
+        assert not r["with_plugin"]["error"], (d["model"], r)  # with the plugin every family resolves
+        if r["changed"]:  # whatever records exist at run time: a change is always attributed
+            assert any("(applied)" in f for f in r["fixes"]), (d["model"], r["family"], r["fixes"])
+    text = render(d)
+    assert d["model"] in text and "decided by" in text
+    return rows
+
+
+def _check_no_fp8(d, version):
+    rows = _check_common(d)
+    if not d["quantization"]:
+        # BF16: no FP8 fix touches the GEMM rows
+        assert not any(r["changed"] for f, r in rows.items() if "MoE" in f or "dense" in f), d["model"]
+        return
+    dense = next(r for f, r in rows.items() if "dense projections" in f)
+    assert dense["without_plugin"]["kernel"] == "TritonFp8BlockScaledMMKernel"
+    assert "W8A8" in dense["without_plugin"]["precision"] and "software" in dense["without_plugin"]["precision"]
+    assert dense["with_plugin"]["kernel"] == "RocmW8A16Fp8BlockLinearKernel"
+    assert dense["with_plugin"]["precision"].startswith("W8A16")
+    assert any(f.startswith("fp8-linear-w8a16") for f in dense["fixes"])
+    if "27B" in d["model"]:
+        return
+    moe = rows["MoE expert GEMMs"]
+    if version == "0.32.0":
+        assert moe["without_plugin"]["error"] == NO_BACKEND  # what users of vLLM 0.32 hit
+    else:
+        assert moe["without_plugin"]["kernel"] == "TritonExperts"  # 0.33: emulated W8A8
+        assert "W8A8" in moe["without_plugin"]["precision"]
+    assert moe["with_plugin"]["kernel"] == "RocmW8A16Fp8Experts"
+    assert moe["with_plugin"]["backend"] == "Fp8MoeBackend.TRITON"
+    assert any(f.startswith("fp8-moe-w8a16") for f in moe["fixes"])
+
+
+@pytest.mark.parametrize("arch", ["gfx1151", "gfx1100"])
+def test_no_fp8_arch_every_model(arch):
+    for d in explain_many(MODELS, arch):
+        _check_no_fp8(d, d["vllm_version"])
+
+
+def test_no_fp8_arch_on_each_vllm(vllm_under_test):
+    d = explain_many(["Qwen/Qwen3-Coder-Next-FP8"], "gfx1151", extra_env=_env(vllm_under_test))[0]
+    assert d["vllm_version"] == vllm_under_test.version
+    _check_no_fp8(d, vllm_under_test.version)
+
+
+@pytest.mark.parametrize("arch", ["gfx1201", "gfx942"])
+def test_fp8_arch_every_model_unchanged(arch):
+    for d in explain_many(MODELS, arch):
+        rows = _check_common(d)
+        # FP8 compute: vLLM's own GEMM choices stand (other records, e.g. attention, may apply)
+        assert not any(r["changed"] for f, r in rows.items() if "MoE" in f or "dense" in f), (arch, d["model"])
+        if d["quantization"] and "MoE expert GEMMs" in rows:
+            moe = rows["MoE expert GEMMs"]["with_plugin"]
+            assert moe["kernel"] == "TritonExperts" and "native FP8" in moe["precision"]
+        assert "wvSplitK" in rows["lm_head"]["with_plugin"]["kernel"]  # on_gfx9/on_gfx1x skinny GEMM
+
+
+def test_aiter_env_shows_both_gates():
+    env = dict(VLLM_ROCM_USE_AITER="1", VLLM_ROCM_USE_AITER_MOE="1",
+               VLLM_ROCM_USE_AITER_RMSNORM="1")
+    d = explain_many(["Qwen/Qwen3-Coder-Next-FP8"], "gfx1151", extra_env=env)[0]
+    rows = _rows(d)
+    assert rows["MoE expert GEMMs"]["without_plugin"]["error"].startswith(
+        "fails: ValueError: FP8 MoE backend AITER does not support")  # gate C1
+    assert rows["MoE expert GEMMs"]["with_plugin"]["kernel"] == "RocmW8A16Fp8Experts"
+    norm = rows["norms (RMSNorm / GemmaRMSNorm)"]
+    assert "'aiter'" in norm["without_plugin"]["backend"] and "'aiter'" not in norm["with_plugin"]["backend"]
+    assert norm["changed"] and any(f.startswith("rms-norm-not-aiter-hip") for f in norm["fixes"])
+
+
+def test_cli_explain_json_and_disable_toggle(capsys, monkeypatch):
+    monkeypatch.setenv("ROCM_ENABLE_DISABLE", "fp8-moe-w8a16")
+    assert cli.main(["explain", "--model", "Qwen/Qwen3.6-35B-A3B-FP8", "--arch", "gfx1151", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    moe = _rows(data)["MoE expert GEMMs"]
+    # the toggle restores vLLM's own MoE answer while the dense fix stays on
+    assert moe["with_plugin"] == moe["without_plugin"] and not moe["changed"]
+    assert any(f.startswith("fp8-moe-w8a16 (disabled") for f in moe["fixes"])
+    assert next(r for r in data["rows"] if "dense" in r["family"])["changed"]
