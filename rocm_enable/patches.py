@@ -337,6 +337,20 @@ gfx1201 and gfx942.
 {missing}"""
 
 
+# Fix records that apply at runtime but have no source patch yet, and why. The ledger prints
+# them; tests/patches/test_ledger.py fails for a record without a patch that is not listed here,
+# and for an entry here that has a patch or no record.
+PATCH_PENDING = {
+    "silu-and-mul-code-object": "needs an offload-bundle reader inside vLLM (vllm/platforms/rocm.py)",
+    "skinny-gemm-code-object": "needs an offload-bundle reader inside vLLM (vllm/platforms/rocm.py)",
+    "rdna3-kernels-code-object": "needs an offload-bundle reader inside vLLM (vllm/platforms/rocm.py)",
+    "fused-qk-norm-rope-gate": "designed (admit ROCm in models/qwen3_next.py); no equivalence snippet yet",
+    "ct-fp8-scheme-by-fp8-compute": "designed (has_native_fp8_compute() in _check_scheme_supported); no equivalence snippet yet",
+    "gdn-autotune-lds": "needs LDS-aware pruning of the FLA autotune configs in vLLM's third_party tree",
+    "rdna-attention": "the backend and its kernels must be added to vllm/v1/attention as a new backend",
+}
+
+
 def render_readme(fixes: Iterable | None = None, root: Path | None = None) -> str:
     from rocm_enable.ledger import render_ledger
 
@@ -348,8 +362,9 @@ def render_readme(fixes: Iterable | None = None, root: Path | None = None) -> st
     intro = LEDGER_INTRO.format(
         verified=", ".join(VERIFIED_VLLM_VERSIONS),
         series=", ".join(f"[`vllm/{v}/series`](vllm/{v}/series)" for v in versions),
-        missing=("\n**Fixes without a patch in every series yet** (they apply at runtime only): "
-                 + ", ".join(f"`{m}`" for m in missing) + ".\n") if missing else "")
+        missing=("\n**Fixes without a patch in every series yet** (they apply at runtime only):\n\n"
+                 + "".join(f"- `{m}`: {PATCH_PENDING.get(m, 'NOT DECLARED in PATCH_PENDING')}\n"
+                           for m in missing)) if missing else "")
     return render_ledger(fixes, title=LEDGER_TITLE, intro=intro, patch_files=files)
 
 
