@@ -44,6 +44,7 @@ class ArchCapabilities:
     aiter_hip_kernels: bool
     aiter_triton_kernels: bool
     boards: tuple[Board, ...]
+    generic_targets: tuple[str, ...] = ()
 
     @property
     def fp8_storage(self) -> bool:
@@ -66,6 +67,7 @@ class ArchCapabilities:
             "aiter_hip_kernels": aiter_hip_kernels_supported(self),
             "aiter_triton_kernels": aiter_triton_kernels_supported(self),
             "wave32_rdna": is_wave32_rdna(self),
+            "generic_targets": list(self.generic_targets),
             "boards": [{**b.__dict__, "config_names": list(b.config_names)} for b in self.boards],
         }
 
@@ -89,6 +91,7 @@ def _parse(arch: str, row: dict) -> ArchCapabilities:
         aiter_triton_kernels=bool(row["aiter_triton_kernels"]),
         boards=tuple(Board(**{**b, "config_names": tuple(b.get("config_names", ()))})
                      for b in row["boards"]),
+        generic_targets=tuple(row.get("generic_targets", ())),
     )
 
 
@@ -149,3 +152,25 @@ def aiter_triton_kernels_supported(caps: ArchCapabilities) -> bool:
 def is_wave32_rdna(caps: ArchCapabilities) -> bool:
     """RDNA3/3.5/4: wave32 with WMMA matrix units (kernel launch shapes differ from CDNA)."""
     return caps.matrix_unit == "wmma" and caps.wave_size == 32
+
+
+def runs_rdna3_wmma_kernels(caps: ArchCapabilities) -> bool:
+    """RDNA3/3.5 (gfx11): the wave32 WMMA v1 ISA that vLLM's RDNA3 HIP kernels (gptq_gemm_rdna3,
+    moe_gptq_gemm_rdna3) are written for; whether a given build carries the code object is a
+    separate, per-extension question (gates.code_objects)."""
+    return caps.kernel_family == "rdna3" and is_wave32_rdna(caps)
+
+
+def aiter_triton_only(caps: ArchCapabilities) -> bool:
+    """Wave32 RDNA with aiter: only aiter's Triton kernels can run (no HIP/CK/asm code objects)."""
+    return is_wave32_rdna(caps) and caps.aiter_triton_kernels and not caps.aiter_hip_kernels
+
+
+def lds_bytes(caps: ArchCapabilities) -> int:
+    """LDS one workgroup may allocate, in bytes (a Triton candidate needing more cannot launch)."""
+    return caps.lds_per_workgroup_kib * 1024
+
+
+def code_object_runs_here(caps: ArchCapabilities, target: str) -> bool:
+    """A code object built for LLVM target `target` runs on this arch (exact or generic target)."""
+    return target == caps.arch or target in caps.generic_targets

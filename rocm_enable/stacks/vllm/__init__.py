@@ -4,8 +4,13 @@ from __future__ import annotations
 from rocm_enable.engine.hooks import hookimpl
 from rocm_enable.engine.record import Stack
 from rocm_enable.stacks.vllm import fp8_linear, fp8_moe, moe_config_lookup, norm_routing
+from rocm_enable.stacks.vllm import attention_rdna
+from rocm_enable.stacks.vllm import aiter_triton, capability_integers, gdn_autotune, hip_code_objects, qk_norm_rope_gate
 
-FIXES = (*fp8_moe.FIXES, *fp8_linear.FIXES, *moe_config_lookup.FIXES, *norm_routing.FIXES)
+FIXES = (*fp8_moe.FIXES, *fp8_linear.FIXES, *moe_config_lookup.FIXES, *norm_routing.FIXES,
+         *aiter_triton.FIXES, *hip_code_objects.FIXES, *qk_norm_rope_gate.FIXES,
+         *capability_integers.FIXES, *gdn_autotune.FIXES,
+         *attention_rdna.FIXES)
 
 
 @hookimpl
