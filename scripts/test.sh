@@ -26,4 +26,13 @@ fi
 bash "$ROOT/scripts/install_vllm_overlay.sh" 0.33.0 "$OVERLAY_033" "$PIP"
 
 export ROCM_ENABLE_TEST_VLLM="0.32.0=;0.33.0=$OVERLAY_033"
-exec "$VENV/bin/python" -m pytest -n 2 -q "$@"
+# Two pytest sessions: Triton's CPU interpreter (numerics) patches Triton process-wide, which
+# breaks ahead-of-time AMD compiles (ISA tests) and simulated vLLM processes started beside it.
+REPORTS="$(mktemp -d)"
+status=0
+TRITON_INTERPRET=1 "$VENV/bin/python" -m pytest -n 2 -q --junitxml="$REPORTS/numerics.xml" \
+    tests/ops/test_*_numerics.py tests/attention/test_*_numerics.py "$@" || status=$?
+"$VENV/bin/python" -m pytest -n 2 -q --junitxml="$REPORTS/rest.xml" --ignore-glob='*_numerics.py' \
+    tests "$@" || status=$?
+"$VENV/bin/python" scripts/summarize_junit.py "$REPORTS"/*.xml
+exit "$status"

@@ -1,11 +1,8 @@
-"""tests/ops: the W8A16 kernels run in Triton's interpreter on CPU (numerics tests).
-
-TRITON_INTERPRET must be set before any @triton.jit kernel of rocm_enable.ops is
-decorated, so it is set here, before the test modules import them. The ISA tests are not
-affected: rocm_enable.isa re-loads the kernel modules with the interpreter off.
-"""
+"""tests/ops: numerics tests run the W8A16 kernels in Triton's CPU interpreter (each such
+module turns TRITON_INTERPRET on before importing the kernels); ISA tests compile them ahead of
+time. scripts/test.sh runs the two kinds in separate pytest sessions: the interpreter patches
+Triton's language functions process-wide, which breaks AOT compiles in the same process."""
 import os
 import sys
 
-os.environ.setdefault("TRITON_INTERPRET", "1")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

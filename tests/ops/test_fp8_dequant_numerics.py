@@ -1,4 +1,8 @@
 """Exhaustive and edge-case checks of the e4m3fn -> fp16-bits dequantisation (CPU, interpreter)."""
+import os
+
+# The kernels run in Triton's CPU interpreter; it must be on before they are decorated.
+os.environ.setdefault("TRITON_INTERPRET", "1")
 import pytest
 import torch
 

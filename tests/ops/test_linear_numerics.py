@@ -3,6 +3,10 @@
 Qwen3.6-27B (dense, hidden 5120, intermediate 17408) scaled down by 16 (320 / 1088) and
 sharded TP 2 / 4 (544 / 272: K not a multiple of 128 or of BLOCK_K -> masked K tail and
 partial scale blocks)."""
+import os
+
+# The kernels run in Triton's CPU interpreter; it must be on before they are decorated.
+os.environ.setdefault("TRITON_INTERPRET", "1")
 import pytest
 import torch
 
