@@ -46,12 +46,12 @@ def lds_per_occupancy_unit(arch: str) -> int:
     return caps.lds_per_workgroup_kib * 1024 * (2 if is_wave32_rdna(caps) else 1)
 
 
-def load_compilable_kernels():
-    """Import the kernel module afresh with the interpreter off, so its @triton.jit objects
+def load_compilable_kernels(path: str = KERNEL_FILE, module_name: str = "_rocm_enable_isa_w8a16_kernel"):
+    """Import a kernel module afresh with the interpreter off, so its @triton.jit objects
     are JITFunctions even inside a test session that set TRITON_INTERPRET=1."""
     old = os.environ.pop("TRITON_INTERPRET", None)
     try:
-        spec = importlib.util.spec_from_file_location("_rocm_enable_isa_w8a16_kernel", KERNEL_FILE)
+        spec = importlib.util.spec_from_file_location(module_name, path)
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
     finally:

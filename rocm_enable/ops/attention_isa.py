@@ -7,7 +7,6 @@ record) compiled through Triton's own binder for that arch, with VGPRs, spills, 
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -25,15 +24,9 @@ HEAD_DIMS = (128, 256)  # the proof's scope (64 is selectable too: pass head_dim
 
 
 def _load_kernels():
-    old = os.environ.pop("TRITON_INTERPRET", None)
-    try:
-        spec = importlib.util.spec_from_file_location("_rocm_enable_isa_attention_kernels", KERNEL_FILE)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        if old is not None:
-            os.environ["TRITON_INTERPRET"] = old
-    return mod
+    from rocm_enable.isa import load_compilable_kernels
+
+    return load_compilable_kernels(KERNEL_FILE, "_rocm_enable_isa_attention_kernels")
 
 
 def _cases(target, head_dims, dtypes):
