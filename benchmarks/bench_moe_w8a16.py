@@ -282,7 +282,20 @@ def sweep_candidates(M, gemm, rnd=1):
     alone (no silu_and_mul launch): the cost of the GEMM without the fused epilogue."""
     c = lambda bn, bk, w, s, **kw: {"BLOCK_N": bn, "BLOCK_K": bk, "num_warps": w, "num_stages": s, **kw}  # noqa: E731
     w13 = gemm == "w13"
-    if rnd == 2 and M <= 16:  # round 2: around round 1's winners (docs/benchmarks.md)
+    if rnd == 4:  # GEMV refinement around round 3's winners (docs/benchmarks.md)
+        v = lambda bn, bk, w, s: c(bn, bk, w, s, kernel="gemv")  # noqa: E731
+        grid = ((16, 512, 4, 2), (16, 512, 4, 1), (16, 512, 8, 2), (8, 512, 4, 2), (8, 1024, 4, 2),
+                (8, 256, 2, 2)) if w13 else (
+                (32, 256, 4, 2), (32, 256, 4, 1), (16, 256, 4, 2), (32, 256, 8, 2), (64, 256, 8, 2),
+                (32, 128, 2, 2))
+        cands = [(16, v(*t), w13) for t in grid] if M <= 16 else []
+    elif rnd == 3:  # decode GEMV kernel (no MMA, BLOCK_K across scale groups) vs the shipped tile
+        v = lambda bn, bk, w, s: c(bn, bk, w, s, kernel="gemv")  # noqa: E731
+        cands = [(16, v(bn, bk, w, st), w13) for bn, bk, w, st in (
+            (16, 512, 4, 2), (16, 512, 2, 2), (16, 256, 2, 2), (16, 256, 1, 2), (32, 512, 4, 2),
+            (32, 256, 4, 2), (32, 256, 2, 2), (64, 256, 4, 2), (64, 512, 8, 2), (16, 512, 4, 3),
+            (16, 1024, 4, 2), (8, 512, 2, 2))] if M <= 16 else []
+    elif rnd == 2 and M <= 16:  # round 2: around round 1's winners (docs/benchmarks.md)
         cands = [(16, c(32, 128, 2, 4), w13), (16, c(32, 128, 2, 3), w13), (16, c(32, 128, 2, 6), w13),
                  (16, c(64, 128, 2, 4), w13), (16, c(16, 128, 1, 4), w13), (16, c(32, 128, 1, 4), w13),
                  (16, c(64, 128, 4, 3), w13), (16, c(64, 64, 2, 4), w13), (16, c(32, 128, 2, 4, SPLIT_K=2), w13)]
@@ -319,6 +332,16 @@ def sweep_candidates(M, gemm, rnd=1):
 def dense_sweep_candidates(M, rnd=1):
     c = lambda bm, bn, bk, w, s, **kw: {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "num_warps": w,  # noqa: E731
                                         "num_stages": s, **kw}
+    if rnd == 4:
+        g = lambda bn, bk, w, s: c(16, bn, bk, w, s, kernel="gemv")  # noqa: E731
+        return [g(bn, bk, w, st) for bn, bk, w, st in (
+            (16, 1024, 4, 2), (8, 1024, 4, 2), (16, 2048, 4, 2), (16, 1024, 8, 2), (32, 1024, 8, 2),
+            (8, 1024, 2, 2), (16, 1024, 4, 1))] if M <= 4 else []
+    if rnd == 3:
+        g = lambda bn, bk, w, s: c(16, bn, bk, w, s, kernel="gemv")  # noqa: E731
+        return [g(bn, bk, w, st) for bn, bk, w, st in (
+            (16, 512, 4, 2), (16, 256, 2, 2), (32, 512, 4, 2), (32, 256, 4, 2), (64, 256, 4, 2),
+            (64, 512, 8, 2), (16, 1024, 4, 2), (8, 512, 2, 2))] if M <= 4 else []
     if rnd == 2 and M <= 16:
         return [c(16, 64, 128, 4, 4, SPLIT_K=4), c(16, 64, 128, 2, 4, SPLIT_K=4), c(16, 32, 128, 2, 4, SPLIT_K=4),
                 c(16, 32, 128, 2, 4, SPLIT_K=8), c(16, 64, 128, 4, 4, SPLIT_K=3), c(16, 64, 128, 4, 3, SPLIT_K=6),
@@ -376,7 +399,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sweep", action="store_true")
     ap.add_argument("--dense", action="store_true")
-    ap.add_argument("--sweep-round", type=int, default=1, help="candidate set (1: broad, 2: refine)")
+    ap.add_argument("--sweep-round", type=int, default=1, help="candidate set (1: broad, 2: refine, 3: decode GEMV, 4: GEMV refine)")
     a = ap.parse_args()
     if a.extract:
         do_extract()

@@ -147,13 +147,44 @@ def _split_args(K: int, bk: int, split_k: int, group_m: int = 1):
                 k_iters=iters, SPLIT_K=split_k, GROUP_M=group_m)
 
 
+GEMM, GEMV = "w8a16_gemm_kernel", "w8a16_gemv_kernel"
+
+
+def _gemv_args(g: dict, N_w: int, K: int, n_out: int, rows: int, routed: bool, top_k: int,
+               fuse: bool, up_offset: int, E: int = 1):
+    """Launch-style args of w8a16_gemv_kernel (block-128 scales, as the checkpoints ship)."""
+    bk = min(g["BLOCK_K"], max(16, triton.next_power_of_2(K)))
+    return dict(
+        a_ptr=_t(tl.float16), w_ptr=_t(tl.int32, E * N_w * K), c_ptr=_t(tl.bfloat16),
+        scale_ptr=_t(tl.float32), bias_ptr=_t(tl.float32), topk_weights_ptr=_t(tl.float32),
+        expert_ids_ptr=_t(tl.int32) if routed else None,
+        N=n_out, K=K, num_rows=rows, up_offset=up_offset,
+        stride_am=K, stride_ak=1, stride_we=N_w * K // 4, stride_wn=K // 4, stride_cm=n_out, stride_cn=1,
+        stride_se=(N_w // 128) * (K // 128), stride_sn=K // 128, stride_sk=1,
+        top_k=top_k, ROUTED=routed, SCALE_MODE=0, GROUP_N=128, GROUP_K=128,
+        MUL_ROUTED_WEIGHT=routed and not fuse, FUSE_SILU=fuse, HAS_BIAS=False,
+        BLOCK_N=g["BLOCK_N"], BLOCK_K=bk, EVEN_K=K % bk == 0)
+
+
+def weights_per_loop_iteration(args: dict) -> int:
+    """Weight bytes one GEMV program consumes per K-loop iteration (both halves when SiLU is fused)."""
+    rows = args["BLOCK_N"] * (2 if args["FUSE_SILU"] else 1)
+    return rows * args["BLOCK_K"]
+
+
 def _moe_args(gemm: str, bucket: dict, m: int, naive: bool, split_k: int = 1):
+    """(kernel function name, args, compile options, specialisation) of one MoE GEMM."""
     E, top_k, H, inter = (MOE_SHAPE[k] for k in ("E", "top_k", "hidden", "inter"))
     fuse = gemm == "w13" and bucket["fuse_silu"]
     N_w, K = (2 * inter, H) if gemm == "w13" else (H, inter)
     n_out = N_w // 2 if fuse else N_w
     g = bucket[gemm]
     bm = bucket["BLOCK_M"]
+    if g.get("kernel") == "gemv" and naive and split_k == 1:
+        args = _gemv_args(g, N_w, K, n_out, m * top_k, True, top_k if gemm == "w13" else 1, fuse,
+                          inter if fuse else 0, E)
+        spec = f"M={m} naive fuse_silu={fuse} gemv"
+        return GEMV, args, cfgmod.split_options(g)[1], spec
     bk = min(g["BLOCK_K"], 128)
     pairs = m * top_k
     args = dict(
@@ -168,11 +199,15 @@ def _moe_args(gemm: str, bucket: dict, m: int, naive: bool, split_k: int = 1):
         GROUP_N=128, GROUP_K=128, MUL_ROUTED_WEIGHT=gemm == "w2", FUSE_SILU=fuse, HAS_BIAS=False,
         BLOCK_M=bm, BLOCK_N=g["BLOCK_N"], BLOCK_K=bk, EVEN_K=K % bk == 0, **_split_args(K, bk, split_k))
     spec = f"M={m} {'naive' if naive else 'sorted'} fuse_silu={fuse}" + (f" split_k={split_k}" if split_k > 1 else "")
-    return args, cfgmod.split_options(g)[1], spec
+    return GEMM, args, cfgmod.split_options(g)[1], spec
 
 
 def _dense_args(bucket: dict, m: int, split_k: int = 1, shape=None):
+    """(kernel function name, args, compile options, specialisation) of one dense GEMM."""
     N, K = shape or (DENSE_SHAPE["N"], DENSE_SHAPE["K"])
+    if bucket.get("kernel") == "gemv" and split_k == 1:
+        return (GEMV, _gemv_args(bucket, N, K, N, m, False, 1, False, 0),
+                cfgmod.split_options(bucket)[1], f"M={m} gemv")
     bk = min(bucket["BLOCK_K"], 128)
     args = dict(
         a_ptr=_t(tl.float16), w_ptr=_t(tl.int32, N * K), c_ptr=_t(tl.bfloat16),
@@ -187,7 +222,7 @@ def _dense_args(bucket: dict, m: int, split_k: int = 1, shape=None):
     spec = f"M={m}" + (f" N={N} K={K} split_k={split_k}" if split_k > 1 else "")
     if int(bucket.get("GROUP_M", 1)) > 1:
         spec += f" GROUP_M={bucket['GROUP_M']}"
-    return args, cfgmod.split_options(bucket)[1], spec
+    return GEMM, args, cfgmod.split_options(bucket)[1], spec
 
 
 # the split-K specialisation compiled for every family's decode buckets (whether or not the
@@ -197,21 +232,22 @@ DENSE_DOWN_SHAPE = (5120, 17408)
 
 
 def split_k_cases(family: str):
-    """(name, kind, bucket_index, bucket, args, options, specialisation): SPLIT_K=4 builds of the
-    first (decode) MoE and dense buckets."""
+    """(name, kind, bucket_index, bucket, kernel, args, options, specialisation): SPLIT_K=4 builds of
+    the first tile-kernel (decode) MoE and dense buckets."""
     d = cfgmod.load_family(family)
-    b = d["moe"][0]
+    b = next(b for b in d["moe"] if all(b[g].get("kernel") != "gemv" for g in ("w13", "w2")))
+    i = d["moe"].index(b)
     for gemm in ("w13", "w2"):
-        args, opts, spec = _moe_args(gemm, b, 1, True, split_k=SPLIT_K_ISA)
-        yield f"moe_{gemm}[0]", "moe", 0, b, args, opts, spec
-    bd = dict(d["dense"][0])
+        fn, args, opts, spec = _moe_args(gemm, b, 1, True, split_k=SPLIT_K_ISA)
+        yield f"moe_{gemm}[{i}]", "moe", i, b, fn, args, opts, spec
+    j, bd = next((j, dict(b)) for j, b in enumerate(d["dense"]) if b.get("kernel") != "gemv")
     bd.pop("GROUP_M", None)
-    args, opts, spec = _dense_args(bd, 1, split_k=SPLIT_K_ISA, shape=DENSE_DOWN_SHAPE)
-    yield "dense[0]", "dense", 0, bd, args, opts, spec
+    fn, args, opts, spec = _dense_args(bd, 1, split_k=SPLIT_K_ISA, shape=DENSE_DOWN_SHAPE)
+    yield f"dense[{j}]", "dense", j, bd, fn, args, opts, spec
 
 
 def shipped_cases(family: str):
-    """(name, kind, bucket_index, bucket, args, options, specialisation) per shipped config.
+    """(name, kind, bucket_index, bucket, kernel, args, options, specialisation) per shipped config.
     Each bucket is compiled at the largest M it serves (capped at 2048); MoE buckets whose M
     range crosses the naive/sorted threshold are compiled both ways."""
     d = cfgmod.load_family(family)
@@ -224,14 +260,14 @@ def shipped_cases(family: str):
         for naive in modes:
             m = lo if naive else hi
             for gemm in ("w13", "w2"):
-                args, opts, spec = _moe_args(gemm, b, m, naive)
-                yield f"moe_{gemm}[{i}]", "moe", i, b, args, opts, spec
+                fn, args, opts, spec = _moe_args(gemm, b, m, naive)
+                yield f"moe_{gemm}[{i}]", "moe", i, b, fn, args, opts, spec
         lo = hi + 1
     lo = 1
     for i, b in enumerate(d["dense"]):
         hi = b["max_m"] or 2048
-        args, opts, spec = _dense_args(b, hi)
-        yield f"dense[{i}]", "dense", i, b, args, opts, spec
+        fn, args, opts, spec = _dense_args(b, hi)
+        yield f"dense[{i}]", "dense", i, b, fn, args, opts, spec
         lo = hi + 1
 
 
@@ -267,17 +303,21 @@ def isa_report(arch: str, family: Optional[str] = None, save_dir: Optional[str] 
                                  *(["--split-k"] if split_k else []))
     mod = load_compilable_kernels()
     rows = []
-    for name, kind, i, bucket, args, opts, spec in (split_k_cases if split_k else shipped_cases)(family):
-        k = compile_for_arch(mod.w8a16_gemm_kernel, args, opts, arch)
+    for name, kind, i, bucket, fn, args, opts, spec in (split_k_cases if split_k else shipped_cases)(family):
+        k = compile_for_arch(getattr(mod, fn), args, opts, arch)
         asm = k.asm["amdgcn"]
         if save_dir:
             os.makedirs(save_dir, exist_ok=True)
             with open(os.path.join(save_dir, f"{name.replace('[', '_').replace(']', '')}.{arch}.s"), "w") as f:
                 f.write(asm)
-        tile = {kk: args[kk] for kk in ("BLOCK_M", "BLOCK_N", "BLOCK_K")}
-        rows.append(dict(module="rocm_enable.ops.w8a16_kernel", function="w8a16_gemm_kernel", arch=arch,
+        tile = {kk: args[kk] for kk in ("BLOCK_M", "BLOCK_N", "BLOCK_K") if kk in args}
+        m = asm_metrics(asm, k.metadata, arch)
+        # per wave: each of num_warps waves consumes 1/num_warps of the program's weights
+        per_wave = weights_per_loop_iteration(args) / k.metadata.num_warps
+        m["loop_insts_per_256_weights"] = round(m["loop_insts"] * 256 / per_wave, 1) if fn == GEMV else None
+        rows.append(dict(module="rocm_enable.ops.w8a16_kernel", function=fn, arch=arch,
                          family=family, case=name, kind=kind, bucket=i, specialisation=spec,
-                         tile=tile, options=opts, **asm_metrics(asm, k.metadata, arch)))
+                         tile=tile, options=opts, **m))
     return rows
 
 
@@ -313,8 +353,9 @@ def attention_isa_report(arch: str) -> list[dict]:
     return _report(arch)
 
 
-COLUMNS = ("case", "specialisation", "tile", "options", "vgpr", "spills", "scratch", "cndmask",
-           "loop_cndmask", "wmma", "loop_mma", "loop_insts", "loop_insts_per_wmma", "lds",
+COLUMNS = ("case", "function", "specialisation", "tile", "options", "vgpr", "spills", "scratch", "cndmask",
+           "loop_cndmask", "wmma", "loop_mma", "loop_insts", "loop_insts_per_wmma",
+           "loop_insts_per_256_weights", "lds",
            "occupancy", "occupancy_lds")
 
 

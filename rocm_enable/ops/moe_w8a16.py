@@ -15,7 +15,7 @@ import triton
 from rocm_enable.ops import config as cfgmod
 from rocm_enable.ops.fp8_dequant import SCALE_BLOCK, classify_scale
 from rocm_enable.ops.moe_align import MoeRouting, moe_align
-from rocm_enable.ops.w8a16_kernel import silu_and_mul_kernel, w8a16_gemm_kernel
+from rocm_enable.ops.w8a16_kernel import silu_and_mul_kernel, w8a16_gemm_kernel, w8a16_gemv_kernel
 
 ROUTING_DENSE, ROUTING_NAIVE, ROUTING_SORTED = 0, 1, 2
 
@@ -90,6 +90,11 @@ def launch_w8a16_gemm(a: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, c: 
         raise ValueError(f"output last dim {c.shape[-1]} != {n_out}")
     c2 = c.view(-1, n_out)
     words = _weight_words(w)
+    if gemm_cfg.get("kernel") == "gemv" and (routing is None or routing.naive):
+        if _gemv_fits(mode, bs, gemm_cfg["BLOCK_N"], N_w // 2 if fuse_silu else 0):
+            _launch_gemv(a, words, s3, c2, routing, top_k, mode, bs, gemm_cfg, n_out,
+                         topk_weights, fuse_silu, bias, N_w)
+            return c
     meta, opts = cfgmod.split_options(gemm_cfg)
     meta = {k: v for k, v in meta.items() if k in ("BLOCK_N", "BLOCK_K", "GROUP_M")}
     group_n, group_k = (bs if bs else (128, 128))
@@ -131,6 +136,35 @@ def launch_w8a16_gemm(a: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, c: 
         BLOCK_M=block_m, BLOCK_N=meta["BLOCK_N"], BLOCK_K=bk, EVEN_K=K % bk == 0,
         SPLIT_K=nsplit, GROUP_M=group_m, **opts)
     return c
+
+
+def _gemv_fits(mode: int, block_shape, block_n: int, up_offset: int) -> bool:
+    """The GEMV kernel puts block scales on the activation, so every row of a program must
+    share one scale row: BLOCK_N divides the scale group and the up half starts on a group."""
+    if mode != SCALE_BLOCK:
+        return True
+    group_n = block_shape[0] if block_shape else 128
+    return group_n % block_n == 0 and up_offset % group_n == 0
+
+
+def _launch_gemv(a, words, s3, c2, routing, top_k, mode, bs, gemm_cfg, n_out, topk_weights,
+                 fuse_silu, bias, N_w):
+    meta, opts = cfgmod.split_options(gemm_cfg)
+    K = a.shape[-1]
+    group_n, group_k = (bs if bs else (128, 128))
+    bk = min(meta["BLOCK_K"], max(16, triton.next_power_of_2(K)))
+    rows = a.shape[0] if routing is None else routing.num_pairs
+    dummy = s3
+    w8a16_gemv_kernel[(triton.cdiv(n_out, meta["BLOCK_N"]), rows)](
+        a, words, c2, s3, bias if bias is not None else dummy,
+        topk_weights if topk_weights is not None else dummy,
+        routing.expert_ids if routing is not None else dummy,
+        n_out, K, rows, N_w // 2 if fuse_silu else 0,
+        a.stride(0), a.stride(1), words.stride(0), words.stride(1), c2.stride(0), c2.stride(1),
+        s3.stride(0), s3.stride(1), s3.stride(2),
+        top_k=top_k, ROUTED=routing is not None, SCALE_MODE=mode, GROUP_N=group_n, GROUP_K=group_k,
+        MUL_ROUTED_WEIGHT=topk_weights is not None, FUSE_SILU=fuse_silu, HAS_BIAS=bias is not None,
+        BLOCK_N=meta["BLOCK_N"], BLOCK_K=bk, EVEN_K=K % bk == 0, **opts)
 
 
 def moe_gemm_w8a16(a: torch.Tensor, w: torch.Tensor, w_scale: torch.Tensor, c: torch.Tensor,

@@ -228,3 +228,137 @@ def silu_and_mul_kernel(x_ptr, out_ptr, N, stride_xm, stride_om, BLOCK: tl.const
     u = tl.load(x_ptr + m * stride_xm + N + offs, mask=mask, other=0.0).to(tl.float32)
     tl.store(out_ptr + m * stride_om + offs, (g / (1.0 + tl.exp(-g)) * u).to(out_ptr.dtype.element_ty),
              mask=mask)
+
+
+@triton.jit
+def w8a16_gemv_kernel(
+    a_ptr, w_ptr, c_ptr, scale_ptr, bias_ptr, topk_weights_ptr, expert_ids_ptr,
+    N, K, num_rows, up_offset,
+    stride_am, stride_ak, stride_we, stride_wn, stride_cm, stride_cn,
+    stride_se, stride_sn, stride_sk,
+    top_k: tl.constexpr, ROUTED: tl.constexpr, SCALE_MODE: tl.constexpr,
+    GROUP_N: tl.constexpr, GROUP_K: tl.constexpr,
+    MUL_ROUTED_WEIGHT: tl.constexpr, FUSE_SILU: tl.constexpr, HAS_BIAS: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr,
+):
+    """Decode GEMV: one output row (a routed (token, slot) pair, or a dense token) per program
+    along axis 1, BLOCK_N output channels along axis 0; no matrix instruction.
+
+    Why a second kernel: at one row per expert a 16-wide MMA tile is 1/16 used and the block-128
+    scales cap the MMA kernel at BLOCK_K <= 128 (a scale multiply and a pipeline step per 128
+    bytes). Here each step reads BLOCK_K (up to 512) bytes per weight row and the block scales
+    go onto the ACTIVATION instead: within one program every row of the tile shares one scale
+    row (the launcher requires GROUP_N % BLOCK_N == 0 and up_offset % GROUP_N == 0), so
+    sum_k W[n,k] * s[n/GN, k/GK] * a[k] == sum_k W[n,k] * (s[row, k/GK] * a[k]): BLOCK_K
+    multiplies per step instead of BLOCK_N * BLOCK_K. Products accumulate in fp32 as
+    [BLOCK_N, BLOCK_K/4] partial sums, reduced once after the K loop.
+    Same word dequantisation as w8a16_gemm_kernel (fp16 bits = value * 2**-8; the 2**8 is in
+    the folded scales), so both kernels take the same folded weights and scales.
+    """
+    BLOCK_KW: tl.constexpr = BLOCK_K // 4
+    pid_n = tl.program_id(0)
+    row = tl.program_id(1).to(tl.int64)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    n_mask = offs_n < N
+    c_ptrs = c_ptr + row * stride_cm + offs_n * stride_cn
+    if ROUTED:
+        expert = tl.load(expert_ids_ptr + row).to(tl.int64)
+        if expert == -1:  # expert on another rank (expert parallelism): contributes 0
+            tl.store(c_ptrs, tl.zeros((BLOCK_N,), dtype=c_ptr.dtype.element_ty), mask=n_mask)
+            return
+        a_row = row // top_k
+    else:
+        expert = 0
+        a_row = row
+
+    offs_wn = (offs_n % N).to(tl.int64)  # rows past N re-read valid rows: no N mask in the loop
+    offs_j = tl.arange(0, BLOCK_KW)
+    w_base = w_ptr + expert * stride_we
+    w_ptrs = w_base + offs_wn[:, None] * stride_wn + offs_j[None, :]
+    if FUSE_SILU:
+        u_ptrs = w_base + (offs_wn + up_offset)[:, None] * stride_wn + offs_j[None, :]
+    a_ptrs = a_ptr + a_row * stride_am + (4 * offs_j) * stride_ak  # K positions 4j (+0..3)
+    s_base = scale_ptr + expert * stride_se
+    if SCALE_MODE == 0:  # one scale row per program (gate) and one for the up half
+        s_row = s_base + ((pid_n * BLOCK_N) // GROUP_N) * stride_sn
+        if FUSE_SILU:
+            s_row_u = s_base + ((pid_n * BLOCK_N + up_offset) // GROUP_N) * stride_sn
+
+    acc = tl.zeros((BLOCK_N, BLOCK_KW), dtype=tl.float32)
+    acc_u = tl.zeros((BLOCK_N, BLOCK_KW), dtype=tl.float32)
+    for k in range(0, tl.cdiv(K, BLOCK_K)):
+        kpos = k * BLOCK_K + 4 * offs_j
+        if EVEN_K:
+            a0 = tl.load(a_ptrs).to(tl.float32)
+            a1 = tl.load(a_ptrs + stride_ak).to(tl.float32)
+            a2 = tl.load(a_ptrs + 2 * stride_ak).to(tl.float32)
+            a3 = tl.load(a_ptrs + 3 * stride_ak).to(tl.float32)
+            w = tl.load(w_ptrs)
+        else:  # K is a multiple of 4 (launcher): a word is either fully in range or fully out
+            k_ok = kpos < K
+            a0 = tl.load(a_ptrs, mask=k_ok, other=0.0).to(tl.float32)
+            a1 = tl.load(a_ptrs + stride_ak, mask=k_ok, other=0.0).to(tl.float32)
+            a2 = tl.load(a_ptrs + 2 * stride_ak, mask=k_ok, other=0.0).to(tl.float32)
+            a3 = tl.load(a_ptrs + 3 * stride_ak, mask=k_ok, other=0.0).to(tl.float32)
+            w = tl.load(w_ptrs, mask=k_ok[None, :], other=0)
+        if SCALE_MODE == 0:
+            if EVEN_K:
+                s_k = tl.load(s_row + (kpos // GROUP_K) * stride_sk)
+            else:
+                s_k = tl.load(s_row + (kpos // GROUP_K) * stride_sk, mask=k_ok, other=0.0)
+            g0, g1, g2, g3 = a0 * s_k, a1 * s_k, a2 * s_k, a3 * s_k
+        else:
+            g0, g1, g2, g3 = a0, a1, a2, a3
+        w = w.to(tl.uint32, bitcast=True)
+        ev = ((w << 8) & 0x80008000) | ((w << 7) & 0x3F803F80)  # K positions 4j, 4j+2
+        od = (w & 0x80008000) | ((w >> 1) & 0x3F803F80)  # 4j+1, 4j+3
+        acc += (ev.to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32) * g0[None, :]
+                + od.to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32) * g1[None, :]
+                + (ev >> 16).to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32) * g2[None, :]
+                + (od >> 16).to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32) * g3[None, :])
+        if FUSE_SILU:
+            if SCALE_MODE == 0:
+                if EVEN_K:
+                    s_u = tl.load(s_row_u + (kpos // GROUP_K) * stride_sk)
+                else:
+                    s_u = tl.load(s_row_u + (kpos // GROUP_K) * stride_sk, mask=k_ok, other=0.0)
+                h0, h1, h2, h3 = a0 * s_u, a1 * s_u, a2 * s_u, a3 * s_u
+            else:
+                h0, h1, h2, h3 = a0, a1, a2, a3
+            if EVEN_K:
+                u = tl.load(u_ptrs)
+            else:
+                u = tl.load(u_ptrs, mask=k_ok[None, :], other=0)
+            u = u.to(tl.uint32, bitcast=True)
+            uev = ((u << 8) & 0x80008000) | ((u << 7) & 0x3F803F80)
+            uod = (u & 0x80008000) | ((u >> 1) & 0x3F803F80)
+            acc_u += (uev.to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32) * h0[None, :]
+                      + uod.to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32) * h1[None, :]
+                      + (uev >> 16).to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32) * h2[None, :]
+                      + (uod >> 16).to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32) * h3[None, :])
+            u_ptrs += BLOCK_KW
+        a_ptrs += BLOCK_K * stride_ak
+        w_ptrs += BLOCK_KW
+
+    out = tl.sum(acc, axis=1)
+    if FUSE_SILU:
+        out_u = tl.sum(acc_u, axis=1)
+    if SCALE_MODE == 1:
+        out *= tl.load(s_base + offs_wn * stride_sn)
+        if FUSE_SILU:
+            out_u *= tl.load(s_base + (offs_wn + up_offset) * stride_sn)
+    elif SCALE_MODE == 2:
+        s_t = tl.load(s_base)
+        out *= s_t
+        if FUSE_SILU:
+            out_u *= s_t
+    if HAS_BIAS:
+        out += tl.load(bias_ptr + offs_wn).to(tl.float32)
+    if MUL_ROUTED_WEIGHT:  # before SiLU: weighting the GEMM output == weighting its input
+        tw = tl.load(topk_weights_ptr + row).to(tl.float32)
+        out *= tw
+        if FUSE_SILU:
+            out_u *= tw
+    if FUSE_SILU:
+        out = out / (1.0 + tl.exp(-out)) * out_u
+    tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=n_mask)

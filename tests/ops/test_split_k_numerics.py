@@ -105,11 +105,12 @@ def test_moe_naive_split_k(fuse, split_k):
 
 
 def test_config_driven_split_k_on_tall_k():
-    """The nvidia decode bucket asks for split-K by program count: a 1-program grid with
-    9 K steps is split 3 ways (3 steps each) and still matches the reference."""
-    cfg = cfgmod.get_dense_config("nvidia", 1)
-    assert cfg.get("split_k_programs")
+    """The nvidia small-M tile bucket (M=2..16; M=1 takes the GEMV) asks for split-K by program
+    count: a 1-program grid with 9 K steps is split 3 ways (3 steps each) and still matches the
+    reference."""
+    cfg = cfgmod.get_dense_config("nvidia", 2)
+    assert cfg.get("split_k_programs") and cfg.get("kernel") != "gemv"
     assert pick_split_k(1, 9, cfg) == (3, 3)
-    y, ref = _dense(1, 64, 1088, None, seed=12, arch="nvidia")
+    y, ref = _dense(2, 64, 1088, None, seed=12, arch="nvidia")
     assert rel_err(y, ref) < REL_TOL[torch.float16]
     assert _tickets_zero()
