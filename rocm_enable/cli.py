@@ -186,6 +186,62 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    from rocm_enable.models import ModelError
+    from rocm_enable.ops import tune
+
+    try:
+        return _tune(args)
+    except (tune.TuneError, ModelError, UnknownArchError) as exc:
+        print(f"rocm-enable tune: {exc}", file=sys.stderr)
+        return 2
+
+
+def _tune(args) -> int:
+    import torch
+
+    from rocm_enable.models import load_model
+    from rocm_enable.ops import tune
+
+    if not torch.cuda.is_available():
+        raise tune.TuneError("`rocm-enable tune` times kernels on the GPU and this process sees none "
+                             "(torch.cuda.is_available() is False); run it where `vllm serve` runs")
+    family = args.family or _detected_family()
+    spec = load_model(args.model)
+    tp = args.tensor_parallel_size
+    moe = dense = None
+    if spec.is_moe:
+        if spec.moe_intermediate_size % tp:
+            raise tune.TuneError(f"moe_intermediate_size {spec.moe_intermediate_size} is not divisible by "
+                                 f"--tensor-parallel-size {tp}")
+        moe = tune.MoeShape(spec.num_experts, spec.top_k, spec.hidden_size, spec.moe_intermediate_size // tp)
+    else:
+        dense = (spec.intermediate_size * 2 // tp, spec.hidden_size)  # gate_up projection
+    ms = [int(m) for m in args.ms.split(",")] if args.ms else (tune.MS_QUICK if args.quick else tune.MS_DEFAULT)
+    data, report = tune.tune_family(family, moe, dense, ms, quick=args.quick,
+                                    source=f"{spec.name} tp={tp}")
+    failed = [r for r in report if r["error"]]
+    path = tune.write_tuned(family, data)
+    for kind in ("moe", "dense"):
+        for b in data[kind]:
+            if "_us" in b:
+                cfg = {k: v for k, v in b.items() if k != "_us"}
+                print(f"{kind} max_m={b['max_m']}: {b['_us']} us  {json.dumps(cfg)}")
+    print(f"{len(report)} candidates measured, {len(failed)} dropped (did not compile/launch or differed)")
+    print(f"wrote {path}; `vllm serve` with this ROCM_ENABLE_CACHE_DIR now uses it "
+          "(delete the file to go back to the shipped configs)")
+    return 0
+
+
+def _detected_family() -> str:
+    from rocm_enable.gates.detect import detect_arch
+
+    found = detect_arch()
+    if not found.arch:
+        raise UnknownArchError("no AMD arch detected: pass --family (rdna3, rdna4, cdna or nvidia)")
+    return capabilities_for(found.arch).kernel_family
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rocm-enable", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -222,6 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--kv-cache-dtype", default="auto", help="auto or fp8")
     pl.add_argument("--json", action="store_true", help="machine-readable output")
     pl.set_defaults(func=cmd_plan)
+
+    tu = sub.add_parser("tune", help="time the W8A16 launch configs on this GPU and cache the fastest")
+    tu.add_argument("--model", required=True, help="bundled Hugging Face id or path to a config.json")
+    tu.add_argument("--family", help="config family to write (default: the detected arch's)")
+    tu.add_argument("--tensor-parallel-size", type=int, default=1, help="as vllm serve (shards the shapes)")
+    tu.add_argument("--ms", help="comma-separated token counts to measure (default: 1,2,4,...,2048)")
+    tu.add_argument("--quick", action="store_true", help="fewer M points and candidates (minutes)")
+    tu.set_defaults(func=cmd_tune)
 
     from rocm_enable.patches import add_subcommand as add_patches_subcommand
 

@@ -234,7 +234,7 @@ DENSE_DOWN_SHAPE = (5120, 17408)
 def split_k_cases(family: str):
     """(name, kind, bucket_index, bucket, kernel, args, options, specialisation): SPLIT_K=4 builds of
     the first tile-kernel (decode) MoE and dense buckets."""
-    d = cfgmod.load_family(family)
+    d = cfgmod.load_shipped(family)
     b = next(b for b in d["moe"] if all(b[g].get("kernel") != "gemv" for g in ("w13", "w2")))
     i = d["moe"].index(b)
     for gemm in ("w13", "w2"):
@@ -250,7 +250,7 @@ def shipped_cases(family: str):
     """(name, kind, bucket_index, bucket, kernel, args, options, specialisation) per shipped config.
     Each bucket is compiled at the largest M it serves (capped at 2048); MoE buckets whose M
     range crosses the naive/sorted threshold are compiled both ways."""
-    d = cfgmod.load_family(family)
+    d = cfgmod.load_shipped(family)
     sparsity = cfgmod.naive_sparsity(family)
     lo = 1
     for i, b in enumerate(d["moe"]):

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+# Hermetic launch configs: a developer's `rocm-enable tune` cache must not change what the
+# tests compile and check (tests that exercise the cache point this elsewhere themselves).
+os.environ["ROCM_ENABLE_CACHE_DIR"] = tempfile.mkdtemp(prefix="rocm_enable_test_cache_")
 
 from sim_harness import VllmUnderTest, vllm_versions_under_test  # noqa: E402
 

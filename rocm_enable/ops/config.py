@@ -5,22 +5,113 @@ One JSON file per arch family in ``rocm_enable/ops/configs/`` ("rdna3", "rdna4",
 names are scattered through the code. Each file holds M buckets (first bucket whose
 ``max_m`` >= M wins; ``null`` = no upper bound). How the numbers were chosen is recorded
 in each file's ``_why`` and in docs/kernels.md.
+
+A file written by ``rocm-enable tune`` (measured on the user's own GPU) in
+``$ROCM_ENABLE_CACHE_DIR/w8a16/<family>.json`` (default ``~/.cache/rocm-enable``; mount it as a
+volume so it survives container restarts) replaces the shipped file of that family. A tuned
+file that does not validate is ignored with a warning naming it: a stale cache must not stop
+`vllm serve`.
 """
 from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 
 ARCH_FAMILIES = ("rdna3", "rdna4", "cdna", "nvidia")
 _DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+CACHE_ENV = "ROCM_ENABLE_CACHE_DIR"
 
 # compile options a bucket may carry (everything else is a kernel meta-parameter)
 COMPILE_OPTIONS = ("num_warps", "num_stages", "waves_per_eu")
+KERNELS = ("tile", "gemv")
+
+
+class ConfigError(ValueError):
+    """A launch-config file that does not have the shape the launchers read."""
+
+
+def cache_dir() -> str:
+    """Where `rocm-enable tune` stores measured configs ($ROCM_ENABLE_CACHE_DIR)."""
+    base = os.environ.get(CACHE_ENV)
+    if not base:
+        base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rocm-enable")
+    return base
+
+
+def tuned_path(arch_family: str) -> str:
+    return os.path.join(cache_dir(), "w8a16", f"{arch_family}.json")
+
+
+def _check_gemm(cfg, where: str, bucket_m: bool) -> None:
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{where}: expected an object, got {type(cfg).__name__}")
+    kernel = cfg.get("kernel", "tile")
+    if kernel not in KERNELS:
+        raise ConfigError(f"{where}: kernel {kernel!r} is not one of {KERNELS}")
+    need = ("BLOCK_N", "BLOCK_K", "num_warps") + (("BLOCK_M",) if bucket_m else ())
+    for key in need:
+        v = cfg.get(key)
+        if not isinstance(v, int) or v <= 0 or v & (v - 1):
+            raise ConfigError(f"{where}: {key} must be a positive power of two, got {v!r}")
+
+
+def validate_family(d: dict, where: str = "config") -> dict:
+    """Raise ConfigError naming the first problem; return ``d`` when it is usable."""
+    for kind in ("moe", "dense"):
+        buckets = d.get(kind)
+        if not isinstance(buckets, list) or not buckets:
+            raise ConfigError(f"{where}: '{kind}' must be a non-empty list of buckets")
+        last = 0
+        for i, b in enumerate(buckets):
+            at = f"{where}: {kind}[{i}]"
+            m = b.get("max_m", "missing")
+            if i == len(buckets) - 1:
+                if m is not None:
+                    raise ConfigError(f"{at}: the last bucket needs max_m null (no upper bound)")
+            elif not isinstance(m, int) or m <= last:
+                raise ConfigError(f"{at}: max_m must be an integer above the previous bucket's, got {m!r}")
+            else:
+                last = m
+            if kind == "moe":
+                if not isinstance(b.get("fuse_silu"), bool):
+                    raise ConfigError(f"{at}: fuse_silu must be true or false")
+                _check_gemm({"BLOCK_N": 16, "BLOCK_K": 16, "num_warps": 1, "BLOCK_M": b.get("BLOCK_M")},
+                            at, True)
+                for gemm in ("w13", "w2"):
+                    _check_gemm(b.get(gemm), f"{at}.{gemm}", False)
+            else:
+                _check_gemm(b, at, True)
+    return d
+
+
+def _load_tuned(arch_family: str):
+    path = tuned_path(arch_family)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            d = validate_family(json.load(f), path)
+    except (OSError, ValueError) as e:
+        logging.getLogger("vllm.rocm_enable").warning(
+            "rocm-enable: ignoring the tuned W8A16 config %s (%s); using the shipped %s configs. "
+            "Delete it or re-run `rocm-enable tune`.", path, e, arch_family)
+        return None
+    logging.getLogger("vllm.rocm_enable").info("rocm-enable: W8A16 launch configs from %s", path)
+    return d
 
 
 @functools.lru_cache(maxsize=None)
 def load_family(arch_family: str) -> dict:
+    """The tuned file of this family if one validates, else the shipped one."""
+    if arch_family not in ARCH_FAMILIES:
+        raise ValueError(f"unknown arch family {arch_family!r}; expected one of {ARCH_FAMILIES}")
+    return _load_tuned(arch_family) or load_shipped(arch_family)
+
+
+@functools.lru_cache(maxsize=None)
+def load_shipped(arch_family: str) -> dict:
     if arch_family not in ARCH_FAMILIES:
         raise ValueError(f"unknown arch family {arch_family!r}; expected one of {ARCH_FAMILIES}")
     with open(os.path.join(_DIR, f"{arch_family}.json")) as f:
@@ -60,7 +151,7 @@ def split_options(cfg: dict):
 def all_shipped_configs():
     """Yield (family, kind, bucket_index, bucket) for every shipped bucket (ISA tests use it)."""
     for fam in ARCH_FAMILIES:
-        d = load_family(fam)
+        d = load_shipped(fam)
         for kind in ("moe", "dense"):
             for i, b in enumerate(d[kind]):
                 yield fam, kind, i, b

@@ -20,6 +20,8 @@ def test_isa_json_reports_every_shipped_kernel(arch):
         assert KEYS <= set(row), row
         assert row["spills"] == 0 and row["scratch"] == 0, row
     assert {r["kind"] for r in data["kernels"]} == {"moe", "dense"}
+    assert {r["function"] for r in data["kernels"]} == {"w8a16_gemm_kernel", "w8a16_gemv_kernel"}
+    assert all(r["loop_insts_per_256_weights"] for r in data["kernels"] if r["function"] == "w8a16_gemv_kernel")
     assert data["attention"], "the RDNA attention backend's kernels are part of the report"
 
 

@@ -2,6 +2,8 @@
 compiled from the installed vLLM at test time: numerics against vLLM's eager path (GemmaRMSNorm +
 RotaryEmbedding, forward_native) in the Triton CPU interpreter, and an AOT AMDGCN compile for
 gfx1151 / gfx1201 (no spills). Decision: the flag Qwen3NextAttention.__init__ computes."""
+import os
+
 import pytest
 
 from sim_harness import run_python
@@ -70,3 +72,71 @@ def test_isa_compiles_for_rdna():
     out = run_python(ISA, arch="gfx1151", timeout=600)["result"]  # sim: vLLM keeps real Triton
     for arch, r in out.items():
         assert r["spills"] == 0, (arch, r)
+
+
+# ---- the model's own decision: vLLM's Qwen3NextAttention built from a scaled-down config -------
+
+LAYERS_LIB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "layers")
+
+BUILD = """
+import sys, torch
+sys.path.insert(0, os.environ["LAYERS_LIB"])
+import fp8_layer_lib as L   # builds vLLM layers from rocm_enable/models/qwen3_next_tiny_fp8.json
+L.setup_vllm(load_plugins=os.environ.get("LOAD_PLUGIN") == "1")
+vc = L.model_context("fp8_block128", torch.bfloat16)
+from vllm.model_executor.models.qwen3_next import Qwen3NextAttention
+with L.loading(vc):
+    attn = Qwen3NextAttention(vc.model_config.hf_text_config, model_config=vc.model_config,
+                              cache_config=vc.cache_config, quant_config=vc.quant_config,
+                              prefix="model.layers.3.self_attn")
+result = {"fused": attn.use_fused_qk_norm_rope_gate, "backend": attn.attn.attn_backend.get_name()}
+if os.environ.get("RUN_PROJECTION") == "1":
+    # The model's own _project_qkv_gate (the fused Triton kernel when the flag is set, in the
+    # interpreter) against its eager split + GemmaRMSNorm + RoPE, built from the same modules.
+    torch.manual_seed(0)
+    with torch.no_grad():
+        attn.q_norm.weight.normal_(0, 0.1); attn.k_norm.weight.normal_(0, 0.1)
+    n = 5
+    qkv = torch.randn(n, attn.q_size * 2 + 2 * attn.kv_size, dtype=torch.bfloat16)
+    pos = torch.tensor([0, 3, 17, 500, 4000])
+    q, k, v, gate = attn._project_qkv_gate(qkv, pos)
+    q_gate, k_ref, v_ref = qkv.split([attn.q_size * 2, attn.kv_size, attn.kv_size], dim=-1)
+    q_ref, g_ref = torch.chunk(q_gate.view(n, attn.num_heads, -1), 2, dim=-1)
+    q_ref = attn.q_norm.forward_native(q_ref.reshape(-1, attn.num_heads, attn.head_dim)).reshape(n, -1)
+    k_ref = attn.k_norm.forward_native(k_ref.reshape(-1, attn.num_kv_heads, attn.head_dim)).reshape(n, -1)
+    q_ref, k_ref = attn.rotary_emb.forward_native(pos, q_ref, k_ref)
+    err = lambda a, b: float((a.float() - b.float()).abs().max())
+    result.update(q=err(q, q_ref), k=err(k, k_ref), v=err(v, v_ref), gate=err(gate, g_ref.reshape(n, -1)))
+"""
+
+
+def build(arch, vllm, plugin, **env):
+    base = {"LAYERS_LIB": LAYERS_LIB, "LOAD_PLUGIN": "1" if plugin else "0"}
+    base.update(env)
+    return run_python(BUILD, arch=arch, vllm=vllm, env=base)["result"]
+
+
+@pytest.mark.parametrize("arch", ["gfx1151", "gfx1100", "gfx1201"])
+def test_model_attention_layer_decides_fused_path(arch, vllm_under_test):
+    """J1 at model construction: vLLM's Qwen3NextAttention.__init__ computes
+    use_fused_qk_norm_rope_gate itself; vLLM alone says no on ROCm, the plugin says yes."""
+    assert build(arch, vllm_under_test, plugin=False)["fused"] is False
+    assert build(arch, vllm_under_test, plugin=True)["fused"] is True
+
+
+@pytest.mark.parametrize("arch", ["gfx942", "gfx950"])
+def test_model_attention_layer_cdna_unchanged(arch, vllm_under_test):
+    before = build(arch, vllm_under_test, plugin=False)
+    assert build(arch, vllm_under_test, plugin=True) == before and before["fused"] is False
+
+
+def test_model_attention_layer_disable_restores_vllm(vllm_under_test):
+    out = build("gfx1151", vllm_under_test, plugin=True, ROCM_ENABLE_DISABLE="fused-qk-norm-rope-gate")
+    assert out["fused"] is False
+
+
+def test_model_projection_runs_fused_kernel(vllm_under_test):
+    out = build("gfx1151", vllm_under_test, plugin=True, RUN_PROJECTION="1", TRITON_INTERPRET="1")
+    assert out["fused"] is True
+    assert out["v"] == 0.0 and out["gate"] == 0.0
+    assert out["q"] < 0.07 and out["k"] < 0.07, out  # bf16 output rounding, as above

@@ -58,7 +58,7 @@ def test_dense_channel_tensor_scales_with_bias(scale_kind):
 @pytest.mark.parametrize("arch", cfgmod.ARCH_FAMILIES)
 def test_every_shipped_dense_config(arch):
     lo = 1
-    for b in cfgmod.load_family(arch)["dense"]:
+    for b in cfgmod.load_shipped(arch)["dense"]:
         M = lo + 2 if lo > 1 else 1
         assert cfgmod.get_dense_config(arch, M) is b
         assert _check(M, 192, 256, torch.float16, "block", seed=M, arch=arch) < REL_TOL[torch.float16]

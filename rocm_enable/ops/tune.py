@@ -1,0 +1,279 @@
+"""`rocm-enable tune`: measure the W8A16 launch configs on the user's own GPU.
+
+The shipped configs for RDNA/CDNA were chosen from AOT ISA analysis (no AMD GPU was available
+to time them). This measures a small candidate set per M point for one model's MoE (and
+optionally dense) shapes on the GPU in this process and writes a complete family file to
+``config.tuned_path(family)``, which ``config.load_family`` then prefers over the shipped file.
+
+Method: random FP8 weights at the model's shapes (one copy; every timed call uses a fresh
+routing set, so the touched experts are rarely L2-resident, as in a real decode step), bf16
+activations, median over repeats of ``reps`` back-to-back launches. Every candidate's output is
+checked against the shipped config's output first; a candidate that fails to compile, fails to
+launch or computes something else is dropped and reported.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rocm_enable.ops import config as cfgmod
+
+MS_DEFAULT = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+MS_QUICK = (1, 4, 16, 64, 256, 2048)
+MATCH_TOL = 2e-2  # relative to the shipped config's output: both round to bf16 differently
+
+
+class TuneError(RuntimeError):
+    """Tuning cannot run here (no GPU, unknown family, nothing valid measured)."""
+
+
+@dataclass(frozen=True)
+class MoeShape:
+    experts: int
+    top_k: int
+    hidden: int
+    intermediate: int  # per tensor-parallel shard
+
+
+def _gemm(bn, bk, w, s, kernel="tile"):
+    cfg = {"BLOCK_N": bn, "BLOCK_K": bk, "num_warps": w, "num_stages": s}
+    if kernel == "gemv":
+        cfg = {"kernel": "gemv", **cfg}
+    return cfg
+
+
+def gemm_candidates(kind: str, naive: bool, quick: bool) -> list[dict]:
+    """GEMM configs to try for one bucket: the GEMV only where routing is one pair per block
+    (the launcher runs the tile kernel otherwise)."""
+    tile = [_gemm(32, 64, 4, 2), _gemm(32, 128, 4, 2), _gemm(64, 128, 4, 3), _gemm(64, 64, 4, 2),
+            _gemm(128, 64, 8, 2), _gemm(128, 128, 4, 3)]
+    gemv = [_gemm(8, 512, 4, 2, "gemv"), _gemm(16, 512, 4, 2, "gemv"), _gemm(32, 256, 4, 2, "gemv"),
+            _gemm(16, 256, 2, 2, "gemv")]
+    if kind == "dense":
+        gemv = [_gemm(8, 1024, 4, 2, "gemv"), _gemm(16, 512, 4, 2, "gemv"), _gemm(16, 1024, 4, 2, "gemv")]
+    if quick:
+        tile, gemv = tile[1:3], gemv[:2]
+    return (gemv if naive else []) + tile
+
+
+def block_m_options(naive: bool, m: int) -> list[tuple[int, bool]]:
+    """(BLOCK_M, fuse_silu) pairs for a MoE bucket."""
+    if naive:
+        return [(16, True)]
+    opts = [(16, True), (16, False), (32, False)]
+    return opts + ([(64, False)] if m >= 256 else [])
+
+
+def gpu_timer(reps: int = 20, repeats: int = 5) -> Callable:
+    """Median microseconds per call of ``run(i)`` (i = call index, selects the routing set)."""
+    import torch
+
+    def timer(run: Callable[[int], None], label: dict) -> float:
+        for i in range(3):
+            run(i)
+        times = []
+        for r in range(repeats):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for i in range(reps):
+                run(r * reps + i)
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) * 1e3 / reps)
+        return statistics.median(times)
+
+    return timer
+
+
+def _rel(a, b) -> float:
+    a, b = a.float(), b.float()
+    return float((a - b).norm() / b.norm().clamp_min(1e-30))
+
+
+def _best(trials: list, report: list, label: dict):
+    """(config, us) of the fastest valid trial; every trial is recorded in ``report``."""
+    best = None
+    for cfg, us, err in trials:
+        report.append({**label, "cfg": cfg, "us": us, "error": err})
+        if err is None and (best is None or us < best[1]):
+            best = (cfg, us)
+    return best
+
+
+def tune_moe(shape: MoeShape, family: str, ms, timer, device, quick=False, report=None, seed=0):
+    """MoE buckets (config-file format) measured at each M in ``ms``."""
+    import torch
+
+    from rocm_enable.ops.fp8_dequant import fold_fp8_scale_for_fp16_bits
+    from rocm_enable.ops.moe_align import moe_align
+    from rocm_enable.ops.moe_w8a16 import launch_w8a16_gemm, silu_and_mul
+
+    report = report if report is not None else []
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    E, top_k, H, I = shape.experts, shape.top_k, shape.hidden, shape.intermediate
+    w13 = torch.randint(0, 256, (E, 2 * I, H), generator=g, dtype=torch.uint8)
+    w2 = torch.randint(0, 256, (E, H, I), generator=g, dtype=torch.uint8)
+    for w in (w13, w2):  # finite e4m3 codes only (0x7F / 0xFF are NaN)
+        w[(w & 0x7F) == 0x7F] -= 1
+    w13, w2 = (w.to(device).view(torch.float8_e4m3fn) for w in (w13, w2))
+    s13 = fold_fp8_scale_for_fp16_bits(torch.rand(E, -(-2 * I // 128), -(-H // 128), generator=g) * 1e-3 + 1e-4).to(device)
+    s2 = fold_fp8_scale_for_fp16_bits(torch.rand(E, -(-H // 128), -(-I // 128), generator=g) * 1e-3 + 1e-4).to(device)
+    shipped = cfgmod.load_shipped(family)
+    sparsity = cfgmod.naive_sparsity(family)
+    buckets = []
+    for m in sorted(set(ms)):
+        naive = m * top_k * sparsity <= E
+        sets = []
+        for _ in range(8):
+            ids = torch.stack([torch.randperm(E, generator=g)[:top_k] for _ in range(m)]).to(device)
+            x = (torch.randn(m, H, generator=g) * 0.5).to(torch.bfloat16).to(device)
+            a2 = (torch.randn(m * top_k, I, generator=g) * 0.5).to(torch.bfloat16).to(device)
+            tw = torch.rand(m * top_k, generator=g).to(device)
+            sets.append(dict(ids=ids, x=x, a2=a2, tw=tw, routes={}))
+        ref_bucket = cfgmod._bucket(shipped["moe"], m)
+
+        def route(s, bm):
+            if bm not in s["routes"]:
+                s["routes"][bm] = moe_align(s["ids"], bm, E, naive=naive and bm == 16)
+            return s["routes"][bm]
+
+        def w13_call(s, cfg, bm, fuse):
+            out = torch.empty(m * top_k, I if fuse else 2 * I, dtype=torch.bfloat16, device=device)
+            launch_w8a16_gemm(s["x"], w13, s13, out, routing=route(s, bm), top_k=top_k, block_shape=[128, 128],
+                              gemm_cfg=cfg, block_m=bm, fuse_silu=fuse)
+            return out if fuse else silu_and_mul(out)
+
+        def w2_call(s, cfg, bm):
+            out = torch.empty(m * top_k, H, dtype=torch.bfloat16, device=device)
+            launch_w8a16_gemm(s["a2"], w2, s2, out, routing=route(s, bm), top_k=1, block_shape=[128, 128],
+                              gemm_cfg=cfg, block_m=bm, topk_weights=s["tw"])
+            return out
+
+        ref13 = w13_call(sets[0], ref_bucket["w13"], ref_bucket["BLOCK_M"], ref_bucket["fuse_silu"])
+        ref2 = w2_call(sets[0], ref_bucket["w2"], ref_bucket["BLOCK_M"])
+        options = []
+        for bm, fuse in block_m_options(naive, m):
+            per_gemm = {}
+            for gemm, call, ref in (("w13", lambda s, c: w13_call(s, c, bm, fuse), ref13),
+                                    ("w2", lambda s, c: w2_call(s, c, bm), ref2)):
+                trials = []
+                label = {"M": m, "gemm": gemm, "BLOCK_M": bm, "fuse_silu": fuse}
+                for cfg in gemm_candidates("moe", naive and bm == 16, quick):
+                    try:
+                        err = _rel(call(sets[0], cfg), ref)
+                        if not err < MATCH_TOL:
+                            raise TuneError(f"output differs from the shipped config's by {err:.2e}")
+                        us = timer(lambda i, cfg=cfg: call(sets[i % len(sets)], cfg), {**label, "cfg": cfg})
+                        trials.append((cfg, us, None))
+                    except Exception as e:  # noqa: BLE001 - a candidate may not compile/launch here
+                        trials.append((cfg, None, f"{type(e).__name__}: {str(e)[:160]}"))
+                per_gemm[gemm] = _best(trials, report, label)
+            if per_gemm["w13"] and per_gemm["w2"]:
+                total = per_gemm["w13"][1] + per_gemm["w2"][1]
+                options.append((total, {"BLOCK_M": bm, "fuse_silu": fuse,
+                                        "w13": per_gemm["w13"][0], "w2": per_gemm["w2"][0],
+                                        "_us": {"w13": round(per_gemm["w13"][1], 2), "w2": round(per_gemm["w2"][1], 2)}}))
+        if not options:
+            raise TuneError(f"no MoE candidate ran correctly at M={m}; see the report")
+        buckets.append({"max_m": m, **min(options, key=lambda o: o[0])[1]})
+    buckets[-1]["max_m"] = None
+    return buckets
+
+
+def tune_dense(n: int, k: int, family: str, ms, timer, device, quick=False, report=None, seed=1):
+    """Dense buckets (config-file format) measured at each M in ``ms`` for weight [n, k]."""
+    import torch
+
+    from rocm_enable.ops.fp8_dequant import fold_fp8_scale_for_fp16_bits
+    from rocm_enable.ops.moe_w8a16 import launch_w8a16_gemm
+
+    report = report if report is not None else []
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    w = torch.randint(0, 256, (1, n, k), generator=g, dtype=torch.uint8)
+    w[(w & 0x7F) == 0x7F] -= 1
+    w = w.to(device).view(torch.float8_e4m3fn)
+    s = fold_fp8_scale_for_fp16_bits(torch.rand(-(-n // 128), -(-k // 128), generator=g) * 1e-3 + 1e-4).to(device)
+    shipped = cfgmod.load_shipped(family)
+    buckets = []
+    for m in sorted(set(ms)):
+        xs = [(torch.randn(m, k, generator=g) * 0.5).to(torch.bfloat16).to(device) for _ in range(4)]
+
+        def call(x, cfg):
+            cfg = dict(cfg)
+            bm = cfg.pop("BLOCK_M")
+            cfg.pop("max_m", None)
+            out = torch.empty(m, n, dtype=torch.bfloat16, device=device)
+            launch_w8a16_gemm(x, w, s, out, routing=None, top_k=1, block_shape=[128, 128], gemm_cfg=cfg,
+                              block_m=bm)
+            return out
+
+        ref = call(xs[0], cfgmod._bucket(shipped["dense"], m))
+        naive = m <= 4  # one row per program is only worth trying for a few rows
+        bms = [16] if m <= 16 else [32, 64] if m <= 256 else [64, 128]
+        trials = []
+        label = {"M": m, "gemm": "dense"}
+        for bm in bms:
+            for c in gemm_candidates("dense", naive and bm == 16, quick):
+                cfg = {"BLOCK_M": bm, **c}
+                if c.get("kernel") != "gemv" and m <= 128:
+                    cfg["split_k_programs"] = 256  # decode: enough programs for a tall K
+                if m > 128:
+                    cfg["GROUP_M"] = 8
+                try:
+                    err = _rel(call(xs[0], cfg), ref)
+                    if not err < MATCH_TOL:
+                        raise TuneError(f"output differs from the shipped config's by {err:.2e}")
+                    us = timer(lambda i, cfg=cfg: call(xs[i % len(xs)], cfg), {**label, "cfg": cfg})
+                    trials.append((cfg, us, None))
+                except Exception as e:  # noqa: BLE001
+                    trials.append((cfg, None, f"{type(e).__name__}: {str(e)[:160]}"))
+        best = _best(trials, report, label)
+        if best is None:
+            raise TuneError(f"no dense candidate ran correctly at M={m}; see the report")
+        buckets.append({"max_m": m, **best[0], "_us": round(best[1], 2)})
+    buckets[-1]["max_m"] = None
+    return buckets
+
+
+def tune_family(family: str, moe: MoeShape | None, dense: tuple[int, int] | None, ms, *, timer=None,
+                device="cuda", quick=False, source: str = "") -> tuple[dict, list]:
+    """A complete, validated family config (MoE and/or dense measured; the rest shipped) and the
+    per-candidate report."""
+    if family not in cfgmod.ARCH_FAMILIES:
+        raise TuneError(f"unknown family {family!r}; expected one of {cfgmod.ARCH_FAMILIES}")
+    timer = timer or gpu_timer()
+    report: list = []
+    shipped = cfgmod.load_shipped(family)
+    out = {"_why": f"measured by `rocm-enable tune` ({source or 'no source given'}) on "
+                   f"{_device_name(device)} at M in {sorted(set(ms))}; candidates and times in _tuned.report",
+           "naive_sparsity": shipped.get("naive_sparsity", 4),
+           "moe": tune_moe(moe, family, ms, timer, device, quick, report) if moe else shipped["moe"],
+           "dense": tune_dense(*dense, family, ms, timer, device, quick, report) if dense else shipped["dense"]}
+    out["_tuned"] = {"family": family, "device": _device_name(device), "source": source,
+                     "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                     "report": report}
+    return cfgmod.validate_family(out, "tuned config"), report
+
+
+def _device_name(device) -> str:
+    import torch
+
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        return f"{props.name} ({getattr(props, 'gcnArchName', '') or 'CUDA'})"
+    return str(device)
+
+
+def write_tuned(family: str, data: dict) -> str:
+    path = cfgmod.tuned_path(family)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)  # atomic: a concurrent `vllm serve` never reads half a file
+    cfgmod.load_family.cache_clear()
+    return path
