@@ -7,7 +7,7 @@ optionally dense) shapes on the GPU in this process and writes a complete family
 
 Method: random FP8 weights at the model's shapes (one copy; every timed call uses a fresh
 routing set, so the touched experts are rarely L2-resident, as in a real decode step), bf16
-activations, median over repeats of ``reps`` back-to-back launches. Every candidate's output is
+activations, ``reps`` launches captured in one CUDA/HIP graph, median over graph replays. Every candidate's output is
 checked against the shipped config's output first; a candidate that fails to compile, fails to
 launch or computes something else is dropped and reported.
 """
@@ -68,19 +68,35 @@ def block_m_options(naive: bool, m: int) -> list[tuple[int, bool]]:
     return opts + ([(64, False)] if m >= 256 else [])
 
 
-def gpu_timer(reps: int = 20, repeats: int = 5) -> Callable:
-    """Median microseconds per call of ``run(i)`` (i = call index, selects the routing set)."""
+def gpu_timer(reps: int = 16, repeats: int = 10) -> Callable:
+    """Median microseconds per call of ``run(i)`` (i = call index, selects the routing set).
+
+    The ``reps`` calls are captured once in a CUDA/HIP graph and the graph is replayed: decode
+    launches take a few microseconds on the GPU, less than Python takes to issue them, so timing
+    eager launches would measure the host. If capture fails, eager launches are timed instead."""
     import torch
 
     def timer(run: Callable[[int], None], label: dict) -> float:
-        for i in range(3):
+        for i in range(reps):  # compile, build routing, warm caches
             run(i)
+        torch.cuda.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        try:
+            stream = torch.cuda.Stream()
+            with torch.cuda.stream(stream):
+                with torch.cuda.graph(graph, stream=stream):
+                    for i in range(reps):
+                        run(i)
+            replay = graph.replay
+        except Exception:  # noqa: BLE001 - a launch that cannot be captured is timed eagerly
+            def replay():
+                for i in range(reps):
+                    run(i)
         times = []
-        for r in range(repeats):
+        for _ in range(repeats):
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
-            for i in range(reps):
-                run(r * reps + i)
+            replay()
             end.record()
             end.synchronize()
             times.append(start.elapsed_time(end) * 1e3 / reps)
@@ -247,15 +263,19 @@ def tune_family(family: str, moe: MoeShape | None, dense: tuple[int, int] | None
         raise TuneError(f"unknown family {family!r}; expected one of {cfgmod.ARCH_FAMILIES}")
     timer = timer or gpu_timer()
     report: list = []
-    shipped = cfgmod.load_shipped(family)
-    out = {"_why": f"measured by `rocm-enable tune` ({source or 'no source given'}) on "
-                   f"{_device_name(device)} at M in {sorted(set(ms))}; candidates and times in _tuned.report",
-           "naive_sparsity": shipped.get("naive_sparsity", 4),
-           "moe": tune_moe(moe, family, ms, timer, device, quick, report) if moe else shipped["moe"],
-           "dense": tune_dense(*dense, family, ms, timer, device, quick, report) if dense else shipped["dense"]}
-    out["_tuned"] = {"family": family, "device": _device_name(device), "source": source,
-                     "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                     "report": report}
+    # what is not measured now stays as it is: an earlier tune's buckets (of the other kind), or shipped
+    base = cfgmod.load_family(family)
+    retuned = [kind for kind, asked in (("moe", moe), ("dense", dense)) if asked]
+    runs = [r for r in base.get("_tuned", {}).get("runs", []) if r["kind"] not in retuned]
+    when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    runs += [{"kind": kind, "source": source, "device": _device_name(device), "date": when,
+              "ms": sorted(set(ms))} for kind in retuned]
+    out = {"_why": "measured by `rocm-enable tune` on this machine; per-kind provenance in _tuned.runs, "
+                   "every candidate and its time in _tuned.report",
+           "naive_sparsity": base.get("naive_sparsity", 4),
+           "moe": tune_moe(moe, family, ms, timer, device, quick, report) if moe else base["moe"],
+           "dense": tune_dense(*dense, family, ms, timer, device, quick, report) if dense else base["dense"]}
+    out["_tuned"] = {"family": family, "runs": runs, "report": report}
     return cfgmod.validate_family(out, "tuned config"), report
 
 

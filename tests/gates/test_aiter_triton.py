@@ -75,3 +75,167 @@ def test_widening_rdna_switch_is_unsafe(arch, registered, vllm_under_test):
            "VLLM_ROCM_USE_AITER": "1"}
     out = run_python(WIDEN, arch=arch, vllm=None, env=env)["result"]
     assert out["fusion_op_registered"] is registered
+
+
+# ---- aiter-unified-attention-rdna (B3/A10) ---------------------------------------------------
+
+SELECT = """
+import torch
+from vllm.config import VllmConfig, set_current_vllm_config
+from vllm.platforms import current_platform
+from vllm.utils.import_utils import resolve_obj_by_qualname
+from vllm.v1.attention.selector import AttentionSelectorConfig
+# Qwen3-Next / Qwen3.6 full attention: head 256, hybrid KV page 544; an fp8 KV cache (which
+# rocm_enable's RDNA backend does not take); a plain head-128 layer.
+CASES = {"qwen3-next/bf16/b544": (256, torch.bfloat16, "auto", 544),
+         "qwen3-next/fp8kv/b544": (256, torch.bfloat16, "fp8", 544),
+         "head128/bf16/b16": (128, torch.bfloat16, "auto", 16)}
+def decide():
+    out = {}
+    for key, (hd, dt, kv, bs) in CASES.items():
+        cfg = AttentionSelectorConfig(head_size=hd, dtype=dt, kv_cache_dtype=kv, block_size=bs)
+        out[key] = resolve_obj_by_qualname(current_platform.get_attn_backend_cls(None, cfg)).get_name()
+    # the ranked valid backends vLLM's selector chooses from (head 256, bf16, page 544)
+    valid, _ = current_platform.get_valid_backends(
+        current_platform.get_device_capability(),
+        AttentionSelectorConfig(head_size=256, dtype=torch.bfloat16, kv_cache_dtype="auto", block_size=544))
+    out["priorities"] = [b.name for b, _ in sorted(valid, key=lambda bp: bp[1])]
+    return out
+with set_current_vllm_config(VllmConfig()):
+    before = decide()
+    if os.environ.get("LOAD_PLUGIN") == "1":
+        import vllm.plugins; vllm.plugins.load_general_plugins()
+    after = decide()
+from vllm._aiter_ops import rocm_aiter_ops
+result = {"before": before, "after": after, "rdna_switch_after": rocm_aiter_ops.is_rdna_aiter_enabled()}
+"""
+UA = "ROCM_AITER_UNIFIED_ATTN"
+
+
+def select(arch, vllm, aiter=FAKE_AITER, **env):
+    base = {"PYTHONPATH": os.pathsep.join(p for p in (vllm.pythonpath, aiter) if p),
+            "VLLM_ROCM_USE_AITER": "1", "LOAD_PLUGIN": "1"}
+    base.update(env)
+    return run_python(SELECT, arch=arch, vllm=None, env=base)["result"]
+
+
+@pytest.mark.parametrize("arch", ["gfx1151", "gfx1100"])
+def test_gfx11_offers_aiter_unified_attention(arch, vllm_under_test):
+    out = select(arch, vllm_under_test, ROCM_ENABLE_DISABLE="rdna-attention")
+    assert UA not in out["before"]["priorities"]                     # vLLM: RDNA4 only (A10)
+    assert out["before"]["qwen3-next/bf16/b544"] == out["before"]["qwen3-next/fp8kv/b544"] == "ROCM_ATTN"
+    assert out["after"]["priorities"][0] == UA                        # ranked as vLLM ranks it on RDNA4
+    assert {out["after"][k] for k in ("qwen3-next/bf16/b544", "qwen3-next/fp8kv/b544", "head128/bf16/b16")} == {UA}
+    assert out["rdna_switch_after"] is False                          # the global switch is not widened
+
+
+def test_with_rdna_attention_it_serves_what_ours_does_not(vllm_under_test):
+    out = select("gfx1151", vllm_under_test)
+    assert out["after"]["priorities"][:2] == ["ROCM_RDNA_ATTN", UA]
+    assert out["after"]["qwen3-next/bf16/b544"] == "ROCM_RDNA_ATTN"
+    assert out["after"]["qwen3-next/fp8kv/b544"] == UA                 # fp8 KV: was ROCM_ATTN
+    assert out["before"]["qwen3-next/fp8kv/b544"] == "ROCM_ATTN"
+
+
+def test_unified_attention_needs_aiter_env_and_module(vllm_under_test, tmp_path):
+    off = select("gfx1151", vllm_under_test, VLLM_ROCM_USE_AITER="0", ROCM_ENABLE_DISABLE="rdna-attention")
+    assert UA not in off["after"]["priorities"]
+    (tmp_path / "aiter").mkdir()
+    (tmp_path / "aiter" / "__init__.py").write_text("")  # an aiter without the Triton unified attention
+    bare = select("gfx1151", vllm_under_test, aiter=str(tmp_path), ROCM_ENABLE_DISABLE="rdna-attention")
+    assert UA not in bare["after"]["priorities"]
+
+
+@pytest.mark.parametrize("arch", ["gfx1201", "gfx942", "gfx950"])
+def test_unified_attention_other_archs_unchanged(arch, vllm_under_test):
+    out = select(arch, vllm_under_test, ROCM_ENABLE_DISABLE="rdna-attention")
+    assert out["after"] == out["before"]
+    if arch == "gfx1201":
+        assert out["before"]["priorities"][0] == UA                   # vLLM's own RDNA4 ranking
+
+
+def test_unified_attention_disable_restores_vllm(vllm_under_test):
+    out = select("gfx1151", vllm_under_test,
+                 ROCM_ENABLE_DISABLE="rdna-attention,aiter-unified-attention-rdna")
+    assert out["after"] == out["before"] and UA not in out["after"]["priorities"]
+
+
+IMPL = """
+import torch
+from vllm.config import VllmConfig, set_current_vllm_config
+if os.environ.get("LOAD_PLUGIN") == "1":
+    import vllm.plugins; vllm.plugins.load_general_plugins()
+from vllm.v1.attention.backends.rocm_aiter_unified_attn import RocmAiterUnifiedAttentionImpl
+with set_current_vllm_config(VllmConfig()):
+    impl = RocmAiterUnifiedAttentionImpl(16, 256, 256 ** -0.5, 2, None, None, "auto")
+result = {"aiter_kernel": impl.unified_attention.__module__,
+          "mrope_kvcache_fusion": bool(impl.fused_qk_norm_mrope_kvcache_supported()),
+          "rope_kvcache_fusion": bool(impl.fused_rope_kvcache_supported()),
+          "qk_norm_rope_kvcache_fusion": bool(impl.fused_qk_norm_rope_kvcache_supported()),
+          "quant_query": impl.supports_quant_query_input}
+"""
+
+
+@pytest.mark.parametrize("arch", ["gfx1151", "gfx1100"])
+def test_unified_attention_impl_uses_no_aiter_hip_kernel(arch, vllm_under_test):
+    """What the backend needs at construction: aiter's Triton kernel (imported), no fusion hook
+    that hands a pass aiter's HIP kernel (the MRoPE+KV-cache one answered IS_AITER_FOUND)."""
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (vllm_under_test.pythonpath, FAKE_AITER) if p),
+           "VLLM_ROCM_USE_AITER": "1"}
+    before = run_python(IMPL, arch=arch, vllm=None, env={**env, "LOAD_PLUGIN": "0"})["result"]
+    after = run_python(IMPL, arch=arch, vllm=None, env={**env, "LOAD_PLUGIN": "1"})["result"]
+    assert before["aiter_kernel"] == after["aiter_kernel"] == "aiter.ops.triton.unified_attention"
+    assert before["mrope_kvcache_fusion"] is True and after["mrope_kvcache_fusion"] is False
+    assert not after["rope_kvcache_fusion"] and not after["qk_norm_rope_kvcache_fusion"]
+    assert after["quant_query"] is False                              # vLLM's own gfx11 rule
+
+
+# ---- aiter-triton-rope (G5) ----------------------------------------------------------------
+
+ROPE = """
+import torch
+from vllm.config import CompilationConfig, VllmConfig, set_current_vllm_config
+if os.environ.get("LOAD_PLUGIN") == "1":
+    import vllm.plugins; vllm.plugins.load_general_plugins()
+from vllm.model_executor.layers.rotary_embedding.base import RotaryEmbedding
+with set_current_vllm_config(VllmConfig(compilation_config=CompilationConfig(custom_ops=["+rotary_embedding"]))):
+    rope = RotaryEmbedding(256, 64, 4096, 10000000, True, torch.bfloat16)
+    op = getattr(rope, "rocm_aiter_triton_rotary_embedding", None)
+result = {"use_aiter": bool(rope.use_aiter), "op": str(op) if op is not None else None,
+          "op_has_gpu_kernel": torch._C._dispatch_has_kernel_for_dispatch_key(
+              "vllm::rocm_aiter_triton_rotary_embedding", "CUDA")
+          if hasattr(torch.ops.vllm, "rocm_aiter_triton_rotary_embedding") else False}
+"""
+
+
+def rope(arch, vllm, plugin, **env):
+    base = {"PYTHONPATH": os.pathsep.join(p for p in (vllm.pythonpath, FAKE_AITER) if p),
+            "VLLM_ROCM_USE_AITER": "1", "VLLM_ROCM_USE_AITER_TRITON_ROPE": "1",
+            "LOAD_PLUGIN": "1" if plugin else "0"}
+    base.update(env)
+    return run_python(ROPE, arch=arch, vllm=None, env=base)["result"]
+
+
+@pytest.mark.parametrize("arch", ["gfx1151", "gfx1100", "gfx1201"])
+def test_rdna_gets_aiter_triton_rope(arch, vllm_under_test):
+    before = rope(arch, vllm_under_test, plugin=False)
+    after = rope(arch, vllm_under_test, plugin=True)
+    assert before["use_aiter"] is False                               # CDNA3+ umbrella (G5)
+    assert before["op_has_gpu_kernel"] is (arch == "gfx1201")         # registered on RDNA4 only
+    assert after["use_aiter"] is True and after["op_has_gpu_kernel"] is True
+    assert after["op"] == "vllm.rocm_aiter_triton_rotary_embedding.default"
+
+
+def test_rope_env_still_decides(vllm_under_test):
+    assert rope("gfx1151", vllm_under_test, plugin=True, VLLM_ROCM_USE_AITER_TRITON_ROPE="0")["use_aiter"] is False
+    assert rope("gfx1151", vllm_under_test, plugin=True, VLLM_ROCM_USE_AITER="0")["use_aiter"] is False
+
+
+@pytest.mark.parametrize("arch", ["gfx942", "gfx950"])
+def test_rope_cdna_unchanged(arch, vllm_under_test):
+    assert rope(arch, vllm_under_test, plugin=False) == rope(arch, vllm_under_test, plugin=True)
+
+
+def test_rope_disable_restores_vllm(vllm_under_test):
+    out = rope("gfx1151", vllm_under_test, plugin=True, ROCM_ENABLE_DISABLE="aiter-triton-rope")
+    assert out == rope("gfx1151", vllm_under_test, plugin=False)

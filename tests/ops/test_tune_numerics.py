@@ -89,7 +89,7 @@ def test_tune_picks_fastest_valid_and_launchers_use_it(cache, with_broken):
         assert rel_err(out, ref) < REL_TOL[torch.float16]
 
 
-def test_tune_dense_buckets(cache):
+def test_tune_dense_buckets_keep_an_earlier_moe_tune(cache):
     calls = []
     data, _ = tune.tune_family("rdna4", None, (192, 640), [1, 20], timer=fake_timer(calls), device="cpu",
                                quick=True)
@@ -97,6 +97,12 @@ def test_tune_dense_buckets(cache):
     assert d1["kernel"] == "gemv" and d1["BLOCK_N"] == 16  # rows <= 4: GEMV offered, cheapest
     assert d20.get("kernel", "tile") == "tile" and d20["BLOCK_N"] == 64 and d20["max_m"] is None
     assert data["moe"] == cfgmod.load_shipped("rdna4")["moe"]
+    tune.write_tuned("rdna4", data)
+    # a later MoE tune keeps these dense buckets and records both runs
+    data2, _ = tune.tune_family("rdna4", SHAPE, None, [1], timer=fake_timer(calls), device="cpu", quick=True,
+                                source="moe")
+    assert data2["dense"] == data["dense"] and data2["moe"] != cfgmod.load_shipped("rdna4")["moe"]
+    assert [r["kind"] for r in data2["_tuned"]["runs"]] == ["dense", "moe"]
 
 
 def test_invalid_tuned_file_is_ignored_with_a_warning(cache, caplog):

@@ -15,13 +15,23 @@ side's "after". A snippet belongs to fix records (CASES); a mismatch names them 
 """
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
-from dataclasses import dataclass
+import shutil
+import tempfile
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import test_attention_selection as gate_attention
+import test_capability_integers as gate_ct
 import test_fp8_linear_selection as gate_fp8_linear
 import test_fp8_moe_selection as gate_fp8_moe
+import test_gdn_autotune as gate_gdn
+import test_hip_code_objects as gate_hip
 import test_moe_config_lookup as gate_moe_config
 import test_norm_routing as gate_norm
 from sim_harness import VllmUnderTest, run_python
@@ -36,9 +46,128 @@ class Case:
     name: str
     fixes: tuple[str, ...]  # the fix records whose decisions this snippet shows
     snippet: str  # a tests/gates snippet: assigns result = {"before": ..., "after": ..., ...}
+    env: Callable[[], dict[str, str]] | None = field(default=None)  # the process environment
+
+
+def _once(name: str, code: str) -> str:
+    """`code` run only the first time in a process (the runner executes every snippet once per
+    round): torch.library registrations cannot be repeated, and the Library objects are kept on
+    `sys` so that the exec namespace going away does not unregister their ops."""
+    return (f"if not hasattr(sys, {name!r}):\n" + textwrap.indent(code.strip("\n"), "    ") + "\n"
+            f"    sys.{name} = [v for k, v in list(globals().items()) if k.startswith('_lib')]\n")
+
+
+# ---- HIP code objects (tests/gates/test_hip_code_objects.py DECIDE) --------------------------
+# The process's vLLM extensions are "built for gfx1151 and gfx942": on gfx1151 the RDNA3 kernels
+# are admitted (the code object is there, vLLM asks for gfx1100), on gfx1100 and gfx1201 the HIP
+# ops are routed around (absent; gfx1100 also rejects the RDNA3 kernels with the reason), gfx942
+# keeps vLLM's ops. The "unknown" case (no readable file) is the gate tests' own
+# test_unknown_extension_keeps_vllm. One scenario per process: both sides cache the verdict.
+HIP_TARGETS = ("gfx1151", "gfx942")
+assert gate_hip.DECIDE.startswith(gate_hip.STANDIN_OPS)
+HIP = ("import torch\n" + _once("_rocm_enable_eq_hip_standins", gate_hip.STANDIN_OPS)
+       + gate_hip.DECIDE[len(gate_hip.STANDIN_OPS):])
+
+
+@functools.cache
+def _hip_env() -> dict[str, str]:
+    folder = tempfile.mkdtemp(prefix="rocm-enable-eq-ext-")
+    atexit.register(shutil.rmtree, folder, True)
+    path = Path(folder) / "ext.so"
+    path.write_bytes(gate_hip.elf_with_fatbin(gate_hip.bundle(list(HIP_TARGETS))))
+    return {"EXT_FILE": str(path)}
+
+
+# ---- GDN autotune (tests/gates/test_gdn_autotune.py DECIDE) ----------------------------------
+# The gate snippet replaces the autotuner's run() and records `tuner.configs`, where the runtime
+# fix narrows the list. vLLM patched with the series keeps the list and prunes it the way Triton
+# does before benchmarking (early_config_prune, Autotuner.prune_configs). So both sides record
+# what Autotuner.run would benchmark: prune_configs() with the launch's arguments (without an
+# early_config_prune, as in unpatched vLLM, that is exactly `tuner.configs`).
+_GDN_SEEN = ('        seen[name] = sorted((c.kwargs.get("BK", 0), c.kwargs["BV"], c.num_warps, '
+             'c.num_stages) for c in tuner.configs)\n')
+assert gate_gdn.DECIDE.count(_GDN_SEEN) == 1, "tests/gates/test_gdn_autotune.py DECIDE changed"
+GDN = gate_gdn.DECIDE.replace(_GDN_SEEN, (
+    "        tuner.nargs = dict(zip(tuner.arg_names, a))  # as Autotuner.run does first\n"
+    + _GDN_SEEN.replace("for c in tuner.configs)", "for c in tuner.prune_configs(k))")))
+
+# ---- Qwen3-Next attention (fused-qk-norm-rope-gate) ------------------------------------------
+# tests/gates/test_qk_norm_rope_gate.py has no decision snippet that can run next to the others
+# in one process (its model-construction snippet initialises torch.distributed). This one runs
+# vLLM's own Qwen3NextAttention.__init__ with the projections and the attention layer stubbed
+# (they need a TP group and a KV-cache config; the flag does not read them) and real RoPE, and
+# reports use_fused_qk_norm_rope_gate for the dtypes and output-gate settings that decide it.
+QK_NORM_ROPE_GATE = """
+import torch
+import vllm.plugins
+from transformers import Qwen3NextConfig
+from vllm.config import VllmConfig, set_current_vllm_config
+import vllm.model_executor.models.qwen3_next as qn
+
+class _Stub(torch.nn.Module):
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+def decide():
+    stubbed = ("QKVParallelLinear", "RowParallelLinear", "Attention", "get_tensor_model_parallel_world_size")
+    saved = {n: getattr(qn, n) for n in stubbed}
+    qn.QKVParallelLinear = qn.RowParallelLinear = qn.Attention = _Stub
+    qn.get_tensor_model_parallel_world_size = lambda: 1
+    out = {}
+    try:
+        for name, dtype, gate in (("bf16", torch.bfloat16, True), ("fp16", torch.float16, True),
+                                  ("fp32", torch.float32, True), ("bf16/no-gate", torch.bfloat16, False)):
+            cfg = Qwen3NextConfig(hidden_size=256, num_attention_heads=4, num_key_value_heads=2,
+                                  head_dim=256, partial_rotary_factor=0.25, max_position_embeddings=4096)
+            cfg.attn_output_gate = gate
+            default = torch.get_default_dtype()
+            torch.set_default_dtype(dtype)   # what vLLM's model loader sets while building layers
+            try:
+                with set_current_vllm_config(VllmConfig()):
+                    layer = qn.Qwen3NextAttention(cfg, prefix="model.layers.3.self_attn")
+                out[name] = bool(layer.use_fused_qk_norm_rope_gate)
+            except Exception as exc:
+                out[name] = f"raises {type(exc).__name__}: {exc}"
+            finally:
+                torch.set_default_dtype(default)
+    finally:
+        for n, v in saved.items():
+            setattr(qn, n, v)
+    return out
+
+before = decide()
+vllm.plugins.load_general_plugins()
+result = {"before": before, "after": decide()}
+"""
+
+# ---- attention selection (tests/attention/test_attention_selection.py SELECT) ----------------
+# The gate snippet also reports `by_name`, the class path AttentionBackendEnum["ROCM_RDNA_ATTN"]
+# resolves to: the plugin registers its own class, and only on wave32 RDNA, while the patched
+# vLLM lists the backend in its enum on every platform (as it lists every backend) and rejects it
+# off RDNA in validation (supports_compute_capability). What a user sees is the same: here both
+# sides report, instead of the path, what `--attention-backend ROCM_RDNA_ATTN` selects for each
+# layer ("raises" where it is refused, either way).
+ATTENTION = gate_attention.SELECT + """
+def _explicit_rdna():
+    out = {}
+    with set_current_vllm_config(VllmConfig()):
+        for key, (hd, dt, kv, bs) in CASES.items():
+            cfg = AttentionSelectorConfig(head_size=hd, dtype=dt, kv_cache_dtype=kv, block_size=bs)
+            try:
+                backend = AttentionBackendEnum["ROCM_RDNA_ATTN"]
+                path = current_platform.get_attn_backend_cls(backend, cfg)
+                out[key] = resolve_obj_by_qualname(path).get_name()
+            except Exception:
+                out[key] = "raises"
+    return out
+result.pop("by_name")
+result["explicit_rdna"] = _explicit_rdna()
+"""
 
 
 CASES = (
+    Case("hip-code-objects", ("silu-and-mul-code-object", "skinny-gemm-code-object",
+                              "rdna3-kernels-code-object"), HIP, _hip_env),
     Case("fp8-moe-oracle", ("fp8-moe-w8a16",), gate_fp8_moe.ORACLE),
     Case("fp8-linear-selection", ("fp8-linear-w8a16",), gate_fp8_linear.SELECT),
     Case("moe-config-lookup", ("moe-config-board-names",), gate_moe_config.LOOKUP),
@@ -54,6 +183,10 @@ before = rocm_aiter_ops.is_rdna_gdn_triton_kernels_available()
 vllm.plugins.load_general_plugins()
 result = {"before": before, "after": rocm_aiter_ops.is_rdna_gdn_triton_kernels_available()}
 """),
+    Case("qk-norm-rope-gate", ("fused-qk-norm-rope-gate",), QK_NORM_ROPE_GATE),
+    Case("ct-fp8-scheme", ("ct-fp8-scheme-by-fp8-compute",), gate_ct.DECIDE),
+    Case("gdn-autotune", ("gdn-autotune-lds",), GDN),
+    Case("attention-selection", ("rdna-attention",), ATTENTION),
 )
 COVERED_FIXES = {f for c in CASES for f in c.fixes}
 
@@ -82,6 +215,8 @@ def run_decisions(vllm: VllmUnderTest, arch: str, *, plugin: bool, cases=CASES) 
     body = (f"CASES_JSON = {json.dumps(json.dumps({c.name: c.snippet for c in cases}))}\n"
             f"AITER_ENV = {AITER_ENV!r}\n" + RUNNER)
     env = {} if plugin else {"ROCM_ENABLE": "0"}
+    for case in cases:
+        env.update(case.env() if case.env else {})
     return run_python(body, arch=arch, vllm=vllm, env=env, timeout=600)["result"]
 
 

@@ -170,14 +170,14 @@ AITER_UNIFIED_ATTENTION = Fix(
     patches=(
         Patch("vllm.platforms.rocm:RocmPlatform.get_valid_backends",
               _valid_backends_with_aiter_unified_attention,
-              {"0.32.0": "b31cfdbcb4ea2aa2", "0.33.0": "b31cfdbcb4ea2aa2"}),
+              {"0.32.0": "599b1a9be347c9f9", "0.33.0": "599b1a9be347c9f9"}),
         Patch("vllm.v1.attention.backends.rocm_aiter_unified_attn:"
               "RocmAiterUnifiedAttentionImpl.fused_qk_norm_mrope_kvcache_supported",
               _no_aiter_hip_mrope_kvcache_fusion,
-              {"0.32.0": "0000000000000000", "0.33.0": "0000000000000000"}),
+              {"0.32.0": "546bcd4639a05ccb", "0.33.0": "546bcd4639a05ccb"}),
         # relied on, not wrapped: the RDNA switch that _get_backend_priorities reads
         Patch("vllm._aiter_ops:rocm_aiter_ops.is_rdna_aiter_enabled", None,
-              {"0.32.0": "0000000000000000", "0.33.0": "0000000000000000"}),
+              {"0.32.0": "dcb4e0c601992ae0", "0.33.0": "dcb4e0c601992ae0"}),
     ),
     condition=aiter_triton_only,
     versions=">=0.32.0,<0.34",
@@ -251,15 +251,15 @@ AITER_TRITON_ROPE = Fix(
     patches=(
         Patch("vllm._aiter_ops:rocm_aiter_ops.is_triton_rotary_embed_enabled",
               _triton_rope_on_triton_only_arch,
-              {"0.32.0": "0000000000000000", "0.33.0": "0000000000000000"}),
+              {"0.32.0": "940d2b9ec7cedbb9", "0.33.0": "940d2b9ec7cedbb9"}),
         Patch("vllm._aiter_ops:rocm_aiter_ops.get_triton_rotary_embedding_op",
               _register_triton_rope_op,
-              {"0.32.0": "0000000000000000", "0.33.0": "0000000000000000"}),
+              {"0.32.0": "a1917c08cd98f579", "0.33.0": "a1917c08cd98f579"}),
         # relied on, not wrapped: the function the op runs and the registration we repeat
         Patch("vllm._aiter_ops:_triton_rotary_embedding_impl", None,
-              {"0.32.0": "0000000000000000", "0.33.0": "0000000000000000"}),
+              {"0.32.0": "b3286a50cb295058", "0.33.0": "b3286a50cb295058"}),
         Patch("vllm._aiter_ops:rocm_aiter_ops.register_ops_once", None,
-              {"0.32.0": "0000000000000000", "0.33.0": "0000000000000000"}),
+              {"0.32.0": "c78283bd4dfabc13", "0.33.0": "64e946366f0ed996"}),
     ),
     condition=aiter_triton_only,
     versions=">=0.32.0,<0.34",

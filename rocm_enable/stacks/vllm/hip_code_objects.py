@@ -5,6 +5,41 @@ PYTORCH_ROCM_ARCH gate of audit §3.11).
 The question every wrapper here asks is `gates.code_objects.extensions_status(extensions, arch)`:
 read from the extension's offload bundles, never from an arch list. "unknown" (no file, no bundle,
 an undecodable bundle) keeps vLLM's own decision.
+
+`_C` / `_moe_C` / `_rocm_C` ops on the Qwen3-Next / Qwen3.5 / Qwen3.6 path with rocm_enable's W8A16
+MoE experts and its RDNA (or vLLM's Triton) attention, TP=1, from source reading of vLLM 0.32.0 and
+0.33.0 (file:line are 0.32.0 / 0.33.0), and what happens to each here:
+
+  routed here to a native / Triton implementation vLLM itself has (or to vLLM's own fallback):
+    _C.silu_and_mul            shared-expert SiluAndMul (custom op enabled, e.g. eager)  silu-and-mul-code-object
+    _rocm_C.wvSplitK / LLMM1   BF16 decode GEMMs: router gate, shared_expert_gate, lm_head  skinny-gemm-code-object
+    _moe_C.topk_softmax        MoE routing, fused_topk_router.vllm_topk_softmax (33 / 33)  topk-softmax-code-object
+    _C.rms_norm / fused_add_rms_norm   IR provider `vllm_c` (kernels/vllm_c.py), first in the ROCm
+                               priority when not compiling with inductor (platforms/rocm.py:1345 /
+                               :1416). Qwen3-Next/3.5/3.6 use GemmaRMSNorm, whose fp32 `weight + 1`
+                               fails vllm_c's supports_args (weight dtype == x dtype), so these models
+                               already dispatch to native; plain RMSNorm models do not  ir-vllm-c-code-object
+    _C.rotary_embedding        RotaryEmbedding.forward_cuda (base.py:244) when the fused qk-norm-rope
+                               -gate path is off and the rotary_embedding custom op is on  c-ops-code-object
+    _C_cache_ops.reshape_and_cache_flash   KV write of ROCM_AITER_UNIFIED_ATTN
+                               (rocm_aiter_unified_attn.py:343 / :396)                    c-ops-code-object
+    _C.apply_repetition_penalties_   sampler, repetition_penalty != 1 (_custom_ops.py:392)  c-ops-code-object
+    _C.static_scaled_fp8_quant load-time requantization of per-tensor FP8 fused shards
+                               (w8a8_utils.requantize_with_max_scale -> ops.scaled_fp8_quant)  c-ops-code-object
+    _C.fused_gdn_decode_post_conv_mtp   Qwen3.5/3.6 GDN decode with MTP speculative decoding,
+                               VLLM_GDN_DECODE_KERNEL=cuda (the default) on 0.32.0
+                               (qwen_gdn_linear_attn.py:597-649, 1844); 0.33.0 runs a Triton port on
+                               ROCm (:113-123)                                             gdn-mtp-decode-code-object
+  not reached on this path (listed so nobody looks again):
+    _moe_C.moe_align_block_size / moe_sum, _C.silu_and_mul inside the experts: vLLM's TritonExperts
+      (BF16/int4 checkpoints), not the W8A16 experts (own torch routing and top-k sum). vLLM has no
+      native twin for moe_align_block_size; a BF16 MoE on a build without the arch still dies there.
+    _C reshape_and_cache (ROCM_ATTN, block 16/32 only), paged_attention (HIP decode, head <= 128),
+      vocab_parallel_embedding (TP>1), greedy_argmax / fused_gumbel_argmax (CPU platform only),
+      weak_ref_tensor (host-side, no device code).
+  no native alternative in vLLM: the per-token / group FP8 activation quant ops
+      (dynamic_per_token_scaled_fp8_quant, per_token_group_fp8_quant) of W8A8 FP8 paths, which the
+      W8A16 records keep off gfx11; moe_align_block_size (above).
 """
 from __future__ import annotations
 
@@ -22,6 +57,9 @@ log = logging.getLogger("vllm.rocm_enable")
 # library; a vLLM build compiles both for the same PYTORCH_ROCM_ARCH.
 C_EXTENSIONS = ("vllm._C", "vllm._C_stable_libtorch")
 ROCM_C_EXTENSIONS = ("vllm._rocm_C",)
+# `_moe_C` ops come from the stable-ABI library on 0.32 and 0.33 ROCm builds (platforms/interface.py
+# import_kernels); `vllm._moe_C` is kept for builds that still ship the old name.
+MOE_C_EXTENSIONS = ("vllm._moe_C", "vllm._moe_C_stable_libtorch")
 
 
 @functools.cache
@@ -185,4 +223,246 @@ RDNA3_KERNELS_BY_CODE_OBJECT = Fix(
     gates=("D4", "F2"),
 )
 
-FIXES = (SILU_AND_MUL_NATIVE, SKINNY_GEMM_NATIVE, RDNA3_KERNELS_BY_CODE_OBJECT)
+
+# ---- _moe_C.topk_softmax: MoE routing -------------------------------------------------------
+
+def _topk_softmax_without_code_object(wrapped, instance, args, kwargs):
+    import inspect
+
+    if not verdict_for(MOE_C_EXTENSIONS).absent:
+        return wrapped(*args, **kwargs)
+    a = inspect.signature(wrapped).bind(*args, **kwargs)
+    a.apply_defaults()
+    a = a.arguments
+    if a["e_score_correction_bias"] is not None:
+        return wrapped(*args, **kwargs)  # biased selection: not reimplemented, vLLM's op decides
+    import torch
+
+    # The op's contract: softmax over all experts in fp32, the top-k probabilities and their
+    # expert ids per token, renormalised to sum 1 if asked, and token_expert_indices[t, j] =
+    # j * num_tokens + t (the source row of each (token, slot) pair). Padding rows (is_padding)
+    # are routed like real rows: their ids stay valid for every consumer and vLLM discards their
+    # outputs.
+    logits = a["gating_output"]
+    weights, ids = torch.topk(torch.softmax(logits.float(), dim=-1), a["topk_weights"].shape[-1], dim=-1)
+    if a["renormalize"]:
+        weights = weights / weights.sum(dim=-1, keepdim=True)
+    a["topk_weights"].copy_(weights)
+    a["topk_ids"].copy_(ids)
+    m, k = ids.shape
+    rows = torch.arange(m, device=ids.device, dtype=torch.int32).unsqueeze(1)
+    slots = torch.arange(k, device=ids.device, dtype=torch.int32).unsqueeze(0)
+    a["token_expert_indices"].copy_(slots * m + rows)
+    return None
+
+
+TOPK_SOFTMAX_NATIVE = Fix(
+    name="topk-softmax-code-object",
+    title="MoE routing: torch softmax + top-k when vLLM's _moe_C has no code object for this GPU",
+    stack="vllm",
+    patches=(Patch("vllm._custom_ops:topk_softmax", _topk_softmax_without_code_object,
+                   {"0.32.0": "0000000000000000", "0.33.0": "0000000000000000"}),),
+    condition=is_wave32_rdna,
+    versions=">=0.32.0,<0.34",
+    why=(
+        "Every Qwen3-Next / Qwen3.6 MoE layer routes with FusedTopKRouter -> fused_topk -> "
+        "vllm_topk_softmax -> torch.ops._moe_C.topk_softmax (softmax scoring, no correction "
+        "bias), whatever experts backend runs. A vLLM built without the running arch in "
+        "PYTORCH_ROCM_ARCH registers the op anyway; the first decode step dies with 'invalid "
+        "device function'. vLLM has no non-HIP path for it on ROCm (aiter's topk is CDNA-only)."
+    ),
+    how=(
+        "Wrap vllm._custom_ops.topk_softmax (looked up at call time by the routers): when the "
+        "_moe_C offload bundles lack the arch, compute the op's outputs with torch (fp32 softmax, "
+        "top-k, optional renormalisation, token_expert_indices) into the caller's tensors. "
+        "Calls with a correction bias, or with the code object present or unknown, run vLLM's op."
+    ),
+    upstream="audit §3.11 build-time gate; no upstream check",
+    removal="when vLLM checks _moe_C's code objects (or ships a Triton/torch routing fallback) on ROCm",
+    gates=("D11",),
+)
+
+
+# ---- _C ops with a native / Triton twin in vLLM ----------------------------------------------
+
+def _rotary_embedding_without_code_object(wrapped, instance, args, kwargs):
+    if verdict_for(C_EXTENSIONS).absent:
+        return instance.forward_native(*args, **kwargs)  # vLLM's own torch RoPE (custom op off)
+    return wrapped(*args, **kwargs)
+
+
+def _reshape_and_cache_flash_without_code_object(wrapped, instance, args, kwargs):
+    if verdict_for(C_EXTENSIONS).absent:
+        from vllm.v1.attention.ops.triton_reshape_and_cache_flash import (
+            triton_reshape_and_cache_flash,
+        )
+
+        # vLLM's Triton KV write, same arguments (TRITON_ATTN and ROCM_ATTN's non-16/32 blocks use it)
+        return triton_reshape_and_cache_flash(*args, **kwargs)
+    return wrapped(*args, **kwargs)
+
+
+def _repetition_penalties_without_code_object(wrapped, instance, args, kwargs):
+    if verdict_for(C_EXTENSIONS).absent:
+        import vllm._custom_ops as ops
+
+        return ops.apply_repetition_penalties_torch(*args, **kwargs)  # vLLM's own torch twin
+    return wrapped(*args, **kwargs)
+
+
+def _static_fp8_quant_without_code_object(wrapped, instance, args, kwargs):
+    import inspect
+
+    if not verdict_for(C_EXTENSIONS).absent:
+        return wrapped(*args, **kwargs)
+    a = inspect.signature(wrapped).bind(*args, **kwargs)
+    a.apply_defaults()
+    a = a.arguments
+    scale = a["scale"]
+    per_tensor = (scale is not None and scale.numel() == 1 and a["group_shape"] in (None, (-1, -1))
+                  and not a["num_token_padding"])
+    if not per_tensor:
+        return wrapped(*args, **kwargs)  # dynamic / per-token / group quant: vLLM's op
+    import torch
+    from vllm.platforms import current_platform
+
+    x, out = a["input"], a["output"]
+    dtype = current_platform.fp8_dtype()
+    if out is None:
+        out = torch.empty(x.shape, device=x.device, dtype=dtype)
+    info = torch.finfo(dtype)
+    # static_scaled_fp8_quant: clamp(x / scale) to the FP8 range, then round to FP8
+    out.copy_((x.float() / scale.float().reshape(())).clamp(info.min, info.max).to(dtype))
+    return out, scale
+
+
+C_OPS_NATIVE = Fix(
+    name="c-ops-code-object",
+    title="RoPE, KV-cache write, repetition penalties, static FP8 requant: vLLM's torch/Triton twins when _C lacks this GPU",
+    stack="vllm",
+    patches=(
+        Patch("vllm.model_executor.layers.rotary_embedding.base:RotaryEmbedding.forward_cuda",
+              _rotary_embedding_without_code_object,
+              {"0.32.0": "0000000000000000", "0.33.0": "0000000000000000"}),
+        Patch("vllm._custom_ops:reshape_and_cache_flash", _reshape_and_cache_flash_without_code_object,
+              {"0.32.0": "0000000000000000", "0.33.0": "0000000000000000"}),
+        Patch("vllm._custom_ops:apply_repetition_penalties_cuda", _repetition_penalties_without_code_object,
+              {"0.32.0": "0000000000000000", "0.33.0": "0000000000000000"}),
+        Patch("vllm._custom_ops:scaled_fp8_quant", _static_fp8_quant_without_code_object,
+              {"0.32.0": "0000000000000000", "0.33.0": "0000000000000000"}),
+    ),
+    condition=is_wave32_rdna,
+    versions=">=0.32.0,<0.34",
+    why=(
+        "Four _C ops that Qwen3-Next / Qwen3.6 serving can reach on ROCm each have a torch or "
+        "Triton twin inside vLLM: RotaryEmbedding.forward_cuda -> _C.rotary_embedding (custom op "
+        "on, fused qk-norm-rope-gate path off), ROCM_AITER_UNIFIED_ATTN's KV write -> "
+        "_C_cache_ops.reshape_and_cache_flash, the sampler's repetition penalty -> "
+        "_C.apply_repetition_penalties_ (any logits on the GPU), and per-tensor FP8 checkpoint "
+        "loading -> _C.static_scaled_fp8_quant. A vLLM built without the running arch dies at "
+        "the first of them with 'invalid device function'."
+    ),
+    how=(
+        "When _C's offload bundles lack the arch: RotaryEmbedding.forward_cuda returns vLLM's "
+        "forward_native; reshape_and_cache_flash calls vLLM's triton_reshape_and_cache_flash; "
+        "apply_repetition_penalties_cuda calls vLLM's apply_repetition_penalties_torch; "
+        "scaled_fp8_quant with a per-tensor static scale quantises with torch (clamp(x / scale) "
+        "to FP8). Code object present or unknown: vLLM's ops, unchanged."
+    ),
+    upstream="audit §3.11 build-time gate; no upstream check",
+    removal="when vLLM checks _C's code objects before dispatching to these ops",
+    gates=("G5",),
+)
+
+
+# ---- IR op provider vllm_c (rms_norm, fused_add_rms_norm) -----------------------------------
+
+VLLM_C_PROVIDER = "vllm_c"
+
+
+def _ir_priority_without_vllm_c(wrapped, instance, args, kwargs):
+    import inspect
+
+    bound = inspect.signature(wrapped).bind(*args, **kwargs)
+    priority = list(bound.arguments["priority"])
+    if VLLM_C_PROVIDER in priority and verdict_for(C_EXTENSIONS).absent:
+        # as if vllm_c's `supported` were false: vLLM skips it and appends native if needed
+        return wrapped([p for p in priority if p != VLLM_C_PROVIDER])
+    return wrapped(*args, **kwargs)
+
+
+IR_VLLM_C_NATIVE = Fix(
+    name="ir-vllm-c-code-object",
+    title="vLLM IR ops (RMSNorm): skip the vllm_c provider when _C has no code object for this GPU",
+    stack="vllm",
+    patches=(Patch("vllm.ir.op:IrOp._filter_priority_impls", _ir_priority_without_vllm_c,
+                   {"0.32.0": "0000000000000000", "0.33.0": "0000000000000000"}),),
+    condition=is_wave32_rdna,
+    versions=">=0.32.0,<0.34",
+    why=(
+        "RMSNorm and fused add+RMSNorm dispatch through vLLM IR ops; on ROCm the default priority "
+        "is ['vllm_c', 'native'] whenever vLLM does not compile with inductor (enforce-eager, "
+        "other backends), and the vllm_c implementation (supported on every CUDA-alike) calls "
+        "_C.rms_norm / _C.fused_add_rms_norm. On a build without the running arch that launch "
+        "dies. (Qwen's GemmaRMSNorm passes an fp32 weight, which vllm_c's supports_args already "
+        "rejects; plain RMSNorm does not.)"
+    ),
+    how=(
+        "Wrap IrOp._filter_priority_impls, the one place a priority list (platform default or "
+        "user --ir-op-priority, set_default or set_priority) becomes the dispatch list: when _C's "
+        "offload bundles lack the arch, 'vllm_c' is left out, as vLLM leaves out an unsupported "
+        "provider; vLLM appends native when nothing else covers every argument."
+    ),
+    upstream="audit G2 and §3.11 build-time gate; no upstream check",
+    removal="when vLLM's vllm_c provider reports supported=False for an extension without the arch",
+    gates=("G2",),
+)
+
+
+# ---- 0.32: the fused HIP GDN decode for MTP speculative decoding ---------------------------
+
+def _gdn_mtp_reason_with_code_objects(wrapped, instance, args, kwargs):
+    reason = wrapped(*args, **kwargs)
+    if reason is not None:
+        return reason
+    import vllm.model_executor.layers.mamba.gdn.qwen_gdn_linear_attn as gdn
+
+    if hasattr(gdn, "fused_mtp_decode_impl"):
+        return None  # 0.33: ROCm runs vLLM's Triton port of this kernel, no _C op involved
+    verdict = verdict_for(C_EXTENSIONS)
+    if verdict.absent:
+        return f"torch.ops._C.fused_gdn_decode_post_conv_mtp has no code object for this GPU ({verdict.reason})"
+    return None
+
+
+GDN_MTP_DECODE = Fix(
+    name="gdn-mtp-decode-code-object",
+    title="GDN MTP decode: vLLM's Triton path when _C's fused GDN decode has no code object (0.32)",
+    stack="vllm",
+    patches=(Patch("vllm.model_executor.layers.mamba.gdn.qwen_gdn_linear_attn:"
+                   "QwenGatedDeltaNetAttention._fused_gdn_decode_unsupported_reason",
+                   _gdn_mtp_reason_with_code_objects,
+                   {"0.32.0": "0000000000000000", "0.33.0": "0000000000000000"}),),
+    condition=is_wave32_rdna,
+    versions=">=0.32.0,<0.34",
+    why=(
+        "vLLM 0.32.0 picks the fused HIP GDN decode (_C.fused_gdn_decode_post_conv_mtp) for "
+        "Qwen3.5/Qwen3.6 GDN layers with MTP speculative decoding whenever VLLM_GDN_DECODE_KERNEL "
+        "is 'cuda' (the default), the model is BF16 with K=V=128, capability >= 80 (gfx11 reads as "
+        "110/115) and the op is registered -- which it is in every build, code object or not "
+        "(audit H3)."
+    ),
+    how=(
+        "Wrap _fused_gdn_decode_unsupported_reason: when vLLM finds no reason of its own and _C's "
+        "offload bundles lack the arch, return that as the reason. vLLM then falls back to its "
+        "Triton GDN spec-decode path itself (or, if the user set VLLM_GDN_DECODE_KERNEL=cuda "
+        "explicitly, raises its own ValueError with the reason). 0.33.0 runs a Triton port on "
+        "ROCm and is left alone."
+    ),
+    upstream="audit H3; vLLM 0.33 replaced the ROCm path with a Triton port",
+    removal="vLLM >= 0.33 (Triton port on ROCm)",
+    gates=("H3",),
+)
+
+FIXES = (SILU_AND_MUL_NATIVE, SKINNY_GEMM_NATIVE, RDNA3_KERNELS_BY_CODE_OBJECT, TOPK_SOFTMAX_NATIVE,
+         C_OPS_NATIVE, IR_VLLM_C_NATIVE, GDN_MTP_DECODE)
