@@ -282,7 +282,13 @@ def sweep_candidates(M, gemm, rnd=1):
     alone (no silu_and_mul launch): the cost of the GEMM without the fused epilogue."""
     c = lambda bn, bk, w, s, **kw: {"BLOCK_N": bn, "BLOCK_K": bk, "num_warps": w, "num_stages": s, **kw}  # noqa: E731
     w13 = gemm == "w13"
-    if rnd == 4:  # GEMV refinement around round 3's winners (docs/benchmarks.md)
+    if rnd == 5:  # prefill: activation pre-split (A_SPLIT) vs the shipped tiles
+        a = lambda bn, bk, w, s: c(bn, bk, w, s, a_split=True)  # noqa: E731
+        cands = [] if M <= 16 else [
+            (16, a(64, 128, 4, 4), w13), (64, a(128, 128, 4, 3), False), (64, a(128, 128, 8, 3), False),
+            (64, a(128, 64, 4, 3), False), (64, a(128, 128, 4, 4), False), (64, a(256, 128, 8, 3), False),
+            (128, a(128, 128, 8, 3), False), (128, a(256, 128, 8, 3), False), (32, a(128, 128, 4, 3), False)]
+    elif rnd == 4:  # GEMV refinement around round 3's winners (docs/benchmarks.md)
         v = lambda bn, bk, w, s: c(bn, bk, w, s, kernel="gemv")  # noqa: E731
         grid = ((16, 512, 4, 2), (16, 512, 4, 1), (16, 512, 8, 2), (8, 512, 4, 2), (8, 1024, 4, 2),
                 (8, 256, 2, 2)) if w13 else (
@@ -332,6 +338,10 @@ def sweep_candidates(M, gemm, rnd=1):
 def dense_sweep_candidates(M, rnd=1):
     c = lambda bm, bn, bk, w, s, **kw: {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "num_warps": w,  # noqa: E731
                                         "num_stages": s, **kw}
+    if rnd == 5:
+        a = lambda bm, bn, bk, w, s: c(bm, bn, bk, w, s, GROUP_M=8, a_split=True)  # noqa: E731
+        return [] if M <= 128 else [a(128, 128, 128, 8, 4), a(128, 128, 128, 8, 3), a(128, 128, 128, 4, 3),
+                                    a(64, 128, 128, 4, 3), a(128, 256, 128, 8, 3), a(256, 128, 128, 8, 3)]
     if rnd == 4:
         g = lambda bn, bk, w, s: c(16, bn, bk, w, s, kernel="gemv")  # noqa: E731
         return [g(bn, bk, w, st) for bn, bk, w, st in (
@@ -399,7 +409,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sweep", action="store_true")
     ap.add_argument("--dense", action="store_true")
-    ap.add_argument("--sweep-round", type=int, default=1, help="candidate set (1: broad, 2: refine, 3: decode GEMV, 4: GEMV refine)")
+    ap.add_argument("--sweep-round", type=int, default=1, help="candidate set (1: broad, 2: refine, 3: decode GEMV, 4: GEMV refine, 5: A pre-split)")
     a = ap.parse_args()
     if a.extract:
         do_extract()

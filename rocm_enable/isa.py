@@ -197,8 +197,10 @@ def _moe_args(gemm: str, bucket: dict, m: int, naive: bool, split_k: int = 1):
         stride_se=(N_w // 128) * (K // 128), stride_sn=K // 128, stride_sk=1,
         top_k=top_k if gemm == "w13" else 1, ROUTING=1 if naive else 2, SCALE_MODE=0,
         GROUP_N=128, GROUP_K=128, MUL_ROUTED_WEIGHT=gemm == "w2", FUSE_SILU=fuse, HAS_BIAS=False,
-        BLOCK_M=bm, BLOCK_N=g["BLOCK_N"], BLOCK_K=bk, EVEN_K=K % bk == 0, **_split_args(K, bk, split_k))
+        BLOCK_M=bm, BLOCK_N=g["BLOCK_N"], BLOCK_K=bk, EVEN_K=K % bk == 0, A_SPLIT=bool(g.get("a_split")),
+        **_split_args(K, bk, split_k))
     spec = f"M={m} {'naive' if naive else 'sorted'} fuse_silu={fuse}" + (f" split_k={split_k}" if split_k > 1 else "")
+    spec += " a_split" if g.get("a_split") else ""
     return GEMM, args, cfgmod.split_options(g)[1], spec
 
 
@@ -218,10 +220,12 @@ def _dense_args(bucket: dict, m: int, split_k: int = 1, shape=None):
         stride_se=(N // 128) * (K // 128), stride_sn=K // 128, stride_sk=1,
         top_k=1, ROUTING=0, SCALE_MODE=0, GROUP_N=128, GROUP_K=128, MUL_ROUTED_WEIGHT=False,
         FUSE_SILU=False, HAS_BIAS=False, BLOCK_M=bucket["BLOCK_M"], BLOCK_N=bucket["BLOCK_N"],
-        BLOCK_K=bk, EVEN_K=K % bk == 0, **_split_args(K, bk, split_k, int(bucket.get("GROUP_M", 1))))
+        BLOCK_K=bk, EVEN_K=K % bk == 0, A_SPLIT=bool(bucket.get("a_split")),
+        **_split_args(K, bk, split_k, int(bucket.get("GROUP_M", 1))))
     spec = f"M={m}" + (f" N={N} K={K} split_k={split_k}" if split_k > 1 else "")
     if int(bucket.get("GROUP_M", 1)) > 1:
         spec += f" GROUP_M={bucket['GROUP_M']}"
+    spec += " a_split" if bucket.get("a_split") else ""
     return GEMM, args, cfgmod.split_options(bucket)[1], spec
 
 

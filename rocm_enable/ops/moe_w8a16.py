@@ -96,6 +96,9 @@ def launch_w8a16_gemm(a: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, c: 
                          topk_weights, fuse_silu, bias, N_w)
             return c
     meta, opts = cfgmod.split_options(gemm_cfg)
+    a_split = bool(meta.get("a_split"))
+    if a_split:
+        a = split_activation_fp16(a)
     meta = {k: v for k, v in meta.items() if k in ("BLOCK_N", "BLOCK_K", "GROUP_M")}
     group_n, group_k = (bs if bs else (128, 128))
     bk = _pick_block_k(meta["BLOCK_K"], K, mode, group_k)
@@ -134,8 +137,19 @@ def launch_w8a16_gemm(a: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, c: 
         top_k=top_k, ROUTING=routing_kind, SCALE_MODE=mode, GROUP_N=group_n, GROUP_K=group_k,
         MUL_ROUTED_WEIGHT=topk_weights is not None, FUSE_SILU=fuse_silu, HAS_BIAS=bias is not None,
         BLOCK_M=block_m, BLOCK_N=meta["BLOCK_N"], BLOCK_K=bk, EVEN_K=K % bk == 0,
-        SPLIT_K=nsplit, GROUP_M=group_m, **opts)
+        SPLIT_K=nsplit, GROUP_M=group_m, A_SPLIT=a_split, **opts)
     return c
+
+
+def split_activation_fp16(a: torch.Tensor) -> torch.Tensor:
+    """[rows, K] bf16/fp16 -> fp16 [rows, K] holding each row's even K positions, then its odd
+    ones: the operand order of the packed dequantisation, for A_SPLIT launches (one pass over A
+    instead of a convert + split + transpose in registers at every K step of every N tile)."""
+    rows, K = a.shape
+    out = torch.empty(rows, K, dtype=torch.float16, device=a.device)
+    out[:, :K // 2] = a[:, 0::2]
+    out[:, K // 2:] = a[:, 1::2]
+    return out
 
 
 def _gemv_fits(mode: int, block_shape, block_n: int, up_offset: int) -> bool:

@@ -45,9 +45,12 @@ def w8a16_gemm_kernel(
     GROUP_N: tl.constexpr, GROUP_K: tl.constexpr,
     MUL_ROUTED_WEIGHT: tl.constexpr, FUSE_SILU: tl.constexpr, HAS_BIAS: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr,
-    SPLIT_K: tl.constexpr = 1, GROUP_M: tl.constexpr = 1,
+    SPLIT_K: tl.constexpr = 1, GROUP_M: tl.constexpr = 1, A_SPLIT: tl.constexpr = False,
 ):
     # w_ptr is int32 (4 e4m3 bytes); stride_we / stride_wn are in int32 words; K in bytes.
+    # A_SPLIT: a_ptr is fp16 [rows, K] holding each row's even K positions then its odd ones
+    # (split_activation_fp16), so the two MMA operands load straight from memory in the order the
+    # packed dequantisation produces, with no in-register convert / split / transpose.
     BLOCK_KW: tl.constexpr = BLOCK_K // 4
     BLOCK_KH: tl.constexpr = BLOCK_K // 2
     if GROUP_M > 1:  # grouped order: GROUP_M M-blocks share each weight tile via L2
@@ -98,14 +101,18 @@ def w8a16_gemm_kernel(
     w_ptrs = w_base + offs_wn[:, None] * stride_wn + offs_kw[None, :]
     if FUSE_SILU:
         u_ptrs = w_base + (offs_wn + up_offset)[:, None] * stride_wn + offs_kw[None, :]
-    a_ptrs = a_ptr + a_rows[:, None] * stride_am + offs_k[None, :] * stride_ak
+    if A_SPLIT:
+        offs_kh = tl.arange(0, BLOCK_KH)
+        a_ptrs = a_ptr + a_rows[None, :] * stride_am + offs_kh[:, None]  # [BLOCK_KH, BLOCK_M]
+    else:
+        a_ptrs = a_ptr + a_rows[:, None] * stride_am + offs_k[None, :] * stride_ak
     s_base = scale_ptr + expert * stride_se
 
     if SPLIT_K > 1:  # this split's range of BLOCK_K steps
         k_lo = tl.program_id(2) * k_iters
         k_hi = min(k_lo + k_iters, tl.cdiv(K, BLOCK_K))
         w_ptrs += k_lo * BLOCK_KW
-        a_ptrs += k_lo * BLOCK_K * stride_ak
+        a_ptrs += k_lo * (BLOCK_KH if A_SPLIT else BLOCK_K * stride_ak)
         if FUSE_SILU:
             u_ptrs += k_lo * BLOCK_KW
     else:
@@ -116,15 +123,25 @@ def w8a16_gemm_kernel(
     acc_u = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
     for k in range(k_lo, k_hi):
         k_rem = K - k * BLOCK_K
-        if EVEN_K:
-            a = tl.load(a_ptrs, mask=token_mask[:, None], other=0.0)
-        else:
-            a = tl.load(a_ptrs, mask=token_mask[:, None] & (offs_k[None, :] < k_rem), other=0.0)
+        if not EVEN_K:
             w_mask = offs_kw[None, :] < (k_rem // 4)
-        # bf16 -> fp16: exact for |a| in [2**-14, 65504]; see docs/kernels.md
-        a_even, a_odd = tl.split(a.to(tl.float16).reshape(BLOCK_M, BLOCK_KH, 2))
-        a_even_t = tl.trans(a_even)
-        a_odd_t = tl.trans(a_odd)
+        if A_SPLIT:
+            if EVEN_K:
+                a_even_t = tl.load(a_ptrs, mask=token_mask[None, :], other=0.0)
+                a_odd_t = tl.load(a_ptrs + K // 2, mask=token_mask[None, :], other=0.0)
+            else:
+                a_mask = token_mask[None, :] & (offs_kh[:, None] < k_rem // 2)
+                a_even_t = tl.load(a_ptrs, mask=a_mask, other=0.0)
+                a_odd_t = tl.load(a_ptrs + K // 2, mask=a_mask, other=0.0)
+        else:
+            if EVEN_K:
+                a = tl.load(a_ptrs, mask=token_mask[:, None], other=0.0)
+            else:
+                a = tl.load(a_ptrs, mask=token_mask[:, None] & (offs_k[None, :] < k_rem), other=0.0)
+            # bf16 -> fp16: exact for |a| in [2**-14, 65504]; see docs/kernels.md
+            a_even, a_odd = tl.split(a.to(tl.float16).reshape(BLOCK_M, BLOCK_KH, 2))
+            a_even_t = tl.trans(a_even)
+            a_odd_t = tl.trans(a_odd)
         # --- gate (or only) rows: 16-byte loads of 4 e4m3 bytes per int32 word
         if EVEN_K:
             w = tl.load(w_ptrs)
@@ -167,7 +184,7 @@ def w8a16_gemm_kernel(
             else:
                 acc_u = tl.dot(u_ev, a_even_t, acc_u)
                 acc_u = tl.dot(u_od, a_odd_t, acc_u)
-        a_ptrs += BLOCK_K * stride_ak
+        a_ptrs += BLOCK_KH if A_SPLIT else BLOCK_K * stride_ak
         w_ptrs += BLOCK_KW
         if FUSE_SILU:
             u_ptrs += BLOCK_KW
