@@ -9,6 +9,7 @@ import torch
 from rocm_enable.ops.fp8_dequant import (check_fp8_weights_finite, e4m3_to_fp16_bits_torch,
                                          fold_fp8_scale_for_fp16_bits)
 from rocm_enable.ops.linear_w8a16 import linear_w8a16
+from rocm_enable.ops.moe_w8a16 import launch_w8a16_gemm
 
 FINITE = torch.tensor([v for v in range(256) if v & 0x7F != 0x7F], dtype=torch.uint8)
 
@@ -20,11 +21,16 @@ def test_all_254_finite_codes_torch_mapping():
     assert torch.equal(got, want)
 
 
+GEMV = {"kernel": "gemv", "BLOCK_N": 8, "BLOCK_K": 64, "num_warps": 4, "num_stages": 2}
+
+
+@pytest.mark.parametrize("kernel", ["tile", "gemv"])
 @pytest.mark.parametrize("act_dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("scale_kind", ["tensor", "channel", "block"])
-def test_all_254_finite_codes_through_kernel(act_dtype, scale_kind):
+def test_all_254_finite_codes_through_kernel(act_dtype, scale_kind, kernel):
     """Every finite code sits in the weight; one-hot activations read each weight back
-    through the kernel (packed bit-trick dequant, even/odd split, MMA, folded scale).
+    through the kernel (packed bit-trick dequant, even/odd split, MMA or the GEMV's fp32 products
+    with the scale on the activation, folded scale).
     Scales are powers of two, so the output must equal the exact value bit for bit."""
     K, N = 64, 32  # 2048 weights: every code appears 8 times, at every K parity and byte lane
     perm = torch.randperm(N * K, generator=torch.Generator().manual_seed(1)) % 254
@@ -37,8 +43,13 @@ def test_all_254_finite_codes_through_kernel(act_dtype, scale_kind):
     else:
         s, full = torch.tensor([[0.25]]), torch.full((N, 1), 0.25)
     x = torch.eye(K, dtype=act_dtype)
-    y = linear_w8a16(x, w, fold_fp8_scale_for_fp16_bits(s), block_shape=[128, 128] if scale_kind == "block"
-                     else None, arch_family="rdna3")
+    bs = [128, 128] if scale_kind == "block" else None
+    if kernel == "gemv":  # the decode GEMV (one row per program, scales on the activation)
+        y = torch.full((K, N), float("nan"), dtype=act_dtype)
+        launch_w8a16_gemm(x, w.unsqueeze(0), fold_fp8_scale_for_fp16_bits(s), y, routing=None, top_k=1,
+                          block_shape=bs, gemm_cfg=GEMV, block_m=16)
+    else:
+        y = linear_w8a16(x, w, fold_fp8_scale_for_fp16_bits(s), block_shape=bs, arch_family="rdna3")
     want = (w.double() * full).T  # [K, N]
     assert torch.equal(y.double(), want.to(act_dtype).double())
     assert torch.equal(want.to(act_dtype).double(), want)  # the values are exact in act_dtype
