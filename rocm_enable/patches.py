@@ -315,7 +315,10 @@ that folder's `series` file (quilt style; paths `a/vllm/...`, relative to the fo
 `vllm` package: a vLLM checkout or a site-packages). Each commit message carries the ledger fields:
 why, how, the capability predicate, upstream references and the removal condition. Where the
 runtime fix adds kernels, the patch adds them to vLLM's tree as vLLM modules; their sources are
-generated from `rocm_enable/ops`, so they cannot drift from the runtime kernels.
+generated from `rocm_enable/ops` (and the offload-bundle reader from `rocm_enable/gates`), so they
+cannot drift from the runtime code. The vLLM classes the patches add around them
+(`scripts/vllm_patches/templates`) repeat the runtime classes; `tests/patches/test_template_drift.py`
+fails, naming the class and member, when the two differ beyond the declared differences.
 
 Verified vLLM versions: {verified}. Series: {series}.
 
@@ -332,8 +335,8 @@ Regenerate after changing a fix record, a kernel in `rocm_enable/ops` or a recip
 `scripts/vllm_patches/recipes.py`: `.venv/bin/python scripts/build_vllm_patches.py`.
 
 `tests/patches/` proves the series: each applies cleanly to its vLLM version, and vLLM patched
-with it (plugin off) decides like unpatched vLLM with the plugin on simulated gfx1151, gfx1100,
-gfx1201 and gfx942.
+with it (plugin off) decides like unpatched vLLM with the plugin (its fixes that have no patch yet
+switched off) on simulated gfx1151, gfx1100, gfx1201 and gfx942.
 {missing}"""
 
 
@@ -341,13 +344,13 @@ gfx1201 and gfx942.
 # them; tests/patches/test_ledger.py fails for a record without a patch that is not listed here,
 # and for an entry here that has a patch or no record.
 PATCH_PENDING = {
-    "silu-and-mul-code-object": "needs an offload-bundle reader inside vLLM (vllm/platforms/rocm.py)",
-    "skinny-gemm-code-object": "needs an offload-bundle reader inside vLLM (vllm/platforms/rocm.py)",
-    "rdna3-kernels-code-object": "needs an offload-bundle reader inside vLLM (vllm/platforms/rocm.py)",
-    "fused-qk-norm-rope-gate": "designed (admit ROCm in models/qwen3_next.py); no equivalence snippet yet",
-    "ct-fp8-scheme-by-fp8-compute": "designed (has_native_fp8_compute() in _check_scheme_supported); no equivalence snippet yet",
-    "gdn-autotune-lds": "needs LDS-aware pruning of the FLA autotune configs in vLLM's third_party tree",
-    "rdna-attention": "the backend and its kernels must be added to vllm/v1/attention as a new backend",
+    "aiter-unified-attention-rdna": "source patch not written yet",
+    "aiter-triton-rope": "source patch not written yet",
+    "topk-softmax-code-object": "source patch not written yet",
+    "c-ops-code-object": "source patch not written yet",
+    "ir-vllm-c-code-object": "source patch not written yet",
+    "gdn-mtp-decode-code-object": "source patch not written yet",
+    "rms-norm-aiter-ir-priority": "source patch not written yet",
 }
 
 
@@ -364,7 +367,9 @@ def render_readme(fixes: Iterable | None = None, root: Path | None = None) -> st
         series=", ".join(f"[`vllm/{v}/series`](vllm/{v}/series)" for v in versions),
         missing=("\n**Fixes without a patch in every series yet** (they apply at runtime only):\n\n"
                  + "".join(f"- `{m}`: {PATCH_PENDING.get(m, 'NOT DECLARED in PATCH_PENDING')}\n"
-                           for m in missing)) if missing else "")
+                           for m in missing)) if missing else
+                ("\nEvery fix record has a patch in every series "
+                 f"({len(fixes)} fixes x {len(versions)} versions).\n"))
     return render_ledger(fixes, title=LEDGER_TITLE, intro=intro, patch_files=files)
 
 

@@ -72,8 +72,10 @@ def commit_message(fix, recipe: recipes.Recipe, version: str) -> str:
         _para("Removal", f"drop the runtime fix {fix.removal}; this patch is that change."),
     ]
     if recipe.embeds:
-        body.append(_para("Kernel sources", "generated from rocm-enable " + ", ".join(
-            f"rocm_enable/ops/{s}" for s in recipe.embeds) + " by scripts/build_vllm_patches.py."))
+        label = ("Kernel sources" if all(s.startswith("ops/") for s in recipe.embeds)
+                 else "Embedded sources")
+        body.append(_para(label, "generated from rocm-enable " + ", ".join(
+            f"rocm_enable/{s}" for s in recipe.embeds) + " by scripts/build_vllm_patches.py."))
     trailers = [f"Rocm-enable-fix: {fix.name}", f"Rocm-enable-gates: {', '.join(fix.gates) or '-'}",
                 f"Verified-on: vLLM {version}"]
     return subject + "\n\n" + "\n\n".join(body) + "\n\n" + "\n".join(trailers) + "\n"

@@ -6,8 +6,9 @@ capability predicate on `RocmPlatform`. Every textual edit names an exact anchor
 the anchor is missing or ambiguous, so a vLLM version that moved the code fails the build with
 the file and anchor named instead of producing a wrong patch.
 
-Kernel sources are NOT written here: `embed_ops_module` copies them from `rocm_enable/ops` with
-only import lines and file-name mentions rewritten, so the series carries the runtime kernels.
+Kernel sources are NOT written here: `embed_module` copies them from `rocm_enable/ops` (and the
+offload-bundle reader from `rocm_enable/gates`) with only import lines, file-name mentions and
+declared exact edits rewritten, so the series carries the runtime code.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-OPS = REPO / "rocm_enable" / "ops"
+PKG = REPO / "rocm_enable"
+OPS = PKG / "ops"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 SPDX = ("# SPDX-License-Identifier: Apache-2.0\n"
@@ -28,16 +30,67 @@ SPDX = ("# SPDX-License-Identifier: Apache-2.0\n"
 # The W8A16 FP8 kernel package inside vLLM's tree, and where each rocm_enable/ops module goes.
 KERNEL_PKG = "vllm/model_executor/layers/quantization/utils/w8a16_fp8"
 KERNEL_MOD = KERNEL_PKG.replace("/", ".")
-EMBEDDED_OPS = {  # rocm_enable/ops/<source> -> <KERNEL_PKG>/<module>
-    "fp8_dequant.py": "dequant.py",
-    "w8a16_kernel.py": "triton_kernels.py",
-    "config.py": "config.py",
-    "moe_align.py": "moe_align.py",
-    "moe_w8a16.py": "moe.py",
-    "linear_w8a16.py": "linear.py",
+ATTN_OPS = "vllm/v1/attention/ops"
+# rocm-enable modules carried into vLLM's tree: rocm_enable/<source> -> vLLM path. Only import
+# lines, module/file-name mentions and the EMBED_EDITS below are rewritten (embed_module).
+EMBEDDED = {
+    "ops/fp8_dequant.py": f"{KERNEL_PKG}/dequant.py",
+    "ops/w8a16_kernel.py": f"{KERNEL_PKG}/triton_kernels.py",
+    "ops/config.py": f"{KERNEL_PKG}/config.py",
+    "ops/moe_align.py": f"{KERNEL_PKG}/moe_align.py",
+    "ops/moe_w8a16.py": f"{KERNEL_PKG}/moe.py",
+    "ops/linear_w8a16.py": f"{KERNEL_PKG}/linear.py",
+    "ops/attention_kernels.py": f"{ATTN_OPS}/rocm_rdna_attn_kernels.py",
+    "ops/attention_rdna.py": f"{ATTN_OPS}/rocm_rdna_attn.py",
+    "gates/code_objects.py": "vllm/platforms/rocm_code_objects.py",
 }
-MOE_OPS = ("fp8_dequant.py", "w8a16_kernel.py", "config.py", "moe_align.py", "moe_w8a16.py")
-LINEAR_OPS = ("linear_w8a16.py",)
+MOE_OPS = ("ops/fp8_dequant.py", "ops/w8a16_kernel.py", "ops/config.py", "ops/moe_align.py",
+           "ops/moe_w8a16.py")
+LINEAR_OPS = ("ops/linear_w8a16.py",)
+ATTENTION_OPS = ("ops/attention_kernels.py", "ops/attention_rdna.py")
+CODE_OBJECT_READER = ("gates/code_objects.py",)
+
+# LLVM's generic processor targets and the processors whose code objects they replace (LLVM
+# AMDGPUUsage, "Generic Processors"; clang OffloadArch). The vLLM copy of gates/code_objects.py
+# reads this instead of rocm-enable's capability table; code_object_reader() checks that both
+# agree on every arch the table knows.
+LLVM_GENERIC_TARGETS = {
+    "gfx9-generic": ("gfx900", "gfx902", "gfx904", "gfx906", "gfx909", "gfx90c"),
+    "gfx9-4-generic": ("gfx940", "gfx941", "gfx942", "gfx950"),
+    "gfx10-1-generic": ("gfx1010", "gfx1011", "gfx1012", "gfx1013"),
+    "gfx10-3-generic": ("gfx1030", "gfx1031", "gfx1032", "gfx1033", "gfx1034", "gfx1035",
+                        "gfx1036"),
+    "gfx11-generic": ("gfx1100", "gfx1101", "gfx1102", "gfx1103", "gfx1150", "gfx1151",
+                      "gfx1152", "gfx1153"),
+    "gfx12-generic": ("gfx1200", "gfx1201"),
+}
+
+
+def _generic_targets_source() -> str:
+    rows = "".join(f'    "{g}": (\n' + "".join(f'        "{a}",\n' for a in archs) + "    ),\n"
+                   for g, archs in LLVM_GENERIC_TARGETS.items())
+    return (
+        "\n\n# LLVM generic processor targets and the processors that run their code objects\n"
+        '# (LLVM AMDGPUUsage, "Generic Processors").\n'
+        "GENERIC_TARGETS: dict[str, tuple[str, ...]] = {\n" + rows + "}\n"
+        "\n\n"
+        "def generic_targets_of(arch: str) -> set[str]:\n"
+        '    """The generic targets whose code objects run on `arch`."""\n'
+        "    return {g for g, archs in GENERIC_TARGETS.items() if arch in archs}\n")
+
+
+# Exact edits (each must match once) beyond the import/name rewriting, per embedded source.
+EMBED_EDITS: dict[str, tuple[tuple[str, str], ...]] = {
+    "gates/code_objects.py": (
+        ("A code object for an LLVM generic target (gfx11-generic, ...) runs on every arch whose "
+         "capability\nrecord lists that target (capabilities.yaml `generic_targets`).\n",
+         "A code object for an LLVM generic target (gfx11-generic, ...) runs on every processor "
+         "LLVM lists\nfor that target (GENERIC_TARGETS).\n"),
+        ("    from rocm_enable.gates.capabilities import capabilities_for\n\n", ""),
+        ("capabilities_for(arch).generic_targets", "generic_targets_of(arch)"),
+    ),
+}
+EMBED_APPEND: dict[str, Callable[[], str]] = {"gates/code_objects.py": _generic_targets_source}
 
 
 class RecipeError(RuntimeError):
@@ -89,42 +142,61 @@ class Tree:
         self.write(rel, re.sub(pattern, repl, text, flags=re.M))
 
 
-# ---- embedding rocm_enable/ops ------------------------------------------------------------
+# ---- embedding rocm-enable modules ---------------------------------------------------------
 
-def _module_of(source: str) -> str:
-    return EMBEDDED_OPS[source][:-3]
+def _dotted(source: str) -> str:
+    """'ops/attention_rdna.py' -> the vLLM module it becomes, dotted."""
+    return EMBEDDED[source][:-3].replace("/", ".")
 
 
-def embed_ops_module(source: str) -> str:
-    """rocm_enable/ops/<source> as the vLLM module <KERNEL_PKG>/<EMBEDDED_OPS[source]>.
+def embed_module(source: str) -> str:
+    """rocm_enable/<source> as the vLLM module EMBEDDED[source].
 
-    Rewrites only: import lines (rocm_enable.ops.X -> the package's module, `import triton` ->
-    vLLM's triton_utils), mentions of the ops file names and of the rocm_enable/ops folder, and
-    prepends vLLM's SPDX header plus a line naming the source. Anything else that still imports
-    rocm_enable is an error: the embedded kernels must not depend on the plugin."""
-    text = (OPS / source).read_text()
+    Rewrites only: import lines (rocm_enable.ops.X / rocm_enable.gates.X -> the embedded module,
+    `import triton` -> vLLM's triton_utils), mentions of embedded modules and file names and of
+    the rocm_enable/ops folder, the exact EMBED_EDITS of the source, and prepends vLLM's SPDX
+    header plus a line naming the source. Anything else that still imports rocm_enable is an
+    error: the embedded code must not depend on the plugin."""
+    text = (PKG / source).read_text()
+    for old, new in EMBED_EDITS.get(source, ()):
+        if text.count(old) != 1:
+            raise RecipeError(f"rocm_enable/{source}: embed edit anchor found {text.count(old)} "
+                              f"times (need 1): {old!r} (scripts/vllm_patches/recipes.py "
+                              "EMBED_EDITS)")
+        text = text.replace(old, new)
     text = re.sub(r"^import triton\nimport triton\.language as tl\n",
                   "from vllm.triton_utils import tl, triton\n", text, flags=re.M)
     text = re.sub(r"^import triton\n", "from vllm.triton_utils import triton\n", text, flags=re.M)
-    text = re.sub(r"^from rocm_enable\.ops import (\w+)",
-                  lambda m: f"from {KERNEL_MOD} import {_module_of(m.group(1) + '.py')}",
-                  text, flags=re.M)
-    text = re.sub(r"rocm_enable\.ops\.(\w+)",
-                  lambda m: f"{KERNEL_MOD}.{_module_of(m.group(1) + '.py')}", text)
+
+    def from_import(m):
+        package, _, module = _dotted(f"{m.group(1)}/{m.group(2)}.py").rpartition(".")
+        return f"from {package} import {module}"
+
+    def dotted(m):
+        key = f"{m.group(1)}/{m.group(2)}.py"
+        return _dotted(key) if key in EMBEDDED else m.group(0)
+
+    text = re.sub(r"^from rocm_enable\.(ops|gates) import (\w+)", from_import, text, flags=re.M)
+    text = re.sub(r"rocm_enable\.(ops|gates)\.(\w+)", dotted, text)
     text = text.replace("rocm_enable/ops/", "")
-    for src, dst in EMBEDDED_OPS.items():
-        if src != dst:
-            text = re.sub(rf"\b{re.escape(src)}\b", dst, text)
+    for src, dst in EMBEDDED.items():
+        src_name, dst_name = src.rsplit("/", 1)[1], dst.rsplit("/", 1)[1]
+        if src_name != dst_name:
+            text = re.sub(rf"\b{re.escape(src_name)}\b", dst_name, text)
     bad = re.findall(r"^\s*(?:from|import)\s+rocm_enable\S*", text, flags=re.M)
     if bad:
-        raise RecipeError(f"rocm_enable/ops/{source} imports {bad}: embed that module too "
-                          "(scripts/vllm_patches/recipes.py EMBEDDED_OPS)")
-    return (SPDX + f"# Generated from rocm-enable rocm_enable/ops/{source} "
-            "(scripts/build_vllm_patches.py); keep the two identical.\n" + text)
+        raise RecipeError(f"rocm_enable/{source} imports {bad}: embed that module too "
+                          "(scripts/vllm_patches/recipes.py EMBEDDED)")
+    if source in EMBED_APPEND:
+        text = text.rstrip("\n") + "\n" + EMBED_APPEND[source]()
+    keep = ("keep the two identical" if source not in EMBED_EDITS else
+            "keep the two in step (scripts/vllm_patches/recipes.py EMBED_EDITS)")
+    return (SPDX + f"# Generated from rocm-enable rocm_enable/{source} "
+            f"(scripts/build_vllm_patches.py); {keep}.\n" + text)
 
 
 def embedded_path(source: str) -> str:
-    return f"{KERNEL_PKG}/{EMBEDDED_OPS[source]}"
+    return EMBEDDED[source]
 
 
 def kernel_config_files() -> dict[str, str]:
@@ -162,7 +234,7 @@ def fp8_moe_w8a16(tree: Tree) -> None:
     _add_has_native_fp8_compute(tree)
     tree.write(f"{KERNEL_PKG}/__init__.py", template("w8a16_fp8__init__.py"))
     for source in MOE_OPS:
-        tree.write(embedded_path(source), embed_ops_module(source))
+        tree.write(embedded_path(source), embed_module(source))
     for rel, text in kernel_config_files().items():
         tree.write(rel, text)
     tree.write("vllm/model_executor/layers/fused_moe/experts/triton_w8a16_fp8_moe.py",
@@ -199,7 +271,8 @@ W8A16_LINEAR_KERNELS = ("RocmW8A16Fp8BlockLinearKernel", "RocmW8A16Fp8ScaledMMKe
 
 
 def fp8_linear_w8a16(tree: Tree) -> None:
-    tree.write(embedded_path("linear_w8a16.py"), embed_ops_module("linear_w8a16.py"))
+    for source in LINEAR_OPS:
+        tree.write(embedded_path(source), embed_module(source))
     tree.write("vllm/model_executor/kernels/linear/scaled_mm/triton_w8a16_fp8.py",
                template("triton_w8a16_fp8.py"))
     tree.replace_once(
@@ -252,7 +325,8 @@ def fp8_linear_w8a16(tree: Tree) -> None:
 
 
 MOE_CONFIGS = "vllm/model_executor/layers/fused_moe/configs"
-DEVICE_FIELD = re.compile(r"device_name=([^,]+)")
+# the device field ends at the next "," or at ".json" (files without dtype end with the device name)
+DEVICE_FIELD = re.compile(r"device_name=([^,]+?)(?=,|\.json$)")
 
 
 def _config_name_aliases(condition) -> dict[str, str]:
@@ -336,6 +410,391 @@ def aiter_gdn_triton_decode(tree: Tree) -> None:
     )
 
 
+# ---- HIP extensions without a code object for this GPU (offload-bundle reader) -------------
+
+CODE_OBJECTS = EMBEDDED["gates/code_objects.py"]
+IS_NAVI = '    @classmethod\n    def is_navi(cls) -> bool:\n        return "gfx1" in _GCN_ARCH\n'
+C_EXTENSIONS = ('"vllm._C"', '"vllm._C_stable_libtorch"')  # as rocm_enable.stacks.vllm.hip_code_objects
+
+CODE_OBJECT_METHODS = '''
+    @classmethod
+    @cache
+    def code_object_status(cls, *extensions: str) -> "CodeObjectVerdict":
+        """Whether vLLM's compiled extensions (e.g. "vllm._rocm_C") carry a code
+        object that runs on this GPU, read from their offload bundles.
+
+        An extension built without this GPU in PYTORCH_ROCM_ARCH still registers
+        its ops (hasattr(torch.ops._rocm_C, ...) holds for every build), and the
+        first launch fails with 'invalid device function'. "unknown" (no file, no
+        readable bundle) is never reported as "absent"."""
+        from vllm.platforms.rocm_code_objects import extensions_status
+
+        verdict = extensions_status(extensions, _GCN_ARCH.split(":")[0].lower())
+        if verdict.absent:
+            logger.warning(
+                "%s has no code object for %s (%s); its ops on the model path are "
+                "routed to native/Triton implementations",
+                "/".join(extensions),
+                _GCN_ARCH,
+                verdict.reason,
+            )
+        return verdict
+
+    @classmethod
+    def lacks_code_object(cls, *extensions: str) -> bool:
+        """The extensions provably carry no code object for this RDNA GPU.
+
+        Asked on RDNA (gfx11/gfx12), the targets vLLM's ROCm wheels and images
+        most often leave out of PYTORCH_ROCM_ARCH; CDNA GPUs keep vLLM's HIP ops
+        as before. False when the offload bundles cannot be read."""
+        return on_rdna() and cls.code_object_status(*extensions).absent
+'''
+
+
+def code_object_reader(tree: Tree) -> None:
+    """vllm/platforms/rocm_code_objects.py and RocmPlatform.code_object_status() /
+    lacks_code_object(). Checks first that the LLVM generic-target table agrees with rocm-enable's
+    capability table on every arch the table knows (the equivalence tests run on those)."""
+    from rocm_enable.gates.capabilities import capability_table
+
+    for arch, caps in capability_table().items():
+        llvm = {g for g, archs in LLVM_GENERIC_TARGETS.items() if arch in archs}
+        if llvm != set(caps.generic_targets):
+            raise RecipeError(f"{arch}: LLVM_GENERIC_TARGETS gives {sorted(llvm)}, "
+                              f"capabilities.yaml {sorted(caps.generic_targets)}")
+    tree.write(CODE_OBJECTS, embed_module("gates/code_objects.py"))
+    tree.replace_once(
+        ROCM,
+        "    from vllm.config.kernel import IrOpPriorityConfig\n"
+        "    from vllm.utils.argparse_utils import FlexibleArgumentParser\n",
+        "    from vllm.config.kernel import IrOpPriorityConfig\n"
+        "    from vllm.platforms.rocm_code_objects import CodeObjectVerdict\n"
+        "    from vllm.utils.argparse_utils import FlexibleArgumentParser\n",
+    )
+    tree.replace_once(ROCM, IS_NAVI, IS_NAVI + CODE_OBJECT_METHODS)
+
+
+def silu_and_mul_code_object(tree: Tree) -> None:
+    code_object_reader(tree)
+    # SiluAndMul's forward_cuda (other activations have a forward_cuda of the same shape).
+    tree.replace_regex_once(
+        "vllm/model_executor/layers/activation.py",
+        r"^(class SiluAndMul\(CustomOp\):\n(?:(?!class ).*\n)*?"
+        r"    def forward_cuda\(self, x: torch\.Tensor\) -> torch\.Tensor:\n)"
+        r"(        d = x\.shape\[-1\] // 2\n"
+        r"        output_shape = x\.shape\[:-1\] \+ \(d,\)\n"
+        r"        out = torch\.empty\(output_shape, dtype=x\.dtype, device=x\.device\)\n"
+        r"        self\.op\(out, x\)\n)",
+        lambda m: m.group(1) + (
+            "        if current_platform.is_rocm() and current_platform.lacks_code_object(\n"
+            f"            {C_EXTENSIONS[0]}, {C_EXTENSIONS[1]}\n"
+            "        ):\n"
+            "            # vLLM was built without this GPU in PYTORCH_ROCM_ARCH: the op is\n"
+            "            # registered but cannot launch ('invalid device function').\n"
+            "            return self.forward_native(x)\n"
+        ) + m.group(2),
+    )
+
+
+CUSTOM_OPS = "vllm/_custom_ops.py"
+
+
+def skinny_gemm_code_object(tree: Tree) -> None:
+    if "def lacks_code_object(" not in tree.read(ROCM):
+        raise RecipeError(f"vLLM {tree.version} {ROCM}: RocmPlatform.lacks_code_object() missing "
+                          "(the silu-and-mul-code-object patch adds it; apply the series in order)")
+    tree.replace_once(
+        CUSTOM_OPS,
+        "def LLMM1(a: torch.Tensor, b: torch.Tensor, rows_per_block: int) -> torch.Tensor:\n"
+        "    return torch.ops._rocm_C.LLMM1(a, b, rows_per_block)\n"
+        "\n"
+        "\n"
+        "def wvSplitK(\n"
+        "    a: torch.Tensor, b: torch.Tensor, cu_count: int, bias: torch.Tensor = None\n"
+        ") -> torch.Tensor:\n"
+        "    return torch.ops._rocm_C.wvSplitK(a, b, bias, cu_count)\n",
+        "def _rocm_C_lacks_code_object() -> bool:\n"
+        '    """_rocm_C was built without this GPU in PYTORCH_ROCM_ARCH: its skinny\n'
+        "    GEMMs are registered but cannot launch. torch's GEMM, which\n"
+        '    rocm_unquantized_gemm uses for every other shape, serves instead."""\n'
+        "    return current_platform.is_rocm() and current_platform.lacks_code_object(\n"
+        '        "vllm._rocm_C"\n'
+        "    )\n"
+        "\n"
+        "\n"
+        "def LLMM1(a: torch.Tensor, b: torch.Tensor, rows_per_block: int) -> torch.Tensor:\n"
+        "    if _rocm_C_lacks_code_object():\n"
+        "        return torch.nn.functional.linear(b, a)\n"
+        "    return torch.ops._rocm_C.LLMM1(a, b, rows_per_block)\n"
+        "\n"
+        "\n"
+        "def wvSplitK(\n"
+        "    a: torch.Tensor, b: torch.Tensor, cu_count: int, bias: torch.Tensor = None\n"
+        ") -> torch.Tensor:\n"
+        "    if _rocm_C_lacks_code_object():\n"
+        "        return torch.nn.functional.linear(b, a, bias)\n"
+        "    return torch.ops._rocm_C.wvSplitK(a, b, bias, cu_count)\n",
+    )
+
+
+RDNA3_KERNELS_METHOD = '''
+    @classmethod
+    def rdna3_kernels_status(cls) -> tuple[bool, str | None]:
+        """Whether vLLM's RDNA3 WMMA HIP kernels (gptq_gemm_rdna3 and
+        moe_gptq_gemm_rdna3 in _rocm_C) can run here, and why not.
+
+        They are written for the RDNA3 ISA, which every gfx11 GPU (RDNA3 and
+        RDNA3.5) runs: admitted where _rocm_C carries a code object for this GPU,
+        rejected where it provably does not. When the offload bundles cannot be
+        read, gfx1100 (where the kernels were validated) keeps them."""
+        if on_gfx11():
+            code_object = cls.code_object_status("vllm._rocm_C")
+            if code_object.present:
+                return True, None
+            if code_object.absent:
+                return False, (
+                    f"_rocm_C has no code object for this GPU: {code_object.reason}"
+                )
+        return on_gfx1100(), None
+'''
+LACKS_CODE_OBJECT_END = "        return on_rdna() and cls.code_object_status(*extensions).absent\n"
+
+
+def rdna3_kernels_code_object(tree: Tree) -> None:
+    if LACKS_CODE_OBJECT_END not in tree.read(ROCM):
+        raise RecipeError(f"vLLM {tree.version} {ROCM}: RocmPlatform.lacks_code_object() missing "
+                          "(the silu-and-mul-code-object patch adds it; apply the series in order)")
+    tree.replace_once(ROCM, LACKS_CODE_OBJECT_END, LACKS_CODE_OBJECT_END + RDNA3_KERNELS_METHOD)
+    tree.replace_once(
+        "vllm/model_executor/kernels/linear/mixed_precision/rdna3_w4a16.py",
+        "        from vllm.platforms.rocm import on_gfx1100\n"
+        "\n"
+        "        if not on_gfx1100():\n"
+        '            return False, "RDNA3 W4A16 kernel requires gfx1100"\n',
+        "        supported, reason = current_platform.rdna3_kernels_status()\n"
+        "        if not supported:\n"
+        '            return False, reason or "RDNA3 W4A16 kernel requires gfx1100"\n',
+    )
+    tree.replace_once(
+        "vllm/model_executor/layers/fused_moe/experts/rdna3_moe.py",
+        "    from vllm.platforms.rocm import on_gfx1100\n"
+        "\n"
+        "    return (\n"
+        "        on_gfx1100()\n",
+        "    supported, _ = current_platform.rdna3_kernels_status()\n"
+        "    return (\n"
+        "        supported\n",
+    )
+
+
+# ---- Qwen3-Next attention: fused qk-norm + RoPE + gate Triton kernel on RDNA ---------------
+
+def fused_qk_norm_rope_gate(tree: Tree) -> None:
+    tree.replace_once(
+        "vllm/model_executor/models/qwen3_next.py",
+        "        self.use_fused_qk_norm_rope_gate = (\n"
+        "            self.attn_output_gate\n"
+        '            and getattr(self.rotary_emb, "is_neox_style", False)\n'
+        "            and (current_platform.is_cuda() or current_platform.is_xpu())\n",
+        "        # The fused kernel is plain Triton; on ROCm it is validated (numerics,\n"
+        "        # spill-free compiles) on RDNA (gfx11/gfx12).\n"
+        "        on_rocm_rdna = False\n"
+        "        if current_platform.is_rocm():\n"
+        "            from vllm.platforms.rocm import on_rdna\n"
+        "\n"
+        "            on_rocm_rdna = on_rdna()\n"
+        "        self.use_fused_qk_norm_rope_gate = (\n"
+        "            self.attn_output_gate\n"
+        '            and getattr(self.rotary_emb, "is_neox_style", False)\n'
+        "            and (\n"
+        "                current_platform.is_cuda()\n"
+        "                or current_platform.is_xpu()\n"
+        "                or on_rocm_rdna\n"
+        "            )\n",
+    )
+
+
+# ---- compressed-tensors FP8: W8A8 only where the GPU multiplies FP8 ------------------------
+
+def ct_fp8_scheme_by_fp8_compute(tree: Tree) -> None:
+    if "def has_native_fp8_compute(cls)" not in tree.read(ROCM):
+        raise RecipeError(f"vLLM {tree.version} {ROCM}: RocmPlatform.has_native_fp8_compute() "
+                          "missing (the fp8-moe-w8a16 patch adds it; apply the series in order)")
+    tree.replace_once(
+        "vllm/model_executor/layers/quantization/compressed_tensors/compressed_tensors.py",
+        "    def _check_scheme_supported(\n"
+        "        min_capability: int, error: bool = True, match_exact: bool = False\n"
+        "    ) -> bool:\n"
+        "        capability_tuple = current_platform.get_device_capability()\n",
+        "    def _check_scheme_supported(\n"
+        "        min_capability: int, error: bool = True, match_exact: bool = False\n"
+        "    ) -> bool:\n"
+        "        if (\n"
+        "            current_platform.is_rocm()\n"
+        "            and not (error or match_exact)\n"
+        "            and min_capability == CompressedTensorsW8A8Fp8.get_min_capability()\n"
+        "        ):\n"
+        "            # The W8A8 FP8 floor is SM 8.9 (FP8 tensor cores). ROCm's capability\n"
+        "            # integer is the gfx number (gfx1151 -> 115), so comparing the two\n"
+        "            # would pick W8A8 FP8 (activation quantization and an emulated FP8\n"
+        "            # GEMM) on RDNA3 GPUs without FP8 matrix instructions. Ask the\n"
+        "            # platform instead: there the scheme becomes W8A16 FP8.\n"
+        "            from vllm.platforms.rocm import on_rdna\n"
+        "\n"
+        "            if on_rdna():\n"
+        "                return current_platform.has_native_fp8_compute()\n"
+        "        capability_tuple = current_platform.get_device_capability()\n",
+    )
+
+
+# ---- GDN (FLA) prefill autotune: prune candidates that exceed the workgroup LDS ------------
+
+FLA_OPS = "vllm/third_party/flash_linear_attention/ops"
+
+FLA_PRUNE = '''
+
+@functools.cache
+def get_rocm_rdna_max_shared_mem() -> int | None:
+    """LDS (bytes) one workgroup may allocate on a ROCm RDNA GPU; None elsewhere,
+    where autotune candidates are not pruned by it."""
+    if not current_platform.is_rocm():
+        return None
+    from vllm.platforms.rocm import on_rdna
+
+    if not on_rdna():
+        return None
+    # The device's own limit; without a visible device (e.g. before workers set
+    # CUDA_VISIBLE_DEVICES), the RDNA3/3.5/4 per-workgroup limit: 64 KiB.
+    known = [m for m in get_all_max_shared_mem()[:1] if m > 0]
+    return known[0] if known else 64 * 1024
+
+
+def prune_configs_by_lds(lds_bytes: Callable[[Any, int, int], int | None]):
+    """An autotune ``early_config_prune`` that drops the candidates whose
+    modelled LDS, ``lds_bytes(config, K, BT)`` (None: not modelled), exceeds
+    what one workgroup may allocate on ROCm RDNA GPUs. Triton would compile
+    each of them at the first launch of every shape key, only to reject it with
+    OutOfResources. Elsewhere, or when nothing would fit, the list is kept."""
+
+    def prune(configs, named_args, **kwargs):
+        limit = get_rocm_rdna_max_shared_mem()
+        if limit is None:
+            return configs
+        args = {**named_args, **kwargs}
+        kept = [
+            config
+            for config in configs
+            if (need := lds_bytes(config, args["K"], args["BT"])) is None
+            or need <= limit
+        ]
+        return kept or configs
+
+    return prune
+'''
+
+DELTA_H_LDS = '''
+
+def _fwd_h_lds_bytes(config, K: int, BT: int) -> int | None:
+    """LDS of one chunk_gated_delta_rule_fwd_kernel_h_blockdim64 candidate as
+    Triton's AMD backend allocates it at the GDN shape K=128, BT=64 (the k and w
+    tiles of each pipeline stage and the v tile); other shapes: not modelled."""
+    if (K, BT) != (128, 64):
+        return None
+    return (config.num_stages - 1) * 4 * K * BT + 2 * BT * config.kwargs["BV"]
+'''
+
+CHUNK_O_LDS = '''
+
+def _fwd_o_lds_bytes(config, K: int, BT: int) -> int | None:
+    """LDS of one chunk_fwd_kernel_o candidate with 4 or more warps as Triton's
+    AMD backend allocates it at the GDN shape K=128, BT=64; 2-warp candidates
+    (which need less) and other shapes: not modelled."""
+    if (K, BT) != (128, 64) or config.num_warps < 4:
+        return None
+    bk, bv = config.kwargs["BK"], config.kwargs["BV"]
+    return 2 * (config.num_stages - 1) * (2 * BT * bk + bk * bv)
+'''
+
+
+def gdn_autotune_lds(tree: Tree) -> None:
+    utils, delta_h, chunk_o = (f"{FLA_OPS}/utils.py", f"{FLA_OPS}/chunk_delta_h.py",
+                               f"{FLA_OPS}/chunk_o.py")
+    for needed in ("import functools\n", "from collections.abc import Callable\n",
+                   "from typing import Any, Literal\n", "from vllm.platforms import current_platform\n"):
+        if needed not in tree.read(utils):  # FLA_PRUNE relies on these imports
+            raise RecipeError(f"vLLM {tree.version} {utils}: anchor missing: {needed!r}")
+    tree.replace_regex_once(
+        utils,
+        r"^(def check_shared_mem\(arch: str = \"none\", tensor_idx: int = 0\) -> bool:\n"
+        r"(?:    [^\n]*\n|\n(?=    ))+)",
+        lambda m: m.group(1) + FLA_PRUNE,
+    )
+    tree.replace_once(delta_h, "from .utils import FLA_CHUNK_SIZE, use_cuda_graph\n",
+                      "from .utils import FLA_CHUNK_SIZE, prune_configs_by_lds, use_cuda_graph\n")
+    tree.replace_once(
+        delta_h,
+        "_CHUNK_DELTA_H_NUM_STAGES = [2, 3] if torch.version.hip else [2, 3, 4]\n",
+        "_CHUNK_DELTA_H_NUM_STAGES = [2, 3] if torch.version.hip else [2, 3, 4]\n" + DELTA_H_LDS,
+    )
+    tree.replace_once(
+        delta_h,
+        '    key=["H", "K", "V", "BT"],\n    use_cuda_graph=use_cuda_graph,\n)\n'
+        '@triton.jit(do_not_specialize=["T"])\ndef chunk_gated_delta_rule_fwd_kernel_h_blockdim64(',
+        '    key=["H", "K", "V", "BT"],\n    use_cuda_graph=use_cuda_graph,\n'
+        '    prune_configs_by={"early_config_prune": prune_configs_by_lds(_fwd_h_lds_bytes)},\n)\n'
+        '@triton.jit(do_not_specialize=["T"])\ndef chunk_gated_delta_rule_fwd_kernel_h_blockdim64(',
+    )
+    tree.replace_once(
+        chunk_o,
+        "from .utils import FLA_CHUNK_SIZE, check_shared_mem, is_nvidia_hopper\n",
+        "from .utils import (\n    FLA_CHUNK_SIZE,\n    check_shared_mem,\n    is_nvidia_hopper,\n"
+        "    prune_configs_by_lds,\n)\n",
+    )
+    tree.replace_once(
+        chunk_o,
+        "NUM_WARPS = [2, 4] if is_nvidia_hopper else [2, 4, 8]\n",
+        "NUM_WARPS = [2, 4] if is_nvidia_hopper else [2, 4, 8]\n" + CHUNK_O_LDS,
+    )
+    tree.replace_once(
+        chunk_o,
+        '    key=["H", "K", "V", "BT"],\n)\n@triton.jit(do_not_specialize=["T"])\n'
+        "def chunk_fwd_kernel_o(",
+        '    key=["H", "K", "V", "BT"],\n'
+        '    prune_configs_by={"early_config_prune": prune_configs_by_lds(_fwd_o_lds_bytes)},\n'
+        ')\n@triton.jit(do_not_specialize=["T"])\ndef chunk_fwd_kernel_o(',
+    )
+
+
+# ---- RDNA attention backend ----------------------------------------------------------------
+
+RDNA_ATTN_BACKEND = "vllm/v1/attention/backends/rocm_rdna_attn.py"
+
+
+def rdna_attention(tree: Tree) -> None:
+    for source in ATTENTION_OPS:
+        tree.write(embedded_path(source), embed_module(source))
+    tree.write(RDNA_ATTN_BACKEND, template("rocm_rdna_attn.py"))
+    tree.replace_once(
+        "vllm/v1/attention/backends/registry.py",
+        '    ROCM_ATTN = "vllm.v1.attention.backends.rocm_attn.RocmAttentionBackend"\n',
+        '    ROCM_ATTN = "vllm.v1.attention.backends.rocm_attn.RocmAttentionBackend"\n'
+        '    ROCM_RDNA_ATTN = "vllm.v1.attention.backends.rocm_rdna_attn.RdnaAttentionBackend"\n',
+    )
+    tree.replace_regex_once(
+        ROCM,
+        r"^(    backends\.append\(AttentionBackendEnum\.TRITON_ATTN\)\n"
+        r"(?:    backends\.append\(AttentionBackendEnum\.\w+\)\n)*)(\n    return backends\n)",
+        lambda m: m.group(1) + (
+            "    # Wave32 RDNA: the RDNA Triton backend first. Its kernels do not spill\n"
+            "    # at head_dim 256 and split the KV range at small batch; the selector\n"
+            "    # skips it for layers it does not serve (FP8 KV cache, sinks, sliding\n"
+            "    # window, encoder, other head sizes) and takes the next valid backend.\n"
+            "    if on_rdna():\n"
+            "        backends.insert(0, AttentionBackendEnum.ROCM_RDNA_ATTN)\n"
+        ) + m.group(2),
+    )
+
+
 @dataclass(frozen=True)
 class Recipe:
     fix: str  # the fix record's name
@@ -391,6 +850,80 @@ RECIPES += (
         "aiter.ops.triton GDN import probe still decide. The CDNA umbrella and every aiter "
         "HIP-kernel switch are untouched.",
         aiter_gdn_triton_decode),
+)
+
+RECIPES += (
+    Recipe(
+        "silu-and-mul-code-object",
+        "RocmPlatform.lacks_code_object(*extensions) (new; on_rdna() and the offload bundles say "
+        "absent)",
+        "Adds vllm/platforms/rocm_code_objects.py, an offload-bundle reader (ELF .hip_fatbin "
+        "section, Clang offload bundles, CCOB-compressed bundles v1-v3 with zlib or zstd; LLVM "
+        "generic targets such as gfx11-generic count for their processors), "
+        "RocmPlatform.code_object_status(*extensions) (present / absent / unknown with the "
+        "reason, cached, logged once when absent) and RocmPlatform.lacks_code_object(), true "
+        "only on RDNA when every readable extension lacks the arch. SiluAndMul.forward_cuda "
+        "returns forward_native when _C and _C_stable_libtorch lack a code object for this GPU. "
+        "CDNA GPUs, readable bundles with the arch, and unreadable ones keep vLLM's HIP op. "
+        "skinny-gemm-code-object and rdna3-kernels-code-object build on this patch.",
+        silu_and_mul_code_object, CODE_OBJECT_READER),
+    Recipe(
+        "skinny-gemm-code-object", "RocmPlatform.lacks_code_object(\"vllm._rocm_C\")",
+        "vllm._custom_ops.wvSplitK and LLMM1 (what rocm_unquantized_gemm calls for decode GEMMs "
+        "with n <= 5 tokens on gfx9/gfx1x) return torch.nn.functional.linear(x, weight, bias), "
+        "the GEMM vLLM uses for every other shape, when _rocm_C lacks a code object for this "
+        "RDNA GPU. Needs the silu-and-mul-code-object patch (the reader and the predicate).",
+        skinny_gemm_code_object),
+    Recipe(
+        "rdna3-kernels-code-object",
+        "RocmPlatform.rdna3_kernels_status() (new; on_gfx11() and _rocm_C's code objects, "
+        "on_gfx1100() when they cannot be read)",
+        "Adds RocmPlatform.rdna3_kernels_status(): on every gfx11 GPU (the RDNA3 ISA the kernels "
+        "are written for) the RDNA3 WMMA kernels are admitted when _rocm_C carries a code object "
+        "for it and rejected with the reason when it does not; unreadable bundles keep vLLM's "
+        "on_gfx1100() answer. RDNA3W4A16LinearKernel.can_implement and "
+        "rdna3_moe_kernel_available ask it instead of on_gfx1100(); their op-registration, "
+        "dtype, group-size and zero-point checks are unchanged. Needs the "
+        "silu-and-mul-code-object patch.",
+        rdna3_kernels_code_object),
+    Recipe(
+        "fused-qk-norm-rope-gate", "on_rdna() (vLLM's existing RDNA predicate)",
+        "Qwen3NextAttention.__init__ (also the full-attention layers of Qwen3.5/3.6) admits ROCm "
+        "RDNA GPUs next to CUDA and XPU in use_fused_qk_norm_rope_gate; its other conditions "
+        "(output gate, neox RoPE, fp16/bf16, text-only or interleaved MRoPE) decide as before.",
+        fused_qk_norm_rope_gate),
+    Recipe(
+        "ct-fp8-scheme-by-fp8-compute",
+        "RocmPlatform.has_native_fp8_compute() (from the fp8-moe-w8a16 patch), on RDNA",
+        "CompressedTensorsConfig._check_scheme_supported answers the non-raising probe for the "
+        "W8A8 FP8 floor (CompressedTensorsW8A8Fp8.get_min_capability(), error=False, "
+        "match_exact=False) on ROCm RDNA GPUs with has_native_fp8_compute() instead of comparing "
+        "SM 89 with the gfx number: gfx11 FP8 checkpoints get CompressedTensorsW8A16Fp8, gfx12 "
+        "keeps W8A8. Every other capability question keeps the integer comparison. Needs the "
+        "fp8-moe-w8a16 patch (the predicate).",
+        ct_fp8_scheme_by_fp8_compute),
+    Recipe(
+        "gdn-autotune-lds",
+        "on_rdna() and the device's max shared memory per workgroup (64 KiB on RDNA when no "
+        "device can be queried)",
+        "Adds prune_configs_by_lds() and get_rocm_rdna_max_shared_mem() to the FLA ops utils and "
+        "an early_config_prune to the autotune of chunk_gated_delta_rule_fwd_kernel_h_blockdim64 "
+        "and chunk_fwd_kernel_o, each with its LDS model (validated by AOT compiles for gfx1151 "
+        "at the GDN shape K=128, BT=64; other shapes are not pruned). On ROCm RDNA GPUs the "
+        "candidates that cannot fit the workgroup LDS are never compiled: 4 of 8 for "
+        "chunk_delta_h and 2 of 36 for chunk_o per shape key. Elsewhere nothing changes.",
+        gdn_autotune_lds),
+    Recipe(
+        "rdna-attention", "on_rdna() (vLLM's existing RDNA predicate)",
+        "Adds the ROCM_RDNA_ATTN attention backend (v1/attention/backends/rocm_rdna_attn.py: "
+        "TritonAttentionBackend's layout, spec and metadata builder plus a flash-decoding "
+        "scratch buffer; supported on wave32 RDNA, 16-bit KV cache, head sizes 64/128/256, "
+        "causal decoder layers without sinks, sliding window or ALiBi), its Triton kernels and "
+        "launch planning (v1/attention/ops/rocm_rdna_attn.py, rocm_rdna_attn_kernels.py), its "
+        "AttentionBackendEnum member, and puts it first in the ROCm priority list for non-MLA "
+        "layers on RDNA. The selector validates it like every backend and falls through to "
+        "vLLM's own order where it does not fit; --attention-backend still overrides.",
+        rdna_attention, ATTENTION_OPS),
 )
 
 BY_FIX = {r.fix: r for r in RECIPES}

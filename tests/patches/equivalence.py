@@ -6,12 +6,19 @@ version and arch, every snippet runs in ONE simulated process, first with the de
 and then with the aiter switches set (the snippets read them at call time; both sides of the
 comparison run the identical procedure):
 
-  plugin side:  the installed vLLM, the plugin active        -> the snippets' "after"
+  plugin side:  the installed vLLM, the plugin active with the fixes that have a patch in the
+                version's series (the others, still pending, switched off with
+                ROCM_ENABLE_DISABLE: the series claims nothing about them)
+                                                              -> the snippets' "after"
   patched side: the patched copy first on PYTHONPATH, ROCM_ENABLE=0 (the plugin loads and applies
                 nothing)                                      -> "before" and "after"
 
+Both processes get the same environment, the union of the cases' `env` (e.g. vLLM's extensions
+"built for" some archs), and run the cases in CASES order.
+
 Equivalence: for each snippet, the patched side's "before" and "after" both equal the plugin
 side's "after". A snippet belongs to fix records (CASES); a mismatch names them and their patches.
+Where a gate snippet cannot be used as it is, the case says what it changes and why.
 """
 from __future__ import annotations
 
@@ -210,11 +217,24 @@ result = {"decisions": _out, "vllm_file": _v.__file__}
 """
 
 
+def unpatched_fixes(version: str) -> list[str]:
+    """The vLLM fix records without a patch in the version's series."""
+    from rocm_enable import patches as rp
+
+    series = rp.series_root() / version
+    patched = ({rp.fix_of(n) for n in rp.read_series(series)} if (series / "series").is_file()
+               else set())
+    return sorted(f.name for f in rp.vllm_fixes() if f.name not in patched)
+
+
 def run_decisions(vllm: VllmUnderTest, arch: str, *, plugin: bool, cases=CASES) -> dict:
     """{"<round>/<case>": snippet result} from one simulated process, and where vLLM came from."""
     body = (f"CASES_JSON = {json.dumps(json.dumps({c.name: c.snippet for c in cases}))}\n"
             f"AITER_ENV = {AITER_ENV!r}\n" + RUNNER)
-    env = {} if plugin else {"ROCM_ENABLE": "0"}
+    env = {"ROCM_ENABLE": "0"}
+    if plugin:
+        pending = unpatched_fixes(vllm.version)
+        env = {"ROCM_ENABLE_DISABLE": ",".join(pending)} if pending else {}
     for case in cases:
         env.update(case.env() if case.env else {})
     return run_python(body, arch=arch, vllm=vllm, env=env, timeout=600)["result"]

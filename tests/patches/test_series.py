@@ -43,15 +43,15 @@ def new_files(patch_text: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("version", rp.VERIFIED_VLLM_VERSIONS)
-def test_embedded_kernels_equal_rocm_enable_ops(series_root, version):
+def test_embedded_sources_equal_rocm_enable(series_root, version):
     created = {}
     for name in rp.read_series(series_root / version):
         created.update(new_files((series_root / version / name).read_text()))
-    for source in recipes.EMBEDDED_OPS:
+    for source in recipes.EMBEDDED:
         path = recipes.embedded_path(source)
         assert path in created, f"vLLM {version} series does not add {path}"
-        assert created[path] == recipes.embed_ops_module(source), (
-            f"{path} in the vLLM {version} series differs from rocm_enable/ops/{source}: "
+        assert created[path] == recipes.embed_module(source), (
+            f"{path} in the vLLM {version} series differs from rocm_enable/{source}: "
             "run scripts/build_vllm_patches.py")
     for path, text in recipes.kernel_config_files().items():
         assert created.get(path) == text, f"{path} differs from rocm_enable/ops/configs: rebuild"
