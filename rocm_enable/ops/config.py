@@ -8,9 +8,9 @@ in each file's ``_why`` and in docs/kernels.md.
 
 A file written by ``rocm-enable tune`` (measured on the user's own GPU) in
 ``$ROCM_ENABLE_CACHE_DIR/w8a16/<family>.json`` (default ``~/.cache/rocm-enable``; mount it as a
-volume so it survives container restarts) replaces the shipped file of that family. A tuned
-file that does not validate is ignored with a warning naming it: a stale cache must not stop
-`vllm serve`.
+volume so it survives container restarts) replaces the shipped file of that family.
+A measured file that does not validate is ignored with a warning naming it: a stale cache must
+not stop `vllm serve`.
 """
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ import os
 ARCH_FAMILIES = ("rdna3", "rdna4", "cdna", "nvidia")
 _DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 CACHE_ENV = "ROCM_ENABLE_CACHE_DIR"
+CACHE_DEFAULT = os.path.join("~", ".cache", "rocm-enable")
+LOGGER = "vllm.rocm_enable"
+RETUNE_HINT = "delete it or re-run `rocm-enable tune`"
 
 # compile options a bucket may carry (everything else is a kernel meta-parameter)
 COMPILE_OPTIONS = ("num_warps", "num_stages", "waves_per_eu")
@@ -33,11 +36,8 @@ class ConfigError(ValueError):
 
 
 def cache_dir() -> str:
-    """Where `rocm-enable tune` stores measured configs ($ROCM_ENABLE_CACHE_DIR)."""
-    base = os.environ.get(CACHE_ENV)
-    if not base:
-        base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rocm-enable")
-    return base
+    """The folder holding measured configs (w8a16/<family>.json): $CACHE_ENV, else CACHE_DEFAULT."""
+    return os.path.expanduser(os.environ.get(CACHE_ENV) or CACHE_DEFAULT)
 
 
 def tuned_path(arch_family: str) -> str:
@@ -94,11 +94,10 @@ def _load_tuned(arch_family: str):
         with open(path) as f:
             d = validate_family(json.load(f), path)
     except (OSError, ValueError) as e:
-        logging.getLogger("vllm.rocm_enable").warning(
-            "rocm-enable: ignoring the tuned W8A16 config %s (%s); using the shipped %s configs. "
-            "Delete it or re-run `rocm-enable tune`.", path, e, arch_family)
+        logging.getLogger(LOGGER).warning("ignoring the measured W8A16 config %s (%s); using the shipped "
+                                          "%s configs: %s", path, e, arch_family, RETUNE_HINT)
         return None
-    logging.getLogger("vllm.rocm_enable").info("rocm-enable: W8A16 launch configs from %s", path)
+    logging.getLogger(LOGGER).info("W8A16 launch configs from %s", path)
     return d
 
 

@@ -81,6 +81,20 @@ def _generic_targets_source() -> str:
 
 # Exact edits (each must match once) beyond the import/name rewriting, per embedded source.
 EMBED_EDITS: dict[str, tuple[tuple[str, str], ...]] = {
+    # measured configs: vLLM's own tuned-config folder instead of rocm-enable's cache and command
+    "ops/config.py": (
+        ("A file written by ``rocm-enable tune`` (measured on the user's own GPU) in\n"
+         "``$ROCM_ENABLE_CACHE_DIR/w8a16/<family>.json`` (default ``~/.cache/rocm-enable``; mount it as a\n"
+         "volume so it survives container restarts) replaces the shipped file of that family.\n",
+         "A file ``w8a16/<family>.json`` (measured on the user's own GPU, same format) in\n"
+         "``$VLLM_TUNED_CONFIG_FOLDER`` replaces the shipped file of that family.\n"),
+        ('CACHE_ENV = "ROCM_ENABLE_CACHE_DIR"\n', 'CACHE_ENV = "VLLM_TUNED_CONFIG_FOLDER"\n'),
+        ('CACHE_DEFAULT = os.path.join("~", ".cache", "rocm-enable")\n',
+         'CACHE_DEFAULT = os.path.join("~", ".cache", "vllm", "tuned_configs")\n'),
+        ('LOGGER = "vllm.rocm_enable"\n', "LOGGER = __name__\n"),
+        ('RETUNE_HINT = "delete it or re-run `rocm-enable tune`"\n',
+         'RETUNE_HINT = "delete it or measure it again"\n'),
+    ),
     "gates/code_objects.py": (
         ("A code object for an LLVM generic target (gfx11-generic, ...) runs on every arch whose "
          "capability\nrecord lists that target (capabilities.yaml `generic_targets`).\n",
