@@ -66,7 +66,8 @@ class MoeShape:
 
     def file_name(self, device_name: str, dtype: str | None) -> str:
         """vLLM's get_config_file_name format (no block_shape: the int4 block is [0, group])."""
-        return f"E={self.E},N={self.inter},device_name={device_name}" + (f",dtype={dtype}" if dtype else "") + ".json"
+        dtype_field = f",dtype={dtype}" if dtype else ""
+        return f"E={self.E},N={self.inter},device_name={device_name}{dtype_field}.json"
 
 
 def target_shapes() -> list[tuple[str, int, MoeShape]]:
@@ -337,6 +338,8 @@ def compile_many(items, arch: str, jobs: int = 1, progress=None) -> dict:
     (launch_key) once, on ``jobs`` worker processes."""
     import multiprocessing
 
+    # Triton 3.9 warns when this is unset; "1" is its current default (what vLLM gets at run time)
+    os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
     items = list(dict.fromkeys(items))
     keys = {launch: launch_key(launch, arch) for launch in items}
     unique = {}

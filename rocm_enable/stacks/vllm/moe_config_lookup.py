@@ -14,7 +14,8 @@ from rocm_enable.engine.record import Fix, Patch
 from rocm_enable.gates.capabilities import is_wave32_rdna
 
 FUSED_MOE = "vllm.model_executor.layers.fused_moe.fused_moe"
-DEVICE_FIELD = re.compile(r"device_name=[^,]+")
+# the device field ends at the next "," or at ".json" (files without dtype end with the device name)
+DEVICE_FIELD = re.compile(r"device_name=[^,]+?(?=,|\.json$)")
 
 
 def shipped_config_dir() -> str:
