@@ -17,7 +17,8 @@ import types
 from rocm_enable.gates.capabilities import capabilities_for
 from rocm_enable.toggles import ARCH_ENV
 
-COMPILED_EXTENSIONS = ("vllm._C", "vllm._C_stable_libtorch", "vllm._rocm_C", "vllm._moe_C", "vllm.cumem_allocator",
+COMPILED_EXTENSIONS = ("vllm._C", "vllm._C_stable_libtorch", "vllm._rocm_C", "vllm._moe_C",
+                       "vllm._moe_C_stable_libtorch", "vllm.cumem_allocator",
                        "vllm._flashmla_C", "vllm._flashmla_extension_C")
 BROKEN_ON_CPU_TORCH = ("torchvision", "torchaudio", "torchcodec")
 

@@ -228,3 +228,158 @@ def test_disable_toggles_restore_vllm(vllm_under_test, tmp_path):
     assert out["after"] == out["before"]
     out = decide(tmp_path, "gfx1151", vllm_under_test, ["gfx1151"], env)
     assert out["after"] == out["before"] and out["after"]["rdna3_w4a16"][0] is False
+
+
+# ---- topk-softmax-code-object, c-ops-code-object, ir-vllm-c-code-object, gdn-mtp-decode ------
+
+STANDIN_OPS_2 = """
+import sys, types, torch
+# Stand-ins for the compiled ops (marker 7.0 = vLLM launched its HIP kernel), schemas as vLLM calls them.
+_libs = {ns: torch.library.Library(ns, "FRAGMENT") for ns in ("_C", "_moe_C", "_C_cache_ops")}
+def _std(ns, schema, fn):
+    _libs[ns].define(schema)
+    _libs[ns].impl(schema.split("(")[0], fn, "CPU")
+_std("_moe_C", "topk_softmax(Tensor(a!) topk_weights, Tensor(b!) topk_ids, Tensor(c!) token_expert_indices, "
+     "Tensor gating_output, bool renormalize, Tensor? bias, Tensor? is_padding) -> ()",
+     lambda w, i, t, g, r, b, p: (w.fill_(7.0), i.zero_(), None)[2])
+_std("_C", "rotary_embedding(Tensor positions, Tensor(a!) query, Tensor(b!)? key, int head_size, "
+     "Tensor cos_sin_cache, bool is_neox, int rope_dim_offset=0, bool inverse=False) -> ()",
+     lambda pos, q, k, hs, cs, neox, off=0, inv=False: (q.fill_(7.0), None)[1])
+_std("_C_cache_ops", "reshape_and_cache_flash(Tensor key, Tensor value, Tensor(a!) key_cache, "
+     "Tensor(b!) value_cache, Tensor slot_mapping, str kv_cache_dtype, Tensor k_scale, Tensor v_scale) -> ()",
+     lambda k, v, kc, vc, s, d, ks, vs: (kc.fill_(7.0), None)[1])
+_std("_C", "apply_repetition_penalties_(Tensor(a!) logits, Tensor prompt_mask, Tensor output_mask, "
+     "Tensor repetition_penalties) -> ()", lambda l, p, o, r: (l.fill_(7.0), None)[1])
+_std("_C", "static_scaled_fp8_quant(Tensor(a!) result, Tensor input, Tensor scale, int[]? group_shape=None) -> ()",
+     lambda out, x, s, g=None: (out.copy_(torch.full(out.shape, 7.0).to(out.dtype)), None)[1])
+_std("_C", "fused_gdn_decode_post_conv_mtp(Tensor x) -> Tensor", lambda x: x)
+for _name in ("vllm._C", "vllm._moe_C", "vllm._moe_C_stable_libtorch"):
+    if os.environ.get("EXT_FILE"):
+        sys.modules[_name].__file__ = os.environ["EXT_FILE"]
+"""
+
+DECIDE_2 = STANDIN_OPS_2 + """
+from vllm.config import CompilationConfig, VllmConfig, set_current_vllm_config
+from vllm.config.compilation import CompilationMode
+from vllm.platforms import current_platform
+import vllm._custom_ops as ops
+from vllm import ir
+from vllm.model_executor.layers.fused_moe.router.fused_topk_router import fused_topk
+from vllm.model_executor.layers.rotary_embedding.base import RotaryEmbedding
+import vllm.model_executor.layers.mamba.gdn.qwen_gdn_linear_attn as gdn
+
+torch.manual_seed(0)
+M, E, K = 5, 16, 4
+gating = torch.randn(M, E)
+pos = torch.tensor([0, 1, 7, 100, 1000])
+key = torch.randn(3, 2, 64, dtype=torch.bfloat16); value = torch.randn(3, 2, 64, dtype=torch.bfloat16)
+logits = torch.randn(2, 32); pm = torch.rand(2, 32) < 0.3; om = torch.rand(2, 32) < 0.3; pen = torch.tensor([1.2, 0.8])
+w = torch.randn(48, 64, dtype=torch.bfloat16); scale = torch.tensor([0.01])
+
+class _GdnLayer:  # the attributes _fused_gdn_decode_unsupported_reason reads, for a Qwen3.5/3.6 GDN layer
+    gqa_interleaved_layout = False; head_k_dim = 128; head_v_dim = 128
+    norm = types.SimpleNamespace(activation="silu")
+    def get_state_dtype(self):
+        return torch.bfloat16, torch.bfloat16
+_cfg = types.SimpleNamespace(model_config=types.SimpleNamespace(dtype=torch.bfloat16))
+
+def kind(y, ref):
+    if bool((y.float() == 7.0).all()):
+        return "hip"
+    return "native" if torch.allclose(y.float(), ref.float(), atol=1e-2, rtol=1e-2) else f"wrong {float((y.float() - ref.float()).abs().max())}"
+
+def decide():
+    out = {}
+    tw, ti, _ = fused_topk(torch.empty(M, 8), gating, K, True)
+    ref_w, ref_i = torch.topk(torch.softmax(gating, -1), K)
+    out["topk_softmax"] = "hip" if bool((tw == 7.0).all()) else (
+        "native" if torch.allclose(tw, ref_w / ref_w.sum(-1, keepdim=True)) and torch.equal(ti.long(), ref_i) else "wrong")
+    with set_current_vllm_config(VllmConfig(compilation_config=CompilationConfig(custom_ops=["+rotary_embedding"]))):
+        rope = RotaryEmbedding(64, 64, 4096, 10000, True, torch.bfloat16)
+        q = torch.randn(5, 2 * 64, dtype=torch.bfloat16); k = torch.randn(5, 64, dtype=torch.bfloat16)
+        rq, _ = rope.forward_native(pos, q.clone(), k.clone())
+        yq, _ = rope.forward_cuda(pos, q.clone(), k.clone())
+    out["rotary_embedding"] = kind(yq, rq)
+    kc = torch.zeros(4, 16, 2, 64, dtype=torch.bfloat16); vc = torch.zeros_like(kc)
+    slots = torch.tensor([0, 17, 63])
+    ops.reshape_and_cache_flash(key, value, kc, vc, slots, "auto", torch.tensor(1.0), torch.tensor(1.0))
+    out["reshape_and_cache_flash"] = kind(kc.view(-1, 2, 64)[slots], key)
+    l1 = logits.clone(); ops.apply_repetition_penalties_cuda(l1, pm, om, pen)  # what vLLM calls for GPU logits
+    l2 = logits.clone(); ops.apply_repetition_penalties_torch(l2, pm, om, pen)
+    out["repetition_penalties"] = kind(l1, l2)
+    q8, _ = ops.scaled_fp8_quant(w, scale)
+    ref8 = (w.float() / 0.01).clamp(-448, 448).to(current_platform.fp8_dtype())
+    out["static_fp8_quant"] = "hip" if bool((q8.float() == 7.0).all()) else (
+        "native" if torch.equal(q8.view(torch.uint8), ref8.view(torch.uint8)) else "wrong")
+    # the IR priority vLLM installs in its workers when it does not compile with inductor
+    prio = current_platform.get_default_ir_op_priority(
+        VllmConfig(compilation_config=CompilationConfig(mode=CompilationMode.NONE)))
+    prio.set_default()
+    x = torch.randn(3, 64, dtype=torch.bfloat16)
+    out["ir_rms_norm"] = ir.ops.rms_norm.dispatch(x, torch.ones(64, dtype=torch.bfloat16), 1e-6).provider
+    out["ir_fused_add_rms_norm"] = ir.ops.fused_add_rms_norm.dispatch(
+        x, x.clone(), torch.ones(64, dtype=torch.bfloat16), 1e-6).provider
+    # Qwen's GemmaRMSNorm hands an fp32 (1 + weight): vllm_c's supports_args already says no
+    out["ir_gemma_rms_norm"] = ir.ops.rms_norm.dispatch(x, torch.ones(64), 1e-6).provider
+    out["gdn_mtp_reason"] = gdn.QwenGatedDeltaNetAttention._fused_gdn_decode_unsupported_reason(_GdnLayer(), _cfg)
+    return out
+
+before = decide()
+import vllm.plugins; vllm.plugins.load_general_plugins()
+result = {"before": before, "after": decide()}
+"""
+OPS_2 = ("topk_softmax", "rotary_embedding", "reshape_and_cache_flash", "repetition_penalties",
+         "static_fp8_quant")
+ENV_2 = {"TRITON_INTERPRET": "1"}  # vLLM's Triton KV write runs on CPU tensors
+
+
+def decide_2(tmp_path, arch, vllm, targets, extra_env=None):
+    env = dict(ENV_2)
+    if targets is not None:
+        env["EXT_FILE"] = write(tmp_path, "ext2.so", elf_with_fatbin(bundle(targets)))
+    env.update(extra_env or {})
+    return run_python(DECIDE_2, arch=arch, vllm=vllm, env=env)["result"]
+
+
+@pytest.mark.vllm_sim
+@pytest.mark.parametrize("arch", ["gfx1151", "gfx1100", "gfx1201"])
+def test_more_ops_route_to_vllm_twins_without_code_object(arch, vllm_under_test, tmp_path):
+    out = decide_2(tmp_path, arch, vllm_under_test, ["gfx90a", "gfx942"])  # a CDNA-only build
+    b, a = out["before"], out["after"]
+    assert {k: b[k] for k in OPS_2} == dict.fromkeys(OPS_2, "hip")   # vLLM launches absent kernels
+    assert {k: a[k] for k in OPS_2} == dict.fromkeys(OPS_2, "native")
+    assert b["ir_rms_norm"] == b["ir_fused_add_rms_norm"] == "vllm_c"
+    assert a["ir_rms_norm"] == a["ir_fused_add_rms_norm"] == "native"
+    assert b["ir_gemma_rms_norm"] == a["ir_gemma_rms_norm"] == "native"  # Qwen's norms: native already
+    if vllm_under_test.version == "0.32.0":
+        assert b["gdn_mtp_reason"] is None                                  # vLLM would use the HIP op
+        assert "no code object" in a["gdn_mtp_reason"]                      # -> its Triton MTP path
+    else:
+        assert b["gdn_mtp_reason"] is None and a["gdn_mtp_reason"] is None  # 0.33: Triton port on ROCm
+
+
+@pytest.mark.vllm_sim
+def test_more_ops_keep_hip_when_code_object_present(vllm_under_test, tmp_path):
+    out = decide_2(tmp_path, "gfx1151", vllm_under_test, ["gfx11-generic"])
+    assert out["after"] == out["before"] and out["after"]["topk_softmax"] == "hip"
+
+
+@pytest.mark.vllm_sim
+def test_more_ops_unknown_extension_keeps_vllm(vllm_under_test, tmp_path):
+    out = decide_2(tmp_path, "gfx1151", vllm_under_test, None)  # stub without a file: unknown
+    assert out["after"] == out["before"]
+
+
+@pytest.mark.vllm_sim
+@pytest.mark.parametrize("arch", ["gfx942", "gfx950"])
+def test_more_ops_cdna_unchanged(arch, vllm_under_test, tmp_path):
+    out = decide_2(tmp_path, arch, vllm_under_test, ["gfx1151"])
+    assert out["after"] == out["before"] and out["after"]["rotary_embedding"] == "hip"
+
+
+@pytest.mark.vllm_sim
+def test_more_ops_disable_toggles_restore_vllm(vllm_under_test, tmp_path):
+    env = {"ROCM_ENABLE_DISABLE": "topk-softmax-code-object,c-ops-code-object,ir-vllm-c-code-object,"
+                                  "gdn-mtp-decode-code-object"}
+    out = decide_2(tmp_path, "gfx1151", vllm_under_test, ["gfx942"], env)
+    assert out["after"] == out["before"] and out["after"]["topk_softmax"] == "hip"

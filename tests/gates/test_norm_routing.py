@@ -1,4 +1,7 @@
-"""rms-norm-not-aiter-hip: vLLM's real IR-priority decision under simulated archs, without and with."""
+"""rms-norm-not-aiter-hip (A13: the platform default) and rms-norm-aiter-ir-priority (B8: a priority
+the user names): vLLM's real IR-priority decision under simulated archs, without and with."""
+import os
+
 import pytest
 
 from sim_harness import run_python
@@ -40,3 +43,61 @@ def test_disable_toggle_restores_vllm(vllm_under_test):
 def test_other_archs_unchanged(arch, vllm_under_test):
     out = run_python(DECIDE, arch=arch, vllm=vllm_under_test, env=AITER_ENV)["result"]
     assert out["after"] == out["before"]
+
+
+# ---- rms-norm-aiter-ir-priority (B8): a priority the user names ------------------------------
+
+FAKE_AITER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fakeaiter")
+
+USER_PRIORITY = """
+import torch
+from vllm import ir
+from vllm.config import CompilationConfig, KernelConfig, VllmConfig
+from vllm.config.compilation import CompilationMode
+from vllm.config.kernel import IrOpPriorityConfig
+def decide():
+    # --ir-op-priority rms_norm=aiter,fused_add_rms_norm=aiter, as vLLM's arg parser builds it
+    user = IrOpPriorityConfig(rms_norm=["aiter"], fused_add_rms_norm=["aiter"])
+    vc = VllmConfig(kernel_config=KernelConfig(ir_op_priority=user),
+                    compilation_config=CompilationConfig(mode=CompilationMode.NONE))
+    vc.kernel_config.ir_op_priority.set_default()          # what every worker does at start
+    x = torch.randn(4, 64, dtype=torch.bfloat16); w = torch.ones(64, dtype=torch.bfloat16)
+    return {"rms_norm": list(vc.kernel_config.ir_op_priority.rms_norm),
+            "fused_add_rms_norm": list(vc.kernel_config.ir_op_priority.fused_add_rms_norm),
+            "dispatch_rms_norm": ir.ops.rms_norm.dispatch(x, w, 1e-6).provider,
+            "dispatch_fused_add": ir.ops.fused_add_rms_norm.dispatch(x, x.clone(), w, 1e-6).provider,
+            "aiter_impl_supported": ir.ops.rms_norm.impls["aiter"].supported}
+before = decide()
+if os.environ.get("LOAD_PLUGIN") == "1":
+    import vllm.plugins; vllm.plugins.load_general_plugins()
+result = {"before": before, "after": decide()}
+"""
+
+
+def user_priority(arch, vllm, **env):
+    base = {"PYTHONPATH": os.pathsep.join(p for p in (vllm.pythonpath, FAKE_AITER) if p),
+            "LOAD_PLUGIN": "1"}
+    base.update(env)
+    return run_python(USER_PRIORITY, arch=arch, vllm=None, env=base)["result"]
+
+
+@pytest.mark.parametrize("arch", ["gfx1151", "gfx1100", "gfx1201"])
+def test_user_aiter_priority_dropped_where_aiter_hip_cannot_run(arch, vllm_under_test):
+    out = user_priority(arch, vllm_under_test)
+    b, a = out["before"], out["after"]
+    # B8: aiter's implementation is "supported" wherever aiter imports, so vLLM dispatches to it
+    assert b["aiter_impl_supported"] is True
+    assert b["rms_norm"][0] == "aiter" and b["dispatch_rms_norm"] == b["dispatch_fused_add"] == "aiter"
+    assert a["rms_norm"] == b["rms_norm"][1:] and "aiter" not in a["fused_add_rms_norm"]
+    assert a["dispatch_rms_norm"] == a["dispatch_fused_add"] == "vllm_c"   # vLLM's own next choice
+
+
+@pytest.mark.parametrize("arch", ["gfx942", "gfx950"])
+def test_user_aiter_priority_cdna_unchanged(arch, vllm_under_test):
+    out = user_priority(arch, vllm_under_test)
+    assert out["after"] == out["before"] and out["after"]["dispatch_rms_norm"] == "aiter"
+
+
+def test_user_aiter_priority_disable_restores_vllm(vllm_under_test):
+    out = user_priority("gfx1151", vllm_under_test, ROCM_ENABLE_DISABLE="rms-norm-aiter-ir-priority")
+    assert out["after"] == out["before"] and out["after"]["dispatch_rms_norm"] == "aiter"

@@ -151,7 +151,12 @@ def _rdna_aiter_switch_for_this_arch():
 
 
 def _valid_backends_with_aiter_unified_attention(wrapped, instance, args, kwargs):
-    if not _aiter_module_present(UNIFIED_ATTENTION_MODULE):
+    from vllm._aiter_ops import rocm_aiter_ops
+
+    with _aiter_triton_arch_admitted():
+        wanted = rocm_aiter_ops.is_rdna_aiter_enabled()  # vLLM's check: aiter found, env set
+    # probe the module only then: find_spec imports aiter's parent packages
+    if not (wanted and _aiter_module_present(UNIFIED_ATTENTION_MODULE)):
         return wrapped(*args, **kwargs)
     with _rdna_aiter_switch_for_this_arch():
         return wrapped(*args, **kwargs)
@@ -225,10 +230,11 @@ def _aiter_umbrella_admits_this_arch():
 
 
 def _triton_rope_on_triton_only_arch(wrapped, instance, args, kwargs):
-    if not _aiter_module_present(ROPE_MODULE):
-        return wrapped(*args, **kwargs)
     with _aiter_umbrella_admits_this_arch():
-        return wrapped(*args, **kwargs)
+        answer = wrapped(*args, **kwargs)  # vLLM's body: VLLM_ROCM_USE_AITER and _TRITON_ROPE
+    if answer and _aiter_module_present(ROPE_MODULE):
+        return answer
+    return wrapped(*args, **kwargs)  # vLLM's own answer (the umbrella's None here)
 
 
 def _register_triton_rope_op(wrapped, instance, args, kwargs):

@@ -5,9 +5,16 @@ vLLM turns gfx1151 into DeviceCapability(11, 5), i.e. "115", so `capability >= 8
 cores) is true on a GPU without any FP8 matrix instruction. Sites and what this module does:
 
   E8  compressed_tensors.py `_check_scheme_supported(89)`: picks W8A8 FP8 on gfx11 -> fixed here.
-  I8  triton_reshape_and_cache_flash `has_device_capability(89)` for an FP8 KV cache: the answer
-      (true) is right for the wrong reason (FP8 *storage* works on every arch; the kernel only
-      converts), so nothing is changed.
+  I8  triton_reshape_and_cache_flash `has_device_capability(89)` for an FP8 KV cache
+      (v1/attention/ops/triton_reshape_and_cache_flash.py:20-30, same in 0.33.0): the answer (true)
+      is right for the wrong reason. The kernel only converts and stores one byte per element; on
+      AMD, Triton emits that conversion in software where the ISA has no FP8 converts. Evidence
+      (tests/gates/test_capability_integers.py, I8): vLLM's decision on simulated gfx1151/gfx1100
+      is True on 0.32.0 and 0.33.0, and vLLM's reshape_and_cache_kernel_flash with an fp8e4nv cache
+      compiles for gfx1151/gfx1100 (8 warps, head 256, page 544) with no FP8 instruction (a
+      compare/select encoder), while gfx942/gfx950 use v_cvt_pk_fp8_f32 /
+      v_cvt_scalef32_pk_fp8_f32. So nothing is changed; the CUDA wording of vLLM's assert ("needs
+      native fp8e4nv (SM89+)") does not apply to ROCm.
   A12 bf16 `has_device_capability(80)`: right by accident on every RDNA arch. H3, I3, I4: `>= 80`
       tile/feature choices, true on all archs we serve and on CUDA Ampere+, unchanged. C8
       `is_device_capability(90)`: true only on gfx90a (not wave32 RDNA). K1: returns early.

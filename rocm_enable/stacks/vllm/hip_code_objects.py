@@ -261,7 +261,7 @@ TOPK_SOFTMAX_NATIVE = Fix(
     title="MoE routing: torch softmax + top-k when vLLM's _moe_C has no code object for this GPU",
     stack="vllm",
     patches=(Patch("vllm._custom_ops:topk_softmax", _topk_softmax_without_code_object,
-                   {"0.32.0": "0000000000000000", "0.33.0": "0000000000000000"}),),
+                   {"0.32.0": "5a10160b79179107", "0.33.0": "5a10160b79179107"}),),
     condition=is_wave32_rdna,
     versions=">=0.32.0,<0.34",
     why=(
@@ -343,13 +343,13 @@ C_OPS_NATIVE = Fix(
     patches=(
         Patch("vllm.model_executor.layers.rotary_embedding.base:RotaryEmbedding.forward_cuda",
               _rotary_embedding_without_code_object,
-              {"0.32.0": "0000000000000000", "0.33.0": "0000000000000000"}),
+              {"0.32.0": "4624d967179bb23b", "0.33.0": "4624d967179bb23b"}),
         Patch("vllm._custom_ops:reshape_and_cache_flash", _reshape_and_cache_flash_without_code_object,
-              {"0.32.0": "0000000000000000", "0.33.0": "0000000000000000"}),
+              {"0.32.0": "73e696f29adda802", "0.33.0": "73e696f29adda802"}),
         Patch("vllm._custom_ops:apply_repetition_penalties_cuda", _repetition_penalties_without_code_object,
-              {"0.32.0": "0000000000000000", "0.33.0": "0000000000000000"}),
+              {"0.32.0": "25876cc6b966c8d4", "0.33.0": "25876cc6b966c8d4"}),
         Patch("vllm._custom_ops:scaled_fp8_quant", _static_fp8_quant_without_code_object,
-              {"0.32.0": "0000000000000000", "0.33.0": "0000000000000000"}),
+              {"0.32.0": "a6d3889d40d9ffa3", "0.33.0": "a6d3889d40d9ffa3"}),
     ),
     condition=is_wave32_rdna,
     versions=">=0.32.0,<0.34",
@@ -396,7 +396,7 @@ IR_VLLM_C_NATIVE = Fix(
     title="vLLM IR ops (RMSNorm): skip the vllm_c provider when _C has no code object for this GPU",
     stack="vllm",
     patches=(Patch("vllm.ir.op:IrOp._filter_priority_impls", _ir_priority_without_vllm_c,
-                   {"0.32.0": "0000000000000000", "0.33.0": "0000000000000000"}),),
+                   {"0.32.0": "c4f0a72ad7fed5d3", "0.33.0": "c4f0a72ad7fed5d3"}),),
     condition=is_wave32_rdna,
     versions=">=0.32.0,<0.34",
     why=(
@@ -442,7 +442,7 @@ GDN_MTP_DECODE = Fix(
     patches=(Patch("vllm.model_executor.layers.mamba.gdn.qwen_gdn_linear_attn:"
                    "QwenGatedDeltaNetAttention._fused_gdn_decode_unsupported_reason",
                    _gdn_mtp_reason_with_code_objects,
-                   {"0.32.0": "0000000000000000", "0.33.0": "0000000000000000"}),),
+                   {"0.32.0": "f8dfe77d4dda6af9", "0.33.0": "c2fb447d18d2490f"}),),
     condition=is_wave32_rdna,
     versions=">=0.32.0,<0.34",
     why=(

@@ -1,4 +1,16 @@
-"""Keep RMSNorm off aiter's HIP kernel where that kernel cannot run (audit gates A13, B8)."""
+"""Keep RMSNorm off aiter's HIP kernel where that kernel cannot run (audit gates A13, B8).
+
+Two ways 'aiter' gets into the rms_norm / fused_add_rms_norm IR priority, two records:
+  A13  vLLM's ROCm platform default puts it first (VLLM_ROCM_USE_AITER + _RMSNORM, CUDA graphs,
+       every arch but RDNA4; 0.33 also exempts gfx90a)             -> rms-norm-not-aiter-hip
+  B8   the user names it (--ir-op-priority / kernel_config.ir_op_priority); vLLM keeps the user's
+       list and appends its defaults (KernelConfig.set_platform_defaults), and the aiter
+       implementation is `supported=AITER_SUPPORTED` = aiter importable, no arch check
+       (kernels/aiter_ops.py:71-73, 117-119 in both versions), so nothing filters it out
+                                                                     -> rms-norm-aiter-ir-priority
+The aiter implementation calls aiter.rms_norm (torch.ops.vllm_aiter.rms_norm -> aiter's HIP/CK
+kernel), which has no code object outside gfx9.
+"""
 from __future__ import annotations
 
 from rocm_enable.engine.record import Fix, Patch
@@ -44,4 +56,49 @@ RMS_NORM_NOT_AITER_HIP = Fix(
     gates=("A13", "B8"),
 )
 
-FIXES = (RMS_NORM_NOT_AITER_HIP,)
+
+
+def _drop_aiter_from_merged_priority(wrapped, instance, args, kwargs):
+    result = wrapped(*args, **kwargs)
+    priority = instance.ir_op_priority
+    for op in ("rms_norm", "fused_add_rms_norm"):
+        current = getattr(priority, op)
+        if current and AITER_PROVIDER in current:
+            setattr(priority, op, [p for p in current if p != AITER_PROVIDER])
+    return result
+
+
+RMS_NORM_AITER_IR_PRIORITY = Fix(
+    name="rms-norm-aiter-ir-priority",
+    title="RMSNorm IR priority named by the user: no aiter HIP kernel on archs it was not built for",
+    stack="vllm",
+    patches=(
+        Patch(
+            target="vllm.config.kernel:KernelConfig.set_platform_defaults",
+            wrapper=_drop_aiter_from_merged_priority,
+            anchors={"0.32.0": "05a625179282ba9f", "0.33.0": "05a625179282ba9f"},
+        ),
+    ),
+    condition=aiter_hip_kernels_unsupported,
+    versions=">=0.32.0,<0.34",
+    why=(
+        "vLLM's aiter rms_norm / fused_add_rms_norm IR implementations are registered with "
+        "supported=AITER_SUPPORTED, i.e. 'aiter imports', with no arch check (audit B8). A user "
+        "priority such as --ir-op-priority rms_norm=aiter is kept as given by "
+        "KernelConfig.set_platform_defaults (platform defaults are only appended), so on gfx11 "
+        "with aiter installed every RMSNorm dispatches to aiter's HIP kernel, which has no code "
+        "object there. rms-norm-not-aiter-hip only edits vLLM's platform default."
+    ),
+    how=(
+        "Wrap KernelConfig.set_platform_defaults: after vLLM merges the user's lists with the "
+        "platform defaults, 'aiter' is removed from rms_norm and fused_add_rms_norm when "
+        "aiter_hip_kernels_supported() is false; what remains is vLLM's own default order "
+        "(vllm_c/native). Fusion-pass switches that read the merged list (enable_norm_fusion, "
+        "enable_norm_pad_fusion) then see what actually runs."
+    ),
+    upstream="audit B8 (replacement: supported=AITER_SUPPORTED and rocm_aiter_ops.is_enabled())",
+    removal="when vLLM's aiter IR implementations report supported=False off CDNA3+",
+    gates=("B8",),
+)
+
+FIXES = (RMS_NORM_NOT_AITER_HIP, RMS_NORM_AITER_IR_PRIORITY)
