@@ -34,10 +34,15 @@ class MoeRouting:
         return self.num_blocks * self.block_m
 
 
-def _map_experts(ids: torch.Tensor, expert_map: Optional[torch.Tensor]) -> torch.Tensor:
-    if expert_map is None:
-        return ids.to(torch.int32)
-    return expert_map.to(ids.device)[ids.long()].to(torch.int32)
+def _map_experts(ids: torch.Tensor, expert_map: Optional[torch.Tensor],
+                 padding_id: Optional[int] = None) -> torch.Tensor:
+    """Local expert id per entry, -1 for experts on another rank and for padding (negative ids,
+    or ``padding_id``)."""
+    pad = ids < 0 if padding_id is None else (ids < 0) | (ids == padding_id)
+    safe = ids.long().clamp(min=0)
+    if expert_map is not None:
+        safe = expert_map.to(ids.device)[safe.clamp(max=expert_map.numel() - 1)].long()
+    return torch.where(pad, -1, safe).to(torch.int32)
 
 
 def moe_align(topk_ids: torch.Tensor, block_m: int, num_experts: int,
@@ -53,7 +58,10 @@ def moe_align(topk_ids: torch.Tensor, block_m: int, num_experts: int,
     if naive:
         return MoeRouting(True, block_m, n, n, _map_experts(flat, expert_map),
                           torch.full((1,), n * block_m, dtype=torch.int32, device=dev))
-    ids = flat.long()
+    # Negative ids (vLLM's routers mark padded rows -1) are grouped as one extra "expert" whose
+    # blocks map to -1, so their rows are written as zeros like another rank's experts.
+    ids = torch.where(flat < 0, num_experts, flat.long())
+    num_experts += 1
     counts = torch.bincount(ids, minlength=num_experts)
     padded = (counts + block_m - 1) // block_m * block_m
     ends = torch.cumsum(padded, 0)
@@ -70,5 +78,5 @@ def moe_align(topk_ids: torch.Tensor, block_m: int, num_experts: int,
     num_blocks = max_len // block_m
     block_start = torch.arange(num_blocks, device=dev) * block_m
     block_e = torch.searchsorted(ends, block_start, right=True).clamp_(max=num_experts - 1)
-    return MoeRouting(False, block_m, n, num_blocks, _map_experts(block_e, expert_map),
+    return MoeRouting(False, block_m, n, num_blocks, _map_experts(block_e, expert_map, num_experts - 1),
                       ends[-1:].to(torch.int32), sorted_ids)

@@ -134,3 +134,27 @@ def test_align_matches_naive_definition():
         blk = blk[blk < n]
         assert (ids.reshape(-1)[blk] == r.expert_ids[b]).all()
     assert r.num_blocks * bm >= total and (r.sorted_token_ids[total:] == n).all()
+
+
+@pytest.mark.parametrize("naive", [True, False])
+def test_padding_routes_marked_minus_one_contribute_zero(naive):
+    """vLLM's routers mark padded rows' routes -1 (VLLM_MOE_SKIP_PADDING): both routings must
+    accept them and write zeros for those pairs, and route every other pair normally."""
+    g = torch.Generator().manual_seed(31)
+    E, top_k, M, N, K = 10, 3, 6, 128, 256
+    a = torch.randn(M * top_k, K, generator=g).half()
+    w = rand_fp8(E, N, K, gen=g)
+    s = rand_scale("block", E, N, K, gen=g)
+    ids = torch.stack([torch.randperm(E, generator=g)[:top_k] for _ in range(M)])
+    ids[M - 2:] = -1  # two padded tokens
+    routing = moe_align(ids, 16, E, naive=naive)
+    c = torch.full((M * top_k, N), float("nan"), dtype=torch.float16)
+    moe_gemm_w8a16(a, w, fold_fp8_scale_for_fp16_bits(s), c, routing, top_k=1, gemm="w2",
+                   block_shape=[128, 128], arch_family="rdna3", num_tokens=M)
+    from rocm_enable.ops.fp8_dequant import dequant_fp8_reference
+    W = dequant_fp8_reference(w, s, [128, 128])
+    flat = ids.reshape(-1)
+    real = flat >= 0
+    ref = torch.einsum("pk,pnk->pn", a[real].double(), W[flat[real]])
+    assert rel_err(c[real], ref) < REL_TOL[torch.float16]
+    assert (c[~real] == 0).all()
