@@ -248,6 +248,20 @@ def silu_and_mul_kernel(x_ptr, out_ptr, N, stride_xm, stride_om, BLOCK: tl.const
 
 
 @triton.jit
+def _gemv_word_products(w, a0, a1, a2, a3):
+    """[BLOCK_N, BLOCK_KW] int32 words of e4m3 bytes (K positions 4j..4j+3) times the matching
+    [BLOCK_KW] activations, per word in fp32: the tile kernel's packed dequantisation (even K ->
+    `ev` halves, odd K -> `od` halves, fp16 bits = value * 2**-8), then fp32 products."""
+    w = w.to(tl.uint32, bitcast=True)
+    ev = ((w << 8) & 0x80008000) | ((w << 7) & 0x3F803F80)  # K positions 4j, 4j+2
+    od = (w & 0x80008000) | ((w >> 1) & 0x3F803F80)  # 4j+1, 4j+3
+    return (ev.to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32) * a0[None, :]
+            + od.to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32) * a1[None, :]
+            + (ev >> 16).to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32) * a2[None, :]
+            + (od >> 16).to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32) * a3[None, :])
+
+
+@triton.jit
 def w8a16_gemv_kernel(
     a_ptr, w_ptr, c_ptr, scale_ptr, bias_ptr, topk_weights_ptr, expert_ids_ptr,
     N, K, num_rows, up_offset,
@@ -326,13 +340,7 @@ def w8a16_gemv_kernel(
             g0, g1, g2, g3 = a0 * s_k, a1 * s_k, a2 * s_k, a3 * s_k
         else:
             g0, g1, g2, g3 = a0, a1, a2, a3
-        w = w.to(tl.uint32, bitcast=True)
-        ev = ((w << 8) & 0x80008000) | ((w << 7) & 0x3F803F80)  # K positions 4j, 4j+2
-        od = (w & 0x80008000) | ((w >> 1) & 0x3F803F80)  # 4j+1, 4j+3
-        acc += (ev.to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32) * g0[None, :]
-                + od.to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32) * g1[None, :]
-                + (ev >> 16).to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32) * g2[None, :]
-                + (od >> 16).to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32) * g3[None, :])
+        acc += _gemv_word_products(w, g0, g1, g2, g3)
         if FUSE_SILU:
             if SCALE_MODE == 0:
                 if EVEN_K:
@@ -346,13 +354,7 @@ def w8a16_gemv_kernel(
                 u = tl.load(u_ptrs)
             else:
                 u = tl.load(u_ptrs, mask=k_ok[None, :], other=0)
-            u = u.to(tl.uint32, bitcast=True)
-            uev = ((u << 8) & 0x80008000) | ((u << 7) & 0x3F803F80)
-            uod = (u & 0x80008000) | ((u >> 1) & 0x3F803F80)
-            acc_u += (uev.to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32) * h0[None, :]
-                      + uod.to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32) * h1[None, :]
-                      + (uev >> 16).to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32) * h2[None, :]
-                      + (uod >> 16).to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32) * h3[None, :])
+            acc_u += _gemv_word_products(u, h0, h1, h2, h3)
             u_ptrs += BLOCK_KW
         a_ptrs += BLOCK_K * stride_ak
         w_ptrs += BLOCK_KW
