@@ -58,7 +58,8 @@ def render_ledger(fixes: Iterable[Fix], *, title: str = "Patch series ledger", i
             f"`{fix.name}`",
             _targets(fix),
             _cell(fix.why),
-            _cell(fix.how) + f" Gate: `{fix.condition_name}`; verified range `{fix.versions}`.",
+            _cell(fix.how) + f" Gate: `{fix.condition_name}`; verified range `{fix.versions}`"
+            + (f"; fixed upstream in {fix.fixed_upstream_in}." if fix.fixed_upstream_in else "."),
             f"`{DISABLE_ENV}={fix.name}`",
             _patch_cell(patch),
             _cell(fix.upstream),

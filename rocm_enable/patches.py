@@ -343,15 +343,7 @@ switched off) on simulated gfx1151, gfx1100, gfx1201 and gfx942.
 # Fix records that apply at runtime but have no source patch yet, and why. The ledger prints
 # them; tests/patches/test_ledger.py fails for a record without a patch that is not listed here,
 # and for an entry here that has a patch or no record.
-PATCH_PENDING = {
-    "aiter-unified-attention-rdna": "source patch not written yet",
-    "aiter-triton-rope": "source patch not written yet",
-    "topk-softmax-code-object": "source patch not written yet",
-    "c-ops-code-object": "source patch not written yet",
-    "ir-vllm-c-code-object": "source patch not written yet",
-    "gdn-mtp-decode-code-object": "source patch not written yet",
-    "rms-norm-aiter-ir-priority": "source patch not written yet",
-}
+PATCH_PENDING: dict[str, str] = {}
 
 
 def render_readme(fixes: Iterable | None = None, root: Path | None = None) -> str:
@@ -361,15 +353,17 @@ def render_readme(fixes: Iterable | None = None, root: Path | None = None) -> st
     fixes = list(fixes if fixes is not None else vllm_fixes())
     versions = series_versions(root)
     files = patch_files(fixes, root)
-    missing = [f.name for f in fixes if len(files.get(f.name, ())) != len(versions)]
+    missing = [f.name for f in fixes
+               if len(files.get(f.name, ())) != len([v for v in versions if f.supports_version(v)])]
     intro = LEDGER_INTRO.format(
         verified=", ".join(VERIFIED_VLLM_VERSIONS),
         series=", ".join(f"[`vllm/{v}/series`](vllm/{v}/series)" for v in versions),
         missing=("\n**Fixes without a patch in every series yet** (they apply at runtime only):\n\n"
                  + "".join(f"- `{m}`: {PATCH_PENDING.get(m, 'NOT DECLARED in PATCH_PENDING')}\n"
                            for m in missing)) if missing else
-                ("\nEvery fix record has a patch in every series "
-                 f"({len(fixes)} fixes x {len(versions)} versions).\n"))
+                ("\nEvery fix record has a patch in the series of every version its range covers "
+                 f"({len(fixes)} fixes, {sum(len(p) for p in files.values())} patches over "
+                 f"{len(versions)} versions; a fix fixed upstream in a version has none there).\n"))
     return render_ledger(fixes, title=LEDGER_TITLE, intro=intro, patch_files=files)
 
 

@@ -87,7 +87,8 @@ def build_series(version: str, vllm_root: Path, fixes, out_dir: Path) -> list[st
     found = rp.tree_version(vllm_root)
     if found != version:
         raise SystemExit(f"{vllm_root} holds vLLM {found}, not {version}")
-    with_recipe = [f for f in fixes if f.name in recipes.BY_FIX]
+    # a fix whose record does not cover this version (fixed upstream) gets no patch in it
+    with_recipe = [f for f in fixes if f.name in recipes.BY_FIX and f.supports_version(version)]
     with tempfile.TemporaryDirectory(prefix=f"vllm-{version}-") as tmp:
         work = Path(tmp) / "tree"
         work.mkdir()

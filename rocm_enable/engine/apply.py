@@ -93,6 +93,9 @@ def evaluate(fix: Fix, version: str | None, caps: ArchCapabilities | None, selec
     if not fix.condition(caps):
         return result(NOT_APPLICABLE, f"{fix.condition_name} is false on {caps.arch}")
     if not fix.supports_version(version):
+        if fix.fixed_upstream_by(version):
+            return result(NOT_APPLICABLE, f"{fix.stack} {version} does not need it (fixed upstream "
+                                          f"in {fix.fixed_upstream_in})")
         return result(SKIPPED, f"{fix.stack} {version} is outside the verified range {fix.versions}")
     problem = _check_patches(fix, version)
     if problem:

@@ -51,11 +51,17 @@ class Fix:
     upstream: str
     removal: str
     gates: tuple[str, ...] = field(default=())
+    # The first stack version whose own code no longer needs the fix (the range ends there). Such
+    # versions report the fix as not applicable instead of skipped as unverified.
+    fixed_upstream_in: str | None = None
 
     def __post_init__(self):
         SpecifierSet(self.versions)  # a malformed range fails at import, in tests, not in vLLM
         if not self.patches:
             raise ValueError(f"fix {self.name} has no patch")
+        if self.fixed_upstream_in and self.supports_version(self.fixed_upstream_in):
+            raise ValueError(f"fix {self.name}: range {self.versions} admits "
+                             f"{self.fixed_upstream_in}, where it is fixed upstream")
 
     @property
     def condition_name(self) -> str:
@@ -63,6 +69,12 @@ class Fix:
 
     def supports_version(self, version: str) -> bool:
         return SpecifierSet(self.versions).contains(version, prereleases=True)
+
+    def fixed_upstream_by(self, version: str) -> bool:
+        """`version` is at or past the release that made the fix unnecessary."""
+        from packaging.version import Version
+
+        return bool(self.fixed_upstream_in) and Version(version) >= Version(self.fixed_upstream_in)
 
 
 @dataclass(frozen=True)

@@ -809,6 +809,360 @@ def rdna_attention(tree: Tree) -> None:
     )
 
 
+# ---- aiter's Triton kernels on every RDNA GPU (unified attention, RoPE) ---------------------
+
+AITER_OPS = "vllm/_aiter_ops.py"
+AITER_TRITON_PROBE = '''
+    @staticmethod
+    def _aiter_module_importable(module: str) -> bool:
+        """aiter ships `module` (found, not imported)."""
+        from importlib.util import find_spec
+
+        try:
+            return find_spec(module) is not None
+        except (ImportError, ValueError):
+            return False
+
+    @classmethod
+    def is_rdna_triton_kernel_available(cls, module: str) -> bool:
+        """aiter's Triton kernel `module` can serve this RDNA GPU (gfx11 or
+        gfx12): aiter found, enabled by the user, and shipping the module.
+        Triton kernels compile for every RDNA arch, aiter's HIP/CK kernels do
+        not, so this is asked per kernel instead of is_rdna_aiter_enabled()
+        (RDNA4 only), which also gates aiter fusion passes whose ops are
+        registered on CDNA3+/RDNA4 only."""
+        if not current_platform.is_rocm() or not IS_AITER_FOUND:
+            return False
+        from vllm.platforms.rocm import on_rdna
+
+        return (
+            on_rdna() and cls._AITER_ENABLED and cls._aiter_module_importable(module)
+        )
+'''
+IS_RDNA_AITER_ENABLED_END = ("        from vllm.platforms.rocm import on_rdna4\n"
+                             "\n"
+                             "        return on_rdna4() and cls._AITER_ENABLED\n")
+UNIFIED_ATTN = "vllm/v1/attention/backends/rocm_aiter_unified_attn.py"
+
+
+def aiter_unified_attention_rdna(tree: Tree) -> None:
+    tree.replace_once(AITER_OPS, IS_RDNA_AITER_ENABLED_END,
+                      IS_RDNA_AITER_ENABLED_END + AITER_TRITON_PROBE)
+    tree.replace_once(
+        ROCM,
+        "    elif rocm_aiter_ops.is_rdna_aiter_enabled():\n"
+        "        backends.insert(0, AttentionBackendEnum.ROCM_AITER_UNIFIED_ATTN)\n",
+        "    elif rocm_aiter_ops.is_rdna_aiter_enabled() or (\n"
+        "        # aiter's Triton unified attention carries its own RDNA3/3.5 launch\n"
+        "        # configs; no aiter HIP/CK code is involved.\n"
+        "        rocm_aiter_ops.is_rdna_triton_kernel_available(\n"
+        '            "aiter.ops.triton.unified_attention"\n'
+        "        )\n"
+        "    ):\n"
+        "        backends.insert(0, AttentionBackendEnum.ROCM_AITER_UNIFIED_ATTN)\n",
+    )
+    tree.replace_once(
+        UNIFIED_ATTN,
+        "    def fused_qk_norm_mrope_kvcache_supported(self) -> bool:\n"
+        "        return IS_AITER_FOUND\n",
+        "    def fused_qk_norm_mrope_kvcache_supported(self) -> bool:\n"
+        "        # aiter's fused qk-norm + MRoPE + KV-cache kernel is HIP code built\n"
+        "        # for CDNA: no code object on RDNA, where this backend runs aiter's\n"
+        "        # Triton attention only.\n"
+        "        from vllm.platforms.rocm import on_rdna\n"
+        "\n"
+        "        return IS_AITER_FOUND and not on_rdna()\n",
+    )
+
+
+def aiter_triton_rope(tree: Tree) -> None:
+    if "def is_rdna_triton_kernel_available(" not in tree.read(AITER_OPS):
+        raise RecipeError(f"vLLM {tree.version} {AITER_OPS}: "
+                          "rocm_aiter_ops.is_rdna_triton_kernel_available() missing (the "
+                          "aiter-unified-attention-rdna patch adds it; apply the series in order)")
+    tree.replace_once(
+        AITER_OPS,
+        "    @classmethod\n"
+        "    @if_aiter_supported\n"
+        "    def is_triton_rotary_embed_enabled(cls) -> bool:\n"
+        "        return cls._AITER_ENABLED and cls._TRITON_ROTARY_EMBED\n",
+        "    @classmethod\n"
+        "    def is_triton_rotary_embed_enabled(cls) -> bool:\n"
+        "        if is_aiter_found_and_supported():\n"
+        "            return cls._AITER_ENABLED and cls._TRITON_ROTARY_EMBED\n"
+        "        # RDNA: aiter's RoPE is a Triton kernel (register_ops_once registers\n"
+        "        # its op on gfx11 and gfx12 alike).\n"
+        "        return cls._TRITON_ROTARY_EMBED and cls.is_rdna_triton_kernel_available(\n"
+        '            "aiter.ops.triton.rope.rope"\n'
+        "        )\n",
+    )
+    tree.replace_once(
+        AITER_OPS,
+        "                    fake_impl=rocm_aiter_sparse_attn_indexer_fake,\n"
+        "                    dispatch_key=current_platform.dispatch_key,\n"
+        "                )\n"
+        "                _OPS_REGISTERED = True\n",
+        "                    fake_impl=rocm_aiter_sparse_attn_indexer_fake,\n"
+        "                    dispatch_key=current_platform.dispatch_key,\n"
+        "                )\n"
+        "                if on_gfx11() and IS_AITER_FOUND:\n"
+        "                    # aiter's Triton RoPE runs on RDNA3/3.5 as on RDNA4\n"
+        "                    # (is_triton_rotary_embed_enabled).\n"
+        "                    direct_register_custom_op(\n"
+        '                        op_name="rocm_aiter_triton_rotary_embedding",\n'
+        "                        op_func=_triton_rotary_embedding_impl,\n"
+        '                        mutates_args=["query", "key"],\n'
+        "                    )\n"
+        "                _OPS_REGISTERED = True\n",
+    )
+
+
+# ---- _C / _moe_C ops without a code object for this GPU: vLLM's torch/Triton twins ----------
+
+C_LACKS_CODE_OBJECT = (
+    "def _C_lacks_code_object() -> bool:\n"
+    '    """_C was built without this GPU in PYTORCH_ROCM_ARCH: its ops are\n'
+    "    registered but cannot launch ('invalid device function'). Callers use\n"
+    '    vLLM\'s torch or Triton implementation of the op instead."""\n'
+    "    return current_platform.is_rocm() and current_platform.lacks_code_object(\n"
+    f"        {C_EXTENSIONS[0]}, {C_EXTENSIONS[1]}\n"
+    "    )\n"
+    "\n"
+    "\n"
+)
+
+
+def _require_code_object_reader(tree: Tree, fix: str) -> None:
+    if LACKS_CODE_OBJECT_END not in tree.read(ROCM):
+        raise RecipeError(f"vLLM {tree.version} {ROCM}: RocmPlatform.lacks_code_object() missing "
+                          f"({fix} needs the silu-and-mul-code-object patch; apply the series "
+                          "in order)")
+
+
+def topk_softmax_code_object(tree: Tree) -> None:
+    _require_code_object_reader(tree, "topk-softmax-code-object")
+    tree.replace_once(
+        CUSTOM_OPS,
+        "    is_padding: torch.Tensor | None = None,\n"
+        ") -> None:\n"
+        "    torch.ops._moe_C.topk_softmax(\n",
+        "    is_padding: torch.Tensor | None = None,\n"
+        ") -> None:\n"
+        "    if (\n"
+        "        e_score_correction_bias is None\n"
+        "        and current_platform.is_rocm()\n"
+        "        and current_platform.lacks_code_object(\n"
+        '            "vllm._moe_C", "vllm._moe_C_stable_libtorch"\n'
+        "        )\n"
+        "    ):\n"
+        "        # _moe_C was built without this GPU: the same routing in torch.\n"
+        "        # Softmax over all experts in fp32, the top-k weights and ids,\n"
+        "        # renormalised if asked; token_expert_indices[t, j] = j * M + t.\n"
+        "        # Padding rows are routed like real rows (their outputs are\n"
+        "        # discarded).\n"
+        "        weights, ids = torch.topk(\n"
+        "            torch.softmax(gating_output.float(), dim=-1),\n"
+        "            topk_weights.shape[-1],\n"
+        "            dim=-1,\n"
+        "        )\n"
+        "        if renormalize:\n"
+        "            weights = weights / weights.sum(dim=-1, keepdim=True)\n"
+        "        topk_weights.copy_(weights)\n"
+        "        topk_ids.copy_(ids)\n"
+        "        m, k = ids.shape\n"
+        "        rows = torch.arange(m, device=ids.device, dtype=torch.int32)\n"
+        "        slots = torch.arange(k, device=ids.device, dtype=torch.int32)\n"
+        "        token_expert_indices.copy_(slots.unsqueeze(0) * m + rows.unsqueeze(1))\n"
+        "        return\n"
+        "    torch.ops._moe_C.topk_softmax(\n",
+    )
+
+
+def c_ops_code_object(tree: Tree) -> None:
+    _require_code_object_reader(tree, "c-ops-code-object")
+    tree.replace_once(
+        CUSTOM_OPS,
+        "def apply_repetition_penalties_cuda(\n",
+        C_LACKS_CODE_OBJECT + "def apply_repetition_penalties_cuda(\n",
+    )
+    tree.replace_once(
+        CUSTOM_OPS,
+        "    repetition_penalties: torch.Tensor,\n"
+        ") -> None:\n"
+        "    torch.ops._C.apply_repetition_penalties_(\n",
+        "    repetition_penalties: torch.Tensor,\n"
+        ") -> None:\n"
+        "    if _C_lacks_code_object():\n"
+        "        apply_repetition_penalties_torch(\n"
+        "            logits, prompt_mask, output_mask, repetition_penalties\n"
+        "        )\n"
+        "        return\n"
+        "    torch.ops._C.apply_repetition_penalties_(\n",
+    )
+    tree.replace_once(
+        CUSTOM_OPS,
+        "    else:\n"
+        "        torch.ops._C.static_scaled_fp8_quant(output, input, scale, group_shape)\n",
+        "    elif (\n"
+        "        scale.numel() == 1\n"
+        "        and group_shape in (None, (-1, -1))\n"
+        "        and not num_token_padding\n"
+        "        and _C_lacks_code_object()\n"
+        "    ):\n"
+        "        # Per-tensor static scale (e.g. load-time requantization of fused\n"
+        "        # FP8 shards) in torch: clamp(x / scale) to the FP8 range.\n"
+        "        info = torch.finfo(out_dtype)\n"
+        "        output.copy_(\n"
+        "            (input.float() / scale.float().reshape(()))\n"
+        "            .clamp(info.min, info.max)\n"
+        "            .to(out_dtype)\n"
+        "        )\n"
+        "    else:\n"
+        "        torch.ops._C.static_scaled_fp8_quant(output, input, scale, group_shape)\n",
+    )
+    tree.replace_once(
+        CUSTOM_OPS,
+        "    v_scale: torch.Tensor,\n"
+        ") -> None:\n"
+        "    torch.ops._C_cache_ops.reshape_and_cache_flash(\n",
+        "    v_scale: torch.Tensor,\n"
+        ") -> None:\n"
+        "    if _C_lacks_code_object():\n"
+        "        from vllm.v1.attention.ops.triton_reshape_and_cache_flash import (\n"
+        "            triton_reshape_and_cache_flash,\n"
+        "        )\n"
+        "\n"
+        "        triton_reshape_and_cache_flash(\n"
+        "            key,\n"
+        "            value,\n"
+        "            key_cache,\n"
+        "            value_cache,\n"
+        "            slot_mapping,\n"
+        "            kv_cache_dtype,\n"
+        "            k_scale,\n"
+        "            v_scale,\n"
+        "        )\n"
+        "        return\n"
+        "    torch.ops._C_cache_ops.reshape_and_cache_flash(\n",
+    )
+    base = "vllm/model_executor/layers/rotary_embedding/base.py"
+    tree.replace_once(base, "from vllm.model_executor.custom_op import CustomOp\n",
+                      "from vllm.model_executor.custom_op import CustomOp\n"
+                      "from vllm.platforms import current_platform\n")
+    tree.replace_once(  # forward_cuda: after its flashinfer branch (forward_cpu has the rest too)
+        base,
+        "            return query, key\n"
+        "\n"
+        "        from vllm import _custom_ops as ops\n"
+        "\n"
+        "        cos_sin_cache = self._match_cos_sin_cache_dtype(query)\n"
+        "\n"
+        "        # ops.rotary_embedding() is an in-place operation\n",
+        "            return query, key\n"
+        "\n"
+        "        if current_platform.is_rocm() and current_platform.lacks_code_object(\n"
+        f"            {C_EXTENSIONS[0]}, {C_EXTENSIONS[1]}\n"
+        "        ):\n"
+        "            # vLLM was built without this GPU: _C.rotary_embedding cannot launch.\n"
+        "            return self.forward_native(positions, query, key)\n"
+        "\n"
+        "        from vllm import _custom_ops as ops\n"
+        "\n"
+        "        cos_sin_cache = self._match_cos_sin_cache_dtype(query)\n"
+        "\n"
+        "        # ops.rotary_embedding() is an in-place operation\n",
+    )
+
+
+VLLM_C_KERNELS = "vllm/kernels/vllm_c.py"
+
+
+def ir_vllm_c_code_object(tree: Tree) -> None:
+    _require_code_object_reader(tree, "ir-vllm-c-code-object")
+    tree.replace_once(
+        VLLM_C_KERNELS,
+        "GPGPU_DEVICE = CUDA_ALIKE or current_platform.is_xpu()\n",
+        "GPGPU_DEVICE = CUDA_ALIKE or current_platform.is_xpu()\n"
+        "C_OPS_LAUNCHABLE = not (\n"
+        "    IS_ROCM\n"
+        f"    and current_platform.lacks_code_object({C_EXTENSIONS[0]}, {C_EXTENSIONS[1]})\n"
+        ")\n"
+        '"""False on ROCm when _C was built without this GPU in PYTORCH_ROCM_ARCH: its\n'
+        "ops are registered but cannot launch, so the vllm_c implementations are\n"
+        'unsupported there and vLLM dispatches to the next provider (e.g. native)."""\n',
+    )
+    tree.replace_once(
+        VLLM_C_KERNELS,
+        "@ir.ops.rms_norm.register_impl(\n"
+        '    "vllm_c", supports_args=rms_no_var_size, supported=GPGPU_DEVICE\n'
+        ")\n",
+        "@ir.ops.rms_norm.register_impl(\n"
+        '    "vllm_c",\n'
+        "    supports_args=rms_no_var_size,\n"
+        "    supported=GPGPU_DEVICE and C_OPS_LAUNCHABLE,\n"
+        ")\n",
+    )
+    tree.replace_once(
+        VLLM_C_KERNELS,
+        "    supports_args=rms_add_no_var_size,\n"
+        "    supported=GPGPU_DEVICE,\n",
+        "    supports_args=rms_add_no_var_size,\n"
+        "    supported=GPGPU_DEVICE and C_OPS_LAUNCHABLE,\n",
+    )
+
+
+def gdn_mtp_decode_code_object(tree: Tree) -> None:
+    _require_code_object_reader(tree, "gdn-mtp-decode-code-object")
+    tree.replace_once(
+        "vllm/model_executor/layers/mamba/gdn/qwen_gdn_linear_attn.py",
+        '        if not hasattr(torch.ops._C, "fused_gdn_decode_post_conv_mtp"):\n'
+        '            return "torch.ops._C.fused_gdn_decode_post_conv_mtp is not built"\n'
+        "        return None\n",
+        '        if not hasattr(torch.ops._C, "fused_gdn_decode_post_conv_mtp"):\n'
+        '            return "torch.ops._C.fused_gdn_decode_post_conv_mtp is not built"\n'
+        "        if current_platform.is_rocm():\n"
+        "            # Registered in every build; without this GPU in PYTORCH_ROCM_ARCH\n"
+        "            # it cannot launch, and the Triton spec-decode path serves.\n"
+        f"            c_ops = ({C_EXTENSIONS[0]}, {C_EXTENSIONS[1]})\n"
+        "            if current_platform.lacks_code_object(*c_ops):\n"
+        "                reason = current_platform.code_object_status(*c_ops).reason\n"
+        "                return (\n"
+        '                    "torch.ops._C.fused_gdn_decode_post_conv_mtp has no code "\n'
+        '                    f"object for this GPU ({reason})"\n'
+        "                )\n"
+        "        return None\n",
+    )
+
+
+# ---- RMSNorm: a user-named aiter IR priority where aiter's HIP kernels cannot run ----------
+
+def rms_norm_aiter_ir_priority(tree: Tree) -> None:
+    if "def has_aiter_hip_kernels(cls)" not in tree.read(ROCM):
+        raise RecipeError(f"vLLM {tree.version} {ROCM}: RocmPlatform.has_aiter_hip_kernels() "
+                          "missing (the rms-norm-not-aiter-hip patch adds it; apply the series in "
+                          "order)")
+    tree.replace_once(
+        "vllm/config/kernel.py",
+        "                current_op_priority.extend(unique_op_priority)\n"
+        "\n",
+        "                current_op_priority.extend(unique_op_priority)\n"
+        "\n"
+        "        if current_platform.is_rocm() and not current_platform.has_aiter_hip_kernels():\n"
+        "            # aiter's rms_norm implementations are registered as supported\n"
+        "            # wherever aiter imports, but run aiter's HIP/CK kernel, which has\n"
+        "            # no code object off CDNA3+: a user-named 'aiter' is dropped here.\n"
+        '            for op_name in ("rms_norm", "fused_add_rms_norm"):\n'
+        "                current_op_priority = getattr(self.ir_op_priority, op_name)\n"
+        '                if current_op_priority and "aiter" in current_op_priority:\n'
+        "                    setattr(\n"
+        "                        self.ir_op_priority,\n"
+        "                        op_name,\n"
+        '                        [op for op in current_op_priority if op != "aiter"],\n'
+        "                    )\n"
+        "\n",
+    )
+
+
 @dataclass(frozen=True)
 class Recipe:
     fix: str  # the fix record's name
@@ -938,6 +1292,77 @@ RECIPES += (
         "layers on RDNA. The selector validates it like every backend and falls through to "
         "vLLM's own order where it does not fit; --attention-backend still overrides.",
         rdna_attention, ATTENTION_OPS),
+)
+
+RECIPES += (
+    Recipe(
+        "aiter-unified-attention-rdna",
+        "rocm_aiter_ops.is_rdna_triton_kernel_available(module) (new; on_rdna(), aiter found and "
+        "enabled, the aiter Triton module shipped)",
+        "Adds rocm_aiter_ops.is_rdna_triton_kernel_available(module): on RDNA (gfx11, gfx12) an "
+        "aiter Triton kernel is usable when aiter is found, VLLM_ROCM_USE_AITER is set and aiter "
+        "ships the module. _get_backend_priorities ranks ROCM_AITER_UNIFIED_ATTN first when it "
+        "holds for aiter.ops.triton.unified_attention (as it already does on RDNA4), without "
+        "widening is_rdna_aiter_enabled(), which also switches on aiter fusion passes whose ops "
+        "are registered on CDNA3+/RDNA4 only. RocmAiterUnifiedAttentionImpl."
+        "fused_qk_norm_mrope_kvcache_supported() answers False on RDNA: that fusion runs aiter's "
+        "HIP kernel.",
+        aiter_unified_attention_rdna),
+    Recipe(
+        "aiter-triton-rope",
+        "rocm_aiter_ops.is_rdna_triton_kernel_available(\"aiter.ops.triton.rope.rope\") (from "
+        "the aiter-unified-attention-rdna patch)",
+        "rocm_aiter_ops.is_triton_rotary_embed_enabled() leaves the CDNA3+ umbrella "
+        "(@if_aiter_supported): on CDNA3+ it answers as before, on RDNA it holds when "
+        "VLLM_ROCM_USE_AITER_TRITON_ROPE is set and aiter's Triton RoPE is available. "
+        "register_ops_once() registers rocm_aiter_triton_rotary_embedding on gfx11 when aiter is "
+        "found (RDNA4 and CDNA3+ already register it). Needs the aiter-unified-attention-rdna "
+        "patch.",
+        aiter_triton_rope),
+    Recipe(
+        "topk-softmax-code-object",
+        "RocmPlatform.lacks_code_object(\"vllm._moe_C\", \"vllm._moe_C_stable_libtorch\")",
+        "vllm._custom_ops.topk_softmax computes the routing with torch (fp32 softmax, top-k, "
+        "optional renormalisation, token_expert_indices) into the caller's tensors when _moe_C "
+        "lacks a code object for this RDNA GPU; calls with a correction bias keep the op. Needs "
+        "the silu-and-mul-code-object patch.",
+        topk_softmax_code_object),
+    Recipe(
+        "c-ops-code-object",
+        "RocmPlatform.lacks_code_object(\"vllm._C\", \"vllm._C_stable_libtorch\")",
+        "Adds _custom_ops._C_lacks_code_object(). When it holds: RotaryEmbedding.forward_cuda "
+        "returns forward_native; reshape_and_cache_flash calls vLLM's "
+        "triton_reshape_and_cache_flash; apply_repetition_penalties_cuda calls "
+        "apply_repetition_penalties_torch; scaled_fp8_quant with a per-tensor static scale "
+        "quantises in torch (clamp(x / scale) to the FP8 range). Dynamic, per-token and group "
+        "quantisation keep the ops. Needs the silu-and-mul-code-object patch.",
+        c_ops_code_object),
+    Recipe(
+        "ir-vllm-c-code-object",
+        "RocmPlatform.lacks_code_object(\"vllm._C\", \"vllm._C_stable_libtorch\")",
+        "kernels/vllm_c.py registers its rms_norm and fused_add_rms_norm implementations with "
+        "supported=False on ROCm when _C lacks a code object for this RDNA GPU "
+        "(C_OPS_LAUNCHABLE), so every IR priority list skips vllm_c there, as it skips any "
+        "unsupported provider, and dispatches to the next one (native). Needs the "
+        "silu-and-mul-code-object patch.",
+        ir_vllm_c_code_object),
+    Recipe(
+        "gdn-mtp-decode-code-object",
+        "RocmPlatform.lacks_code_object(\"vllm._C\", \"vllm._C_stable_libtorch\")",
+        "QwenGatedDeltaNetAttention._fused_gdn_decode_unsupported_reason() returns a reason "
+        "naming the missing code object on ROCm when _C lacks one for this RDNA GPU, so vLLM "
+        "takes its Triton GDN spec-decode path (or raises its own error when the user forced "
+        "VLLM_GDN_DECODE_KERNEL=cuda). vLLM 0.33 runs a Triton port on ROCm: no patch there. "
+        "Needs the silu-and-mul-code-object patch.",
+        gdn_mtp_decode_code_object),
+    Recipe(
+        "rms-norm-aiter-ir-priority",
+        "RocmPlatform.has_aiter_hip_kernels() (from the rms-norm-not-aiter-hip patch)",
+        "KernelConfig.set_platform_defaults removes 'aiter' from the merged rms_norm and "
+        "fused_add_rms_norm priority (a user's --ir-op-priority plus the platform defaults) on "
+        "ROCm GPUs where has_aiter_hip_kernels() is false; the rest of the user's order and "
+        "vLLM's defaults follow unchanged. Needs the rms-norm-not-aiter-hip patch.",
+        rms_norm_aiter_ir_priority),
 )
 
 BY_FIX = {r.fix: r for r in RECIPES}

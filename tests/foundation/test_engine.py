@@ -120,6 +120,25 @@ def test_version_outside_range_is_skipped(toy):
     assert toy.decide(1) == "original:1"
 
 
+def test_version_that_fixed_it_upstream_is_not_applicable(toy):
+    import dataclasses
+
+    fix = dataclasses.replace(make_fix(versions=">=1.0,<1.4"), fixed_upstream_in="1.4.0")
+    res = run(fix)
+    assert res.status == "not-applicable" and "fixed upstream in 1.4.0" in res.reason
+    assert toy.decide(1) == "original:1"
+    # a version past the range that did NOT fix it stays unverified: skipped
+    res = run(dataclasses.replace(fix, fixed_upstream_in="1.5.0"))
+    assert res.status == "skipped" and "outside the verified range" in res.reason
+
+
+def test_fixed_upstream_version_inside_the_range_is_refused(toy):
+    import dataclasses
+
+    with pytest.raises(ValueError, match="fixed upstream"):
+        dataclasses.replace(make_fix(versions=">=1.0,<2"), fixed_upstream_in="1.4.0")
+
+
 def test_condition_false_is_not_applicable(toy):
     res = run(make_fix(), arch="gfx1201")
     assert res.status == "not-applicable" and "lacks_fp8_compute is false on gfx1201" in res.reason

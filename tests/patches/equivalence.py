@@ -13,8 +13,11 @@ comparison run the identical procedure):
   patched side: the patched copy first on PYTHONPATH, ROCM_ENABLE=0 (the plugin loads and applies
                 nothing)                                      -> "before" and "after"
 
-Both processes get the same environment, the union of the cases' `env` (e.g. vLLM's extensions
-"built for" some archs), and run the cases in CASES order.
+Cases run in named processes (`Case.process`): "main" with vLLM's own environment, "aiter" with
+the aiter stand-in package (tests/gates/fakeaiter: only the module names vLLM probes) on the path
+and the aiter switches set from the start, since vLLM reads them when _aiter_ops is imported. Both
+sides run the same processes with the same environment, the union of their cases' `env` (e.g.
+vLLM's extensions "built for" some archs), and run the cases in CASES order.
 
 Equivalence: for each snippet, the patched side's "before" and "after" both equal the plugin
 side's "after". A snippet belongs to fix records (CASES); a mismatch names them and their patches.
@@ -33,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import test_aiter_triton as gate_aiter
 import test_attention_selection as gate_attention
 import test_capability_integers as gate_ct
 import test_fp8_linear_selection as gate_fp8_linear
@@ -48,12 +52,21 @@ AITER_ENV = {"VLLM_ROCM_USE_AITER": "1", "VLLM_ROCM_USE_AITER_MOE": "1",
              "VLLM_ROCM_USE_AITER_RMSNORM": "1"}
 
 
+# process name -> (extra PYTHONPATH entry, environment from the start, rounds of (name, env))
+PROCESSES = {
+    "main": (None, {}, (("default", {}), ("aiter", AITER_ENV))),
+    "aiter": (gate_aiter.FAKE_AITER, {**AITER_ENV, "VLLM_ROCM_USE_AITER_TRITON_ROPE": "1"},
+              (("aiter-found", {}),)),
+}
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
     fixes: tuple[str, ...]  # the fix records whose decisions this snippet shows
     snippet: str  # a tests/gates snippet: assigns result = {"before": ..., "after": ..., ...}
     env: Callable[[], dict[str, str]] | None = field(default=None)  # the process environment
+    process: str = "main"  # PROCESSES key
 
 
 def _once(name: str, code: str) -> str:
@@ -83,6 +96,21 @@ def _hip_env() -> dict[str, str]:
     path = Path(folder) / "ext.so"
     path.write_bytes(gate_hip.elf_with_fatbin(gate_hip.bundle(list(HIP_TARGETS))))
     return {"EXT_FILE": str(path)}
+
+
+# ---- more HIP ops (tests/gates/test_hip_code_objects.py DECIDE_2) -----------------------------
+# The same "built for gfx1151 and gfx942" extension file as above (HIP_TARGETS; the snippet stubs
+# vllm._moe_C's file too). Its imports stay outside the once-only block: every snippet runs in a
+# fresh namespace. vLLM's Triton KV write runs on CPU tensors under TRITON_INTERPRET.
+assert gate_hip.DECIDE_2.startswith(gate_hip.STANDIN_OPS_2)
+_STANDIN_2_IMPORTS = "import sys, types, torch\n"
+assert gate_hip.STANDIN_OPS_2.lstrip("\n").startswith(_STANDIN_2_IMPORTS)
+HIP_2 = (_STANDIN_2_IMPORTS + _once("_rocm_enable_eq_hip_standins_2", gate_hip.STANDIN_OPS_2)
+         + gate_hip.DECIDE_2[len(gate_hip.STANDIN_OPS_2):])
+
+
+def _hip_2_env() -> dict[str, str]:
+    return {**_hip_env(), **gate_hip.ENV_2}
 
 
 # ---- GDN autotune (tests/gates/test_gdn_autotune.py DECIDE) ----------------------------------
@@ -179,28 +207,30 @@ CASES = (
     Case("fp8-linear-selection", ("fp8-linear-w8a16",), gate_fp8_linear.SELECT),
     Case("moe-config-lookup", ("moe-config-board-names",), gate_moe_config.LOOKUP),
     Case("rms-norm-priority", ("rms-norm-not-aiter-hip",), gate_norm.DECIDE),
-    # No gate test carries a snippet for this decision yet (tests/gates has none for
-    # aiter-gdn-triton-decode); it is the one vLLM call the fix changes. Without aiter installed
-    # (as here) both sides answer False: the case guards against a patch that raises or
-    # admits GDN Triton kernels with no aiter.
-    Case("aiter-gdn-triton", ("aiter-gdn-triton-decode",), """
-import vllm.plugins
-from vllm._aiter_ops import rocm_aiter_ops
-before = rocm_aiter_ops.is_rdna_gdn_triton_kernels_available()
-vllm.plugins.load_general_plugins()
-result = {"before": before, "after": rocm_aiter_ops.is_rdna_gdn_triton_kernels_available()}
-"""),
+    Case("more-hip-ops", ("topk-softmax-code-object", "c-ops-code-object", "ir-vllm-c-code-object",
+                          "gdn-mtp-decode-code-object"), HIP_2, _hip_2_env),
     Case("qk-norm-rope-gate", ("fused-qk-norm-rope-gate",), QK_NORM_ROPE_GATE),
     Case("ct-fp8-scheme", ("ct-fp8-scheme-by-fp8-compute",), gate_ct.DECIDE),
     Case("gdn-autotune", ("gdn-autotune-lds",), GDN),
     Case("attention-selection", ("rdna-attention",), ATTENTION),
+    # aiter found (stand-in) and switched on. The GDN decode choice is read when
+    # qwen_gdn_linear_attn is imported: this case runs first in its process.
+    Case("aiter-gdn-triton", ("aiter-gdn-triton-decode",), gate_aiter.DECIDE, process="aiter"),
+    Case("aiter-unified-attention", ("aiter-unified-attention-rdna",), gate_aiter.SELECT,
+         process="aiter"),
+    Case("aiter-unified-attention-impl", ("aiter-unified-attention-rdna",), gate_aiter.IMPL,
+         process="aiter"),
+    Case("aiter-triton-rope", ("aiter-triton-rope",), gate_aiter.ROPE, process="aiter"),
+    Case("rms-norm-user-priority", ("rms-norm-aiter-ir-priority",), gate_norm.USER_PRIORITY,
+         process="aiter"),
 )
+assert {c.process for c in CASES} <= set(PROCESSES)
 COVERED_FIXES = {f for c in CASES for f in c.fixes}
 
 RUNNER = """
 import json as _json, os as _os
 _cases = _json.loads(CASES_JSON)
-_rounds = [("default", {}), ("aiter", AITER_ENV)]
+_rounds = ROUNDS
 _out = {}
 _os.environ["LOAD_PLUGIN"] = "1"  # tests/gates/test_norm_routing.DECIDE loads plugins only then
 for _round, _env in _rounds:
@@ -228,16 +258,29 @@ def unpatched_fixes(version: str) -> list[str]:
 
 
 def run_decisions(vllm: VllmUnderTest, arch: str, *, plugin: bool, cases=CASES) -> dict:
-    """{"<round>/<case>": snippet result} from one simulated process, and where vLLM came from."""
-    body = (f"CASES_JSON = {json.dumps(json.dumps({c.name: c.snippet for c in cases}))}\n"
-            f"AITER_ENV = {AITER_ENV!r}\n" + RUNNER)
-    env = {"ROCM_ENABLE": "0"}
+    """{"<round>/<case>": snippet result} from one simulated process per PROCESSES entry, and
+    where vLLM came from (the same for every process)."""
+    base = {"ROCM_ENABLE": "0"}
     if plugin:
         pending = unpatched_fixes(vllm.version)
-        env = {"ROCM_ENABLE_DISABLE": ",".join(pending)} if pending else {}
-    for case in cases:
-        env.update(case.env() if case.env else {})
-    return run_python(body, arch=arch, vllm=vllm, env=env, timeout=600)["result"]
+        base = {"ROCM_ENABLE_DISABLE": ",".join(pending)} if pending else {}
+    out = {"decisions": {}, "vllm_file": None}
+    for process, (extra_path, start_env, rounds) in PROCESSES.items():
+        group = [c for c in cases if c.process == process]
+        if not group:
+            continue
+        body = (f"CASES_JSON = {json.dumps(json.dumps({c.name: c.snippet for c in group}))}\n"
+                f"ROUNDS = {[(name, env) for name, env in rounds]!r}\n" + RUNNER)
+        env = {**base, **start_env}
+        for case in group:
+            env.update(case.env() if case.env else {})
+        under = vllm if extra_path is None else VllmUnderTest(
+            vllm.version, os.pathsep.join(p for p in (vllm.pythonpath, extra_path) if p))
+        got = run_python(body, arch=arch, vllm=under, env=env, timeout=600)["result"]
+        assert out["vllm_file"] in (None, got["vllm_file"]), (out["vllm_file"], got["vllm_file"])
+        out["vllm_file"] = got["vllm_file"]
+        out["decisions"].update(got["decisions"])
+    return out
 
 
 def compare(plugin_out: dict, patched_out: dict, *, version: str, arch: str,

@@ -46,9 +46,11 @@ def test_a_patch_that_no_longer_applies_is_named(series_root, tmp_path, versions
 def test_a_patch_that_decides_differently_is_named(series_root, tmp_path, versions_under_test,
                                                    plugin_decisions):
     vllm = _vllm(versions_under_test, VERSION)
-    # Still applies (only an added line changes), but admits aiter's HIP RMSNorm on every arch.
+    # Still applies (only an added line changes), but puts aiter's HIP RMSNorm first in the
+    # platform default on every arch (the predicate the patch adds, which a later patch asks too,
+    # is left intact).
     series = broken_series(series_root, tmp_path, VERSION, RMS,
-                           "+        return get_cdna_version() >= 3\n", "+        return True\n")
+                           "+            and cls.has_aiter_hip_kernels()\n", "+            and True\n")
     root = tmp_path / "tree"
     assert all(r.ok for r in rp.patched_copy(installed_root(vllm), series, root))
     patched = eq.run_decisions(patched_under_test(vllm, root), "gfx1151", plugin=False)

@@ -20,7 +20,7 @@ def test_ledger_lists_exactly_the_records(series_root):
 
 def test_every_fix_has_a_patch_or_is_declared_pending(series_root):
     missing = {fix.name for fix in rp.vllm_fixes() for v in rp.series_versions(series_root)
-               if rp.patch_for_fix(series_root / v, fix.name) is None}
+               if fix.supports_version(v) and rp.patch_for_fix(series_root / v, fix.name) is None}
     undeclared = sorted(missing - set(rp.PATCH_PENDING))
     assert not undeclared, ("fix records without a patch in the vLLM series (add a recipe in "
                             "scripts/vllm_patches/recipes.py and rebuild, or declare it in "
@@ -50,11 +50,16 @@ def test_commit_messages_carry_the_ledger_fields(series_root):
 def test_version_ranges_are_the_verified_ones(series_root):
     """Each record claims the range its anchors were verified in; the series exist for exactly
     the verified versions; the next minor release is outside every range (anchors still gate
-    patch releases inside it by fingerprint)."""
+    patch releases inside it by fingerprint). A verified version outside a record's range is one
+    that fixed it upstream (fixed_upstream_in), and that version's series has no patch for it."""
     assert rp.series_versions(series_root) == list(rp.VERIFIED_VLLM_VERSIONS)
     for fix in rp.vllm_fixes():
         spec = SpecifierSet(fix.versions)
+        covered = {v for v in rp.VERIFIED_VLLM_VERSIONS if spec.contains(v)}
         anchored = {v for p in fix.patches for v in p.anchors}
-        assert anchored == set(rp.VERIFIED_VLLM_VERSIONS), (fix.name, anchored)
-        assert all(spec.contains(v) for v in rp.VERIFIED_VLLM_VERSIONS), (fix.name, fix.versions)
+        assert covered and anchored == covered, (fix.name, fix.versions, anchored)
+        for v in set(rp.VERIFIED_VLLM_VERSIONS) - covered:
+            assert fix.fixed_upstream_by(v), (f"{fix.name}: range {fix.versions} leaves out the "
+                                              f"verified vLLM {v} without fixed_upstream_in")
+            assert rp.patch_for_fix(series_root / v, fix.name) is None, (fix.name, v)
         assert not spec.contains("0.34.0") and not spec.contains("0.31.0"), (fix.name, fix.versions)

@@ -425,10 +425,6 @@ def _gdn_mtp_reason_with_code_objects(wrapped, instance, args, kwargs):
     reason = wrapped(*args, **kwargs)
     if reason is not None:
         return reason
-    import vllm.model_executor.layers.mamba.gdn.qwen_gdn_linear_attn as gdn
-
-    if hasattr(gdn, "fused_mtp_decode_impl"):
-        return None  # 0.33: ROCm runs vLLM's Triton port of this kernel, no _C op involved
     verdict = verdict_for(C_EXTENSIONS)
     if verdict.absent:
         return f"torch.ops._C.fused_gdn_decode_post_conv_mtp has no code object for this GPU ({verdict.reason})"
@@ -442,9 +438,10 @@ GDN_MTP_DECODE = Fix(
     patches=(Patch("vllm.model_executor.layers.mamba.gdn.qwen_gdn_linear_attn:"
                    "QwenGatedDeltaNetAttention._fused_gdn_decode_unsupported_reason",
                    _gdn_mtp_reason_with_code_objects,
-                   {"0.32.0": "f8dfe77d4dda6af9", "0.33.0": "c2fb447d18d2490f"}),),
+                   {"0.32.0": "f8dfe77d4dda6af9"}),),
     condition=is_wave32_rdna,
-    versions=">=0.32.0,<0.34",
+    versions=">=0.32.0,<0.33",
+    fixed_upstream_in="0.33.0",
     why=(
         "vLLM 0.32.0 picks the fused HIP GDN decode (_C.fused_gdn_decode_post_conv_mtp) for "
         "Qwen3.5/Qwen3.6 GDN layers with MTP speculative decoding whenever VLLM_GDN_DECODE_KERNEL "
@@ -456,8 +453,8 @@ GDN_MTP_DECODE = Fix(
         "Wrap _fused_gdn_decode_unsupported_reason: when vLLM finds no reason of its own and _C's "
         "offload bundles lack the arch, return that as the reason. vLLM then falls back to its "
         "Triton GDN spec-decode path itself (or, if the user set VLLM_GDN_DECODE_KERNEL=cuda "
-        "explicitly, raises its own ValueError with the reason). 0.33.0 runs a Triton port on "
-        "ROCm and is left alone."
+        "explicitly, raises its own ValueError with the reason). vLLM 0.33.0 runs a Triton port "
+        "on ROCm (fused_mtp_decode_impl, no _C op): the record ends at 0.33."
     ),
     upstream="audit H3; vLLM 0.33 replaced the ROCm path with a Triton port",
     removal="vLLM >= 0.33 (Triton port on ROCm)",
