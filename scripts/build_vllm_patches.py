@@ -30,6 +30,7 @@ from rocm_enable import patches as rp  # noqa: E402
 from vllm_patches import recipes  # noqa: E402
 
 PATCHES = REPO / "patches"
+STACK_DIR = rp.STACK  # patches/vllm/
 AUTHOR = ("rocm-enable", "rocm-enable@users.noreply.github.com")
 DATE = "2026-01-01T00:00:00+00:00"  # fixed: regenerating the same inputs gives the same bytes
 
@@ -139,8 +140,9 @@ def build_all(trees: dict[str, Path], out_root: Path) -> None:
 
 
 def _snapshot(root: Path) -> dict[str, str]:
+    """What this script writes under root: the ledger and the vLLM series (not patches/atom/)."""
     return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*"))
-            if p.is_file() and (p.name == "README.md" or "vllm" in p.parts)}
+            if p.is_file() and p.relative_to(root).parts[0] in ("README.md", STACK_DIR)}
 
 
 def main(argv=None) -> int:

@@ -140,6 +140,13 @@ class Tree:
             raise RecipeError(f"{new} already exists in vLLM {self.version}")
         os.rename(self.path(old), self.path(new))
 
+    def require(self, rel: str, marker: str, what: str, added_by: str) -> None:
+        """`what`, which the earlier patch `added_by` of the series adds, is in `rel` (found by
+        `marker`): a recipe building on another patch fails clearly when applied out of order."""
+        if marker not in self.read(rel):
+            raise RecipeError(f"vLLM {self.version} {rel}: {what} missing (the {added_by} patch "
+                              "adds it; apply the series in order)")
+
     def replace_once(self, rel: str, old: str, new: str) -> None:
         text = self.read(rel)
         n = text.count(old)
@@ -514,9 +521,8 @@ CUSTOM_OPS = "vllm/_custom_ops.py"
 
 
 def skinny_gemm_code_object(tree: Tree) -> None:
-    if "def lacks_code_object(" not in tree.read(ROCM):
-        raise RecipeError(f"vLLM {tree.version} {ROCM}: RocmPlatform.lacks_code_object() missing "
-                          "(the silu-and-mul-code-object patch adds it; apply the series in order)")
+    tree.require(ROCM, LACKS_CODE_OBJECT_END, "RocmPlatform.lacks_code_object()",
+                 "silu-and-mul-code-object")
     tree.replace_once(
         CUSTOM_OPS,
         "def LLMM1(a: torch.Tensor, b: torch.Tensor, rows_per_block: int) -> torch.Tensor:\n"
@@ -575,9 +581,8 @@ LACKS_CODE_OBJECT_END = "        return on_rdna() and cls.code_object_status(*ex
 
 
 def rdna3_kernels_code_object(tree: Tree) -> None:
-    if LACKS_CODE_OBJECT_END not in tree.read(ROCM):
-        raise RecipeError(f"vLLM {tree.version} {ROCM}: RocmPlatform.lacks_code_object() missing "
-                          "(the silu-and-mul-code-object patch adds it; apply the series in order)")
+    tree.require(ROCM, LACKS_CODE_OBJECT_END, "RocmPlatform.lacks_code_object()",
+                 "silu-and-mul-code-object")
     tree.replace_once(ROCM, LACKS_CODE_OBJECT_END, LACKS_CODE_OBJECT_END + RDNA3_KERNELS_METHOD)
     tree.replace_once(
         "vllm/model_executor/kernels/linear/mixed_precision/rdna3_w4a16.py",
@@ -631,9 +636,8 @@ def fused_qk_norm_rope_gate(tree: Tree) -> None:
 # ---- compressed-tensors FP8: W8A8 only where the GPU multiplies FP8 ------------------------
 
 def ct_fp8_scheme_by_fp8_compute(tree: Tree) -> None:
-    if "def has_native_fp8_compute(cls)" not in tree.read(ROCM):
-        raise RecipeError(f"vLLM {tree.version} {ROCM}: RocmPlatform.has_native_fp8_compute() "
-                          "missing (the fp8-moe-w8a16 patch adds it; apply the series in order)")
+    tree.require(ROCM, "def has_native_fp8_compute(cls)", "RocmPlatform.has_native_fp8_compute()",
+                 "fp8-moe-w8a16")
     tree.replace_once(
         "vllm/model_executor/layers/quantization/compressed_tensors/compressed_tensors.py",
         "    def _check_scheme_supported(\n"
@@ -876,10 +880,8 @@ def aiter_unified_attention_rdna(tree: Tree) -> None:
 
 
 def aiter_triton_rope(tree: Tree) -> None:
-    if "def is_rdna_triton_kernel_available(" not in tree.read(AITER_OPS):
-        raise RecipeError(f"vLLM {tree.version} {AITER_OPS}: "
-                          "rocm_aiter_ops.is_rdna_triton_kernel_available() missing (the "
-                          "aiter-unified-attention-rdna patch adds it; apply the series in order)")
+    tree.require(AITER_OPS, "def is_rdna_triton_kernel_available(",
+                 "rocm_aiter_ops.is_rdna_triton_kernel_available()", "aiter-unified-attention-rdna")
     tree.replace_once(
         AITER_OPS,
         "    @classmethod\n"
@@ -932,15 +934,9 @@ C_LACKS_CODE_OBJECT = (
 )
 
 
-def _require_code_object_reader(tree: Tree, fix: str) -> None:
-    if LACKS_CODE_OBJECT_END not in tree.read(ROCM):
-        raise RecipeError(f"vLLM {tree.version} {ROCM}: RocmPlatform.lacks_code_object() missing "
-                          f"({fix} needs the silu-and-mul-code-object patch; apply the series "
-                          "in order)")
-
-
 def topk_softmax_code_object(tree: Tree) -> None:
-    _require_code_object_reader(tree, "topk-softmax-code-object")
+    tree.require(ROCM, LACKS_CODE_OBJECT_END, "RocmPlatform.lacks_code_object()",
+                 "silu-and-mul-code-object")
     tree.replace_once(
         CUSTOM_OPS,
         "    is_padding: torch.Tensor | None = None,\n"
@@ -979,7 +975,8 @@ def topk_softmax_code_object(tree: Tree) -> None:
 
 
 def c_ops_code_object(tree: Tree) -> None:
-    _require_code_object_reader(tree, "c-ops-code-object")
+    tree.require(ROCM, LACKS_CODE_OBJECT_END, "RocmPlatform.lacks_code_object()",
+                 "silu-and-mul-code-object")
     tree.replace_once(
         CUSTOM_OPS,
         "def apply_repetition_penalties_cuda(\n",
@@ -1078,7 +1075,8 @@ VLLM_C_KERNELS = "vllm/kernels/vllm_c.py"
 
 
 def ir_vllm_c_code_object(tree: Tree) -> None:
-    _require_code_object_reader(tree, "ir-vllm-c-code-object")
+    tree.require(ROCM, LACKS_CODE_OBJECT_END, "RocmPlatform.lacks_code_object()",
+                 "silu-and-mul-code-object")
     tree.replace_once(
         VLLM_C_KERNELS,
         "GPGPU_DEVICE = CUDA_ALIKE or current_platform.is_xpu()\n",
@@ -1112,7 +1110,8 @@ def ir_vllm_c_code_object(tree: Tree) -> None:
 
 
 def gdn_mtp_decode_code_object(tree: Tree) -> None:
-    _require_code_object_reader(tree, "gdn-mtp-decode-code-object")
+    tree.require(ROCM, LACKS_CODE_OBJECT_END, "RocmPlatform.lacks_code_object()",
+                 "silu-and-mul-code-object")
     tree.replace_once(
         "vllm/model_executor/layers/mamba/gdn/qwen_gdn_linear_attn.py",
         '        if not hasattr(torch.ops._C, "fused_gdn_decode_post_conv_mtp"):\n'
@@ -1137,10 +1136,8 @@ def gdn_mtp_decode_code_object(tree: Tree) -> None:
 # ---- RMSNorm: a user-named aiter IR priority where aiter's HIP kernels cannot run ----------
 
 def rms_norm_aiter_ir_priority(tree: Tree) -> None:
-    if "def has_aiter_hip_kernels(cls)" not in tree.read(ROCM):
-        raise RecipeError(f"vLLM {tree.version} {ROCM}: RocmPlatform.has_aiter_hip_kernels() "
-                          "missing (the rms-norm-not-aiter-hip patch adds it; apply the series in "
-                          "order)")
+    tree.require(ROCM, "def has_aiter_hip_kernels(cls)", "RocmPlatform.has_aiter_hip_kernels()",
+                 "rms-norm-not-aiter-hip")
     tree.replace_once(
         "vllm/config/kernel.py",
         "                current_op_priority.extend(unique_op_priority)\n"

@@ -71,3 +71,14 @@ def test_series_and_ledger_equal_a_fresh_build(versions_under_test):
     stale = sorted(k for k in fresh.keys() | current.keys() if fresh.get(k) != current.get(k))
     assert not stale, (f"patches/ is stale (run .venv/bin/python scripts/build_vllm_patches.py): "
                        f"{stale}")
+
+
+def test_build_check_mode_accepts_the_checked_in_series(versions_under_test, capsys):
+    """`scripts/build_vllm_patches.py --check` (what a contributor runs) compares only what it
+    writes: the vLLM series and the ledger, not patches/atom/."""
+    import build_vllm_patches as build
+    from conftest import installed_root
+
+    args = ["--check"] + [a for v in versions_under_test
+                          for a in ("--vllm", f"{v.version}={installed_root(v)}")]
+    assert build.main(args) == 0, capsys.readouterr().out
