@@ -56,25 +56,18 @@ site by site, each answered where vLLM asks it and nowhere else:
 """
 from __future__ import annotations
 
-import contextlib
-
 from rocm_enable.engine.record import Fix, Patch
+from rocm_enable.engine.scoped import answered
 from rocm_enable.gates.capabilities import aiter_triton_only
 
 
-@contextlib.contextmanager
 def _aiter_triton_arch_admitted():
     """vLLM's RDNA aiter checks read on_rdna4() from vllm.platforms.rocm at call time; let it answer
     for this arch (aiter_triton_only holds) during one check, so aiter presence, VLLM_ROCM_USE_AITER
     and the kernel-import probe are still vLLM's own."""
     import vllm.platforms.rocm as rocm
 
-    original = rocm.on_rdna4
-    rocm.on_rdna4 = lambda: True
-    try:
-        yield
-    finally:
-        rocm.on_rdna4 = original
+    return answered(rocm, "on_rdna4", lambda: True)
 
 
 def _gdn_triton_kernels_on_triton_only_arch(wrapped, instance, args, kwargs):
@@ -129,25 +122,19 @@ def _aiter_module_present(name: str) -> bool:
         return False
 
 
-@contextlib.contextmanager
 def _rdna_aiter_switch_for_this_arch():
     """rocm_aiter_ops.is_rdna_aiter_enabled() answers vLLM's own check (aiter found,
     VLLM_ROCM_USE_AITER) with on_rdna4() answering for this arch -- while the ROCm attention
     priority list is computed, and nowhere else."""
     from vllm._aiter_ops import rocm_aiter_ops
 
-    original = vars(rocm_aiter_ops)["is_rdna_aiter_enabled"]
-    vllms_check = original.__func__
+    vllms_check = vars(rocm_aiter_ops)["is_rdna_aiter_enabled"].__func__
 
     def for_this_arch(cls):
         with _aiter_triton_arch_admitted():
             return vllms_check(cls)
 
-    rocm_aiter_ops.is_rdna_aiter_enabled = classmethod(for_this_arch)
-    try:
-        yield
-    finally:
-        rocm_aiter_ops.is_rdna_aiter_enabled = original
+    return answered(rocm_aiter_ops, "is_rdna_aiter_enabled", classmethod(for_this_arch))
 
 
 def _valid_backends_with_aiter_unified_attention(wrapped, instance, args, kwargs):
@@ -214,19 +201,13 @@ AITER_UNIFIED_ATTENTION = Fix(
 ROPE_OP = "rocm_aiter_triton_rotary_embedding"
 
 
-@contextlib.contextmanager
 def _aiter_umbrella_admits_this_arch():
     """@if_aiter_supported reads vllm._aiter_ops.is_aiter_found_and_supported at call time; let it
     answer 'aiter found' (ROCm, aiter importable) for the one check, so the decorated body -- vLLM's
     own env checks -- decides."""
     import vllm._aiter_ops as aiter_ops
 
-    original = aiter_ops.is_aiter_found_and_supported
-    aiter_ops.is_aiter_found_and_supported = lambda: bool(aiter_ops.IS_AITER_FOUND)
-    try:
-        yield
-    finally:
-        aiter_ops.is_aiter_found_and_supported = original
+    return answered(aiter_ops, "is_aiter_found_and_supported", lambda: bool(aiter_ops.IS_AITER_FOUND))
 
 
 def _triton_rope_on_triton_only_arch(wrapped, instance, args, kwargs):

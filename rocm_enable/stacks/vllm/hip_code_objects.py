@@ -43,11 +43,11 @@ MoE experts and its RDNA (or vLLM's Triton) attention, TP=1, from source reading
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 
 from rocm_enable.engine.record import Fix, Patch
+from rocm_enable.engine.scoped import answered
 from rocm_enable.gates import code_objects
 from rocm_enable.gates.capabilities import is_wave32_rdna, runs_rdna3_wmma_kernels
 
@@ -159,19 +159,13 @@ SKINNY_GEMM_NATIVE = Fix(
 
 # ---- items D4, F2: RDNA3 W4A16 HIP kernels, gated on gfx1100 by name ------------------------
 
-@contextlib.contextmanager
 def _rdna3_kernel_arch_admitted():
     """vLLM's RDNA3 kernel checks read on_gfx1100() from vllm.platforms.rocm at call time; answer it
     with 'this gfx11 arch' for the duration of that one check, so every other condition vLLM checks
-    (op registered, dtypes, group size, ...) still decides. Model construction is single-threaded."""
+    (op registered, dtypes, group size, ...) still decides."""
     import vllm.platforms.rocm as rocm
 
-    original = rocm.on_gfx1100
-    rocm.on_gfx1100 = lambda: True
-    try:
-        yield
-    finally:
-        rocm.on_gfx1100 = original
+    return answered(rocm, "on_gfx1100", lambda: True)
 
 
 def _rdna3_decision(wrapped, args, kwargs, deny):
