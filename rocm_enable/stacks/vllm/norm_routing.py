@@ -19,10 +19,17 @@ from rocm_enable.gates.capabilities import aiter_hip_kernels_unsupported
 AITER_PROVIDER = "aiter"
 
 
+def _drop_aiter(priority) -> None:
+    """Remove the aiter provider from an IrOpPriorityConfig's rms_norm lists (unset lists stay unset)."""
+    for op in ("rms_norm", "fused_add_rms_norm"):
+        current = getattr(priority, op)
+        if current and AITER_PROVIDER in current:
+            setattr(priority, op, [p for p in current if p != AITER_PROVIDER])
+
+
 def _drop_aiter_rms_norm(wrapped, instance, args, kwargs):
     priority = wrapped(*args, **kwargs)
-    for op in ("rms_norm", "fused_add_rms_norm"):
-        setattr(priority, op, [p for p in getattr(priority, op) if p != AITER_PROVIDER])
+    _drop_aiter(priority)
     return priority
 
 
@@ -60,11 +67,7 @@ RMS_NORM_NOT_AITER_HIP = Fix(
 
 def _drop_aiter_from_merged_priority(wrapped, instance, args, kwargs):
     result = wrapped(*args, **kwargs)
-    priority = instance.ir_op_priority
-    for op in ("rms_norm", "fused_add_rms_norm"):
-        current = getattr(priority, op)
-        if current and AITER_PROVIDER in current:
-            setattr(priority, op, [p for p in current if p != AITER_PROVIDER])
+    _drop_aiter(instance.ir_op_priority)
     return result
 
 
