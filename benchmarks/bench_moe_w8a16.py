@@ -4,76 +4,31 @@ expert GEMMs and the dense linear, side by side IN THE SAME RUN with vLLM's own
 ``fused_moe_kernel`` in bf16 and in native FP8 (w8a8 block-128), plus copy bandwidth.
 Prints tables; it is not a test.
 
-  # local (no GPU): vendor vLLM's @triton.jit functions + the shared anchor helpers into
-  # the git-ignored .bench_vendor/ (never committed)
+  # where vLLM is installed (no GPU): extract vLLM's @triton.jit functions into the
+  # git-ignored .bench_vendor/ (benchmarks/_harness/vllm_moe.py; --vllm-src DIR for another vLLM)
   python benchmarks/bench_moe_w8a16.py --extract
-  # GPU machine (carry .bench_vendor):
+  # GPU machine (carry .bench_vendor; no vLLM needed there):
   python3 benchmarks/bench_moe_w8a16.py --out $OUT [--dense] [--sweep [--sweep-round 2]]
-  python3 .bench_vendor/read_floor.py        # the read floor, same call
+  python3 benchmarks/_harness/read_floor.py   # the read floor, same call
 
-Method (as /work/shared/research/gpu-anchor.md): weights are NBUF full independent copies
-and routing sets are fresh random top-k per set, rotated so the touched experts are not
-L2-resident; each variant is timed as one CUDA graph of NSETS launches, median of replays.
-vLLM FP8 is timed on the GEMM alone (activations pre-quantised), as in the anchor.
+Method (docs/benchmarks.md): weights are NBUF full independent copies and routing sets are
+fresh random top-k per set, rotated so the touched experts are not L2-resident; each variant is
+timed as one CUDA graph of NSETS launches, median of replays (benchmarks/_harness/timing.py).
+vLLM FP8 is timed on the GEMM alone (activations pre-quantised).
 """
 import argparse
-import ast
-import hashlib
-import importlib.util
 import json
 import os
 import statistics
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 VENDOR = os.path.join(ROOT, ".bench_vendor")
 sys.path.insert(0, ROOT)
 
-
-# ---------------------------------------------------------------- local extraction
-def _extract_jit(path):
-    """Keep only top-level @triton.jit functions and constant assignments, at their
-    original line numbers (so compiler locations match the wheel's file)."""
-    src = open(path).read()
-    lines = src.splitlines()
-    out = [""] * (len(lines) + 1)
-    out[0] = "import triton; import triton.language as tl; from triton import language"
-    for node in ast.parse(src).body:
-        spans = []
-        if isinstance(node, ast.FunctionDef) and any("jit" in ast.unparse(d) for d in node.decorator_list):
-            d = next(d for d in node.decorator_list if "jit" in ast.unparse(d))
-            spans = [(d.lineno, d.end_lineno), (node.lineno, node.end_lineno)]
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and (
-                isinstance(node.value, ast.Constant) or "constexpr" in ast.unparse(node.value)):
-            spans = [(node.lineno, node.end_lineno)]
-        for a, b in spans:
-            out[a - 1:b] = lines[a - 1:b]
-    out.append(f"# extracted from {path} (sha256 {hashlib.sha256(src.encode()).hexdigest()})")
-    return "\n".join(out) + "\n"
-
-
-def do_extract():
-    import shutil
-    spec = importlib.util.find_spec("vllm")
-    pkg = os.path.dirname(spec.origin)
-    os.makedirs(os.path.join(VENDOR, "tools"), exist_ok=True)
-    dst = os.path.join(VENDOR, "vllm_fused_moe_jit.py")
-    open(dst, "w").write(_extract_jit(os.path.join(pkg, "model_executor/layers/fused_moe/fused_moe.py")))
-    print("wrote", dst)
-    # project-shared (non-vLLM) helpers: launch mirror of invoke_fused_moe_triton_kernel, torch
-    # align, graph timer, copy bandwidth; and the read-floor script
-    for f in ("bench_moe_anchor.py", "read_floor.py"):
-        shutil.copy(os.path.join("/work/shared/tools", f), os.path.join(VENDOR, "tools" if f.startswith("bench") else "", f))
-    print("copied shared tools into", VENDOR)
-
-
-def _import(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    sys.modules[name] = mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from benchmarks._harness import moe_data, vllm_moe  # noqa: E402
+from benchmarks._harness.timing import copy_bandwidth, graph_median_us  # noqa: E402
 
 
 # ---------------------------------------------------------------- GPU run
@@ -91,19 +46,14 @@ def run(args):
     from rocm_enable.ops.moe_align import moe_align
     from rocm_enable.ops.moe_w8a16 import launch_w8a16_gemm, silu_and_mul
 
-    anc = _import(os.path.join(VENDOR, "tools", "bench_moe_anchor.py"), "bench_moe_anchor")
-    vm = _import(os.path.join(VENDOR, "vllm_fused_moe_jit.py"), "vllm_fused_moe_jit")
-
-    class K_:
-        fused_moe_kernel = vm.fused_moe_kernel
-
+    vllm_kernel = vllm_moe.load_extracted(VENDOR).fused_moe_kernel
     dev = "cuda"
     p = torch.cuda.get_device_properties(0)
     cap = tuple(torch.cuda.get_device_capability(0))
     info = dict(device=torch.cuda.get_device_name(0), sms=p.multi_processor_count, capability=list(cap),
                 torch=torch.__version__, triton=triton.__version__)
     log(json.dumps(info))
-    bw = anc.copy_bandwidth()
+    bw = copy_bandwidth()
     copy_gbs = bw.get("copy_GBps_rw") if isinstance(bw, dict) else None
     log("bandwidth " + json.dumps(bw))
     res = {"info": info, "bw": bw, "rows": [], "dense": [], "sweep": []}
@@ -111,8 +61,7 @@ def run(args):
     fam = "nvidia"
 
     def timed(calls):
-        _, ts = anc.graph_time(calls, len(calls), args.replays)
-        return statistics.median(ts)
+        return graph_median_us(calls, args.replays)
 
     models = {"qwen3next": (512, 10), "qwen36_35b": (256, 8)}
     H, I = 2048, 512
@@ -122,7 +71,7 @@ def run(args):
         for gemm, (N, K) in (("w13", (2 * I, H)), ("w2", (H, I))):
             for b in range(args.bufs):
                 wb = (torch.randn(E, N, K, generator=g, device=dev, dtype=torch.bfloat16) * 0.02)
-                q, s = anc.quant_weight_block(wb)
+                q, s = moe_data.quant_weight_block(wb)
                 W[gemm, b] = (wb, q, s, fold_fp8_scale_for_fp16_bits(s))
         torch.cuda.synchronize()
         log(f"[{model}] weights ready, {torch.cuda.memory_allocated() / 2**30:.1f} GiB")
@@ -139,12 +88,12 @@ def run(args):
                 sets.append(dict(ids=ids, tw=tw, x=x, a2=a2, buf=i % args.bufs,
                                  distinct=int(torch.unique(ids).numel())))
             distinct = statistics.mean(s["distinct"] for s in sets)
-            cfg_a = anc.vllm_default_config(M, False)
-            cfg_b = anc.vllm_default_config(M, True)
-            swap_b = cap[0] == 9 and cfg_b["BLOCK_SIZE_M"] < 64 and cfg_b["BLOCK_SIZE_N"] >= 64
+            cfg_a = vllm_moe.default_config(M, E, False)
+            cfg_b = vllm_moe.default_config(M, E, True)
+            swap_b = vllm_moe.swap_ab(cfg_b, cap)
             for s in sets:
-                s["asg_a"] = anc.assignment(s["ids"], cfg_a["BLOCK_SIZE_M"], E)
-                s["asg_b"] = anc.assignment(s["ids"], cfg_b["BLOCK_SIZE_M"], E)
+                s["asg_a"] = vllm_moe.assignment(s["ids"], cfg_a["BLOCK_SIZE_M"], E)
+                s["asg_b"] = vllm_moe.assignment(s["ids"], cfg_b["BLOCK_SIZE_M"], E)
                 s["route"] = moe_align(s["ids"], bucket["BLOCK_M"], E, naive=naive)
             for gemm in ("w13", "w2"):
                 N, K = (2 * I, H) if gemm == "w13" else (H, I)
@@ -181,7 +130,7 @@ def run(args):
                     wb, q, sc, _ = W[gemm, s["buf"]]
                     cfg = cfg_b if fp8 else cfg_a
                     asg = s["asg_b"] if fp8 else s["asg_a"]
-                    anc.launch_vllm(K_, s["Aq"] if fp8 else s["A"], q if fp8 else wb, s["Ca"],
+                    vllm_moe.launch(vllm_kernel, s["Aq"] if fp8 else s["A"], q if fp8 else wb, s["Ca"],
                                     s["As"] if fp8 else None, sc if fp8 else None,
                                     s["tw"] if mul else None, asg[0], asg[1], asg[2], mul, top_k, cfg,
                                     tl.bfloat16, fp8, [128, 128] if fp8 else None, swap_b if fp8 else False)
@@ -194,14 +143,14 @@ def run(args):
                 npc = min(M * TOPK, 320)  # check the first pairs only (time)
                 flat = s0["ids"].view(-1).long()[:npc]
                 A_rows = s0["A"][torch.arange(npc, device=dev) // top_k]
-                ref = anc.ref_gemm(lambda idx: anc.dequant_rows(q, sc, idx), A_rows, flat,
+                ref = moe_data.ref_gemm(lambda idx: moe_data.dequant_rows(q, sc, idx), A_rows, flat,
                                    s0["tw"].view(-1)[:npc] if mul else None)
                 if gemm == "w13":
                     ref = torch.nn.functional.silu(ref[:, :I]) * ref[:, I:]
                     got = (s0["Co"] if bucket["fuse_silu"] else s0["Cs"])[:npc]
                 else:
                     got = s0["Co"][:npc]
-                err = anc.rel_err(got.float(), ref)
+                err = moe_data.rel_err(got.float(), ref)
                 row = dict(model=model, M=M, gemm=gemm, distinct=distinct, MB_fp8=round(mb_fp8, 1),
                            rel_err=err, naive=naive, cfg=bucket[gemm], fuse=gemm == "w13" and bucket["fuse_silu"])
                 row["ours_us"] = timed([lambda s=s: ours(s) for s in sets])
@@ -235,7 +184,7 @@ def run(args):
         # Qwen3.6-27B dense MLP: gate_up [2*17408, 5120], down [5120, 17408]
         for name, (N, K) in (("gate_up", (2 * 17408, 5120)), ("down", (5120, 17408))):
             wb = torch.randn(N, K, device=dev, dtype=torch.bfloat16) * 0.02
-            q, sc = anc.quant_weight_block(wb.unsqueeze(0))
+            q, sc = moe_data.quant_weight_block(wb.unsqueeze(0))
             q, sc = q[0], sc[0]
             scf = fold_fp8_scale_for_fp16_bits(sc)
             for M in (1, 16, 32, 256, 2048):
@@ -244,7 +193,7 @@ def run(args):
                 y2 = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
                 ref = x.float() @ (q.float().view(N // 128, 128, K // 128, 128) * sc[:, None, :, None]).view(N, K).T
                 linear_w8a16(x, q, scf, block_shape=[128, 128], arch_family=fam, out=y)
-                err = anc.rel_err(y.float(), ref)
+                err = moe_data.rel_err(y.float(), ref)
                 t_ours = timed([lambda: linear_w8a16(x, q, scf, block_shape=[128, 128], arch_family=fam, out=y)] * 8)
                 t_bf16 = timed([lambda: torch.matmul(x, wb.T, out=y2)] * 8)
                 row = dict(layer=name, N=N, K=K, M=M, rel_err=err, ours_us=t_ours, torch_bf16_us=t_bf16,
@@ -260,7 +209,7 @@ def run(args):
                         try:
                             y.fill_(float("nan"))
                             call()
-                            e = anc.rel_err(y.float(), ref)
+                            e = moe_data.rel_err(y.float(), ref)
                             us = timed([call] * 8)
                         except Exception as ex:  # noqa: BLE001
                             e, us = None, f"{type(ex).__name__}: {str(ex)[:80]}"
@@ -400,6 +349,7 @@ def summary(res):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--extract", action="store_true")
+    ap.add_argument("--vllm-src", help="with --extract: a vLLM package folder instead of the installed vLLM")
     ap.add_argument("--out")
     ap.add_argument("--models", default="qwen3next,qwen36_35b")
     ap.add_argument("--ms", default="1,4,16,64,256,2048")
@@ -412,7 +362,7 @@ def main():
     ap.add_argument("--sweep-round", type=int, default=1, help="candidate set (1: broad, 2: refine, 3: decode GEMV, 4: GEMV refine, 5: A pre-split)")
     a = ap.parse_args()
     if a.extract:
-        do_extract()
+        print("wrote", vllm_moe.extract(VENDOR, a.vllm_src))
     else:
         run(a)
 
