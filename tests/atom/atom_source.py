@@ -4,7 +4,12 @@ Real ATOM cannot be imported here (it needs aiter and a ROCm torch), so the anch
 records are computed from the pinned commit's files with the same procedure the engine applies to
 a live function (rocm_enable.engine.anchors.fingerprint): inspect's block of source starting at
 the function's first line (its first decorator, as co_firstlineno), dedented, blank lines and
-trailing spaces dropped. tests/atom/test_anchors.py checks that both agree on the stand-ins.
+trailing spaces dropped. test_atom_records.py checks that both agree on the stand-ins.
+
+The files come from tests/atom/pinned/ (ATOM's files that the records target or patch, at both
+pinned commits, MIT-licensed; pinned/MANIFEST holds each file's git blob id, checked on every read,
+so a carried file is provably the commit's file). ROCM_ENABLE_ATOM_MIRROR=<git dir of a ROCm/ATOM
+clone> reads any file of any commit from that clone instead: what re-pinning to a new commit needs.
 """
 from __future__ import annotations
 
@@ -14,8 +19,20 @@ import inspect
 import os
 import subprocess
 import textwrap
+from pathlib import Path
 
-ATOM_MIRROR = os.environ.get("ROCM_ENABLE_ATOM_MIRROR", "/work/.mirror/ROCm+ATOM/repo")
+PINNED = Path(__file__).resolve().parent / "pinned"
+ATOM_MIRROR = os.environ.get("ROCM_ENABLE_ATOM_MIRROR")
+
+
+def carried_files() -> dict[tuple[str, str], str]:
+    """(commit, path) -> git blob id, from pinned/MANIFEST."""
+    rows = (line.split() for line in (PINNED / "MANIFEST").read_text().splitlines() if line.strip())
+    return {(commit, path): blob for commit, path, blob in rows}
+
+
+def git_blob_id(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 def _find(tree: ast.AST, qualname: str) -> ast.AST:
@@ -41,16 +58,28 @@ def source_fingerprint(text: str, qualname: str) -> str:
     return hashlib.sha256("\n".join(kept).encode()).hexdigest()[:16]
 
 
-def atom_file_at(commit: str, path: str) -> str | None:
-    """The file's text at `commit` in the local ATOM mirror, or None when no mirror is here."""
-    if not os.path.isdir(ATOM_MIRROR):
-        return None
-    proc = subprocess.run(["git", "--git-dir", ATOM_MIRROR, "show", f"{commit}:{path}"],
-                          capture_output=True, text=True)
-    return proc.stdout if proc.returncode == 0 else None
+def atom_file_at(commit: str, path: str) -> str:
+    """The file's text at `commit`: from the ATOM clone named by ROCM_ENABLE_ATOM_MIRROR when set,
+    else from the files this repository carries (verified against their git blob ids)."""
+    if ATOM_MIRROR:
+        proc = subprocess.run(["git", "--git-dir", ATOM_MIRROR, "show", f"{commit}:{path}"],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise LookupError(f"{commit}:{path} not in ROCM_ENABLE_ATOM_MIRROR={ATOM_MIRROR}: "
+                              f"{proc.stderr.strip()}")
+        return proc.stdout
+    blob = carried_files().get((commit, path))
+    if blob is None:
+        raise LookupError(f"{commit}:{path} is not carried in tests/atom/pinned/: copy it there "
+                          "(and its blob id into pinned/MANIFEST), or set ROCM_ENABLE_ATOM_MIRROR "
+                          "to the git dir of a ROCm/ATOM clone")
+    data = (PINNED / commit[:9] / path).read_bytes()
+    if git_blob_id(data) != blob:
+        raise AssertionError(f"tests/atom/pinned/{commit[:9]}/{path} is not ATOM's file at {commit} "
+                             f"(git blob {git_blob_id(data)}, expected {blob})")
+    return data.decode()
 
 
-def target_fingerprint_at(commit: str, target: str) -> str | None:
+def target_fingerprint_at(commit: str, target: str) -> str:
     module, _, qualname = target.partition(":")
-    text = atom_file_at(commit, module.replace(".", "/") + ".py")
-    return None if text is None else source_fingerprint(text, qualname)
+    return source_fingerprint(atom_file_at(commit, module.replace(".", "/") + ".py"), qualname)

@@ -1,8 +1,9 @@
 """Which ATOM source the records were verified against, and how to read ATOM's version.
 
-ATOM (github.com/ROCm/ATOM) is a separate project: none of its code is in this repository. The
-anchors in this package are fingerprints (rocm_enable.engine.anchors) of functions at the commits
-below, computed from those commits' files (tests/atom/atom_source.py) after reading the code.
+ATOM (github.com/ROCm/ATOM) is a separate project: none of its code is in this package (the tests
+carry the targeted files as data, tests/atom/pinned). The anchors in this package are fingerprints
+(rocm_enable.engine.anchors) of functions at the commits below, computed from those commits' files
+(tests/atom/atom_source.py) after reading the code.
 """
 from __future__ import annotations
 
