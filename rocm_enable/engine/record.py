@@ -6,10 +6,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
 
 from rocm_enable.gates.capabilities import ArchCapabilities
 
 Wrapper = Callable  # wrapt signature: wrapper(wrapped, instance, args, kwargs)
+
+
+def release(key: str) -> Version | None:
+    """An anchor key as a release version, or None (a commit-keyed anchor)."""
+    try:
+        return Version(key)
+    except InvalidVersion:
+        return None
 
 
 @dataclass(frozen=True)
@@ -23,11 +32,18 @@ class Patch:
              torch.compile would trace through the wrapper's proxied __code__ anyway.)
     anchors: verified stack version -> fingerprint of the target's source (engine.anchors). A target
              whose source matches none of them is code nobody verified: the fix is skipped.
+    fixed_upstream_in: the first stack version whose own code makes this one patch unnecessary
+             (the rest of the fix still applies there): from that version on the target is neither
+             checked nor wrapped.
     """
 
     target: str
     wrapper: Wrapper | None
     anchors: Mapping[str, str]
+    fixed_upstream_in: str | None = None
+
+    def needed_on(self, version: str) -> bool:
+        return not (self.fixed_upstream_in and Version(version) >= Version(self.fixed_upstream_in))
 
     @property
     def module(self) -> str:
@@ -54,6 +70,11 @@ class Fix:
     # The first stack version whose own code no longer needs the fix (the range ends there). Such
     # versions report the fix as not applicable instead of skipped as unverified.
     fixed_upstream_in: str | None = None
+    # `versions` is the range we read and tested. A newer, unverified version still gets the fix
+    # when every target's source matches a verified fingerprint (the anchors are the authority),
+    # unless it is at or past this explicit bound: for a fix whose behaviour is known to change
+    # around an unchanged target.
+    unverified_before: str | None = None
 
     def __post_init__(self):
         SpecifierSet(self.versions)  # a malformed range fails at import, in tests, not in vLLM
@@ -72,9 +93,24 @@ class Fix:
 
     def fixed_upstream_by(self, version: str) -> bool:
         """`version` is at or past the release that made the fix unnecessary."""
-        from packaging.version import Version
-
         return bool(self.fixed_upstream_in) and Version(version) >= Version(self.fixed_upstream_in)
+
+    @property
+    def verified_versions(self) -> tuple[str, ...]:
+        """Release versions some anchor of this fix was verified on, oldest first (anchors keyed
+        by a commit, as ATOM's, are not releases)."""
+        return tuple(sorted({v for p in self.patches for v in p.anchors if release(v)},
+                            key=Version))
+
+    def newer_than_verified(self, version: str) -> bool:
+        """An unverified release after every verified one, below the explicit bound if any: the
+        anchors decide (engine.apply)."""
+        if self.supports_version(version) or not self.verified_versions:
+            return False
+        v = Version(version)
+        if self.unverified_before and v >= Version(self.unverified_before):
+            return False
+        return v > Version(self.verified_versions[-1])
 
 
 @dataclass(frozen=True)

@@ -175,3 +175,58 @@ def test_fingerprint_ignores_layout_but_not_code(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     a, b, c = (importlib.import_module(m) for m in ("fp_a", "fp_b", "fp_c"))
     assert fingerprint(a.f) == fingerprint(b.K.f) != fingerprint(c.f)
+
+
+# ---- an unverified, newer release: the fingerprints decide (issue 15 point 2) ----------------
+
+def verified_on(version, anchor=None, versions=">=1.0,<1.4", **fields):
+    """The toy fix as if verified on `version` only (the toy stack itself says 1.4.0)."""
+    import dataclasses
+
+    fix = make_fix(versions=versions)
+    patch = fix.patches[0]
+    anchors = {version: anchor or patch.anchors["1.4.0"]}
+    return dataclasses.replace(fix, patches=(dataclasses.replace(patch, anchors=anchors),), **fields)
+
+
+def test_unverified_newer_version_applies_when_anchors_match(toy):
+    res = run(verified_on("1.3.0"))
+    assert res.status == "applied", res
+    assert res.reason.startswith("unverified version, anchors match 1.3.0")
+    assert toy.decide(1) == "patched:1"
+    # re-entry (every vLLM process calls the plugin again) keeps saying why
+    assert run(verified_on("1.3.0")).reason == res.reason
+
+
+def test_unverified_newer_version_skips_naming_the_drifted_target(toy):
+    res = run(verified_on("1.3.0", anchor="0123456789abcdef"))
+    assert res.status == "skipped"
+    assert "1.4.0 is unverified and toystack:decide differs from every verified source" in res.reason
+    assert "rocm-enable audit" in res.reason
+    assert toy.decide(1) == "original:1"
+
+
+def test_explicit_upper_bound_stops_fingerprint_authority(toy):
+    res = run(verified_on("1.3.0", unverified_before="1.4"))
+    assert res.status == "skipped" and "explicit bound" in res.reason
+    assert toy.decide(1) == "original:1"
+    assert run(verified_on("1.3.0", unverified_before="1.5")).status == "applied"
+
+
+def test_version_older_than_verified_is_skipped(toy):
+    res = run(verified_on("1.5.0", versions=">=1.5,<2"))
+    assert res.status == "skipped" and "outside the verified range" in res.reason
+
+
+def test_patch_fixed_upstream_is_neither_checked_nor_wrapped(toy):
+    # The Gate.supported part was fixed upstream in 1.4.0 (its anchor no longer matches, which
+    # must not matter); the decide() part still applies.
+    gone = Patch("toystack:Gate.supported", _accept_fp8, {"1.3.0": "0123456789abcdef"},
+                 fixed_upstream_in="1.4.0")
+    res = run(make_fix(extra=(gone,)))
+    assert res.status == "applied", res
+    assert toy.decide(1) == "patched:1" and toy.Gate.supported("fp8") is False
+    engine.revert_all()
+    still = Patch("toystack:Gate.supported", _accept_fp8, {"1.4.0": target_fingerprint("toystack:Gate.supported")},
+                  fixed_upstream_in="1.5.0")
+    assert run(make_fix(extra=(still,))).status == "applied" and toy.Gate.supported("fp8") is True

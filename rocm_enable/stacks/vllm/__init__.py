@@ -1,15 +1,16 @@
-"""The vLLM stack: fix records for vLLM's ROCm code paths (verified on 0.32.0 and 0.33.0)."""
+"""The vLLM stack: fix records for vLLM's ROCm code paths, verified on 0.32.0, 0.33.0 and 0.34.0.
+A newer release gets each fix whose targets still match a verified fingerprint (engine.apply)."""
 from __future__ import annotations
 
 from rocm_enable.engine.hooks import hookimpl
 from rocm_enable.engine.record import Stack
 from rocm_enable.stacks.vllm import fp8_linear, fp8_moe, moe_config_lookup, norm_routing
-from rocm_enable.stacks.vllm import attention_rdna
+from rocm_enable.stacks.vllm import attention_rdna, gdn_chunk_state
 from rocm_enable.stacks.vllm import aiter_triton, capability_integers, gdn_autotune, hip_code_objects, qk_norm_rope_gate
 
 FIXES = (*fp8_moe.FIXES, *fp8_linear.FIXES, *moe_config_lookup.FIXES, *norm_routing.FIXES,
          *aiter_triton.FIXES, *hip_code_objects.FIXES, *qk_norm_rope_gate.FIXES,
-         *capability_integers.FIXES, *gdn_autotune.FIXES,
+         *capability_integers.FIXES, *gdn_autotune.FIXES, *gdn_chunk_state.FIXES,
          *attention_rdna.FIXES)
 
 

@@ -47,7 +47,11 @@ site by site, each answered where vLLM asks it and nowhere else:
          with vLLM's _triton_rotary_embedding_impl, which calls aiter's Triton
          rope_cached_thd_positions_offsets_2c_fwd_inplace), the first time RotaryEmbedding asks
          for it (model construction, before compilation).
-  B4, the aiter fusion passes: NOT widened. They key on `is_rdna_aiter_enabled()` itself, and
+  vLLM 0.34.0 moved its RDNA switch to on_rdna() (gfx11 and gfx12): the GDN decode check is
+  fixed upstream there, the attention ranking is vLLM's own (the backend is offered, after
+  TRITON_ATTN off RDNA4), and register_ops_once registers the aiter ops on every RDNA arch.
+
+  B4, the aiter fusion passes: NOT widened (0.32/0.33; 0.34.0 widens them itself). They key on `is_rdna_aiter_enabled()` itself, and
          widening that predicate is not safe on gfx11: compilation/passes/pass_manager.py imports
          rocm_aiter_fusion whenever `is_rdna_aiter_enabled()` holds, and its pattern classes look
          up torch.ops.vllm.rocm_aiter_* ops (rmsnorm/fp8 group quant fusions) at class creation,
@@ -84,6 +88,9 @@ AITER_GDN_TRITON_DECODE = Fix(
                    {"0.32.0": "99568180d5aec359", "0.33.0": "99568180d5aec359"}),),
     condition=aiter_triton_only,
     versions=">=0.32.0,<0.34",
+    # 0.34.0 renamed the check are_rdna_gdn_triton_kernels_available() and bases it on
+    # is_rdna_aiter_enabled(), which became on_rdna() (gfx11 and gfx12) and aiter enabled.
+    fixed_upstream_in="0.34.0",
     why=(
         "With aiter installed and VLLM_ROCM_USE_AITER=1, Qwen3-Next/3.5/3.6 GDN layers use aiter's "
         "Triton fused conv1d-update + gated-delta-rule decode (forward_hip, "
@@ -97,7 +104,9 @@ AITER_GDN_TRITON_DECODE = Fix(
         "aiter_triton_only() holds, vLLM's own check runs with on_rdna4() answering for the arch "
         "(aiter importable, VLLM_ROCM_USE_AITER, aiter.ops.triton GDN modules importable). The "
         "CDNA umbrella and every HIP-kernel switch are untouched. qwen_gdn_linear_attn reads the "
-        "answer when it is imported, which vLLM does after loading general plugins."
+        "answer when it is imported, which vLLM does after loading general plugins. vLLM 0.34.0 "
+        "fixed it upstream: are_rdna_gdn_triton_kernels_available() (renamed) requires "
+        "is_rdna_aiter_enabled(), now on_rdna() on every gfx11/gfx12 arch."
     ),
     upstream="audit B3/B5/H1 (replacement: on_gfx1x() plus a per-kernel availability probe)",
     removal="when vLLM gates aiter's Triton GDN kernels on Triton support instead of on_rdna4()",
@@ -160,19 +169,24 @@ AITER_UNIFIED_ATTENTION = Fix(
     title="Attention: aiter's Triton unified attention offered on every RDNA arch (not RDNA4 only)",
     stack="vllm",
     patches=(
+        # 0.34.0 offers the backend on every RDNA arch itself (is_rdna_aiter_enabled() is
+        # on_rdna()) and ranks it behind TRITON_ATTN off RDNA4 on purpose: vLLM's ranking stands.
         Patch("vllm.platforms.rocm:RocmPlatform.get_valid_backends",
               _valid_backends_with_aiter_unified_attention,
-              {"0.32.0": "599b1a9be347c9f9", "0.33.0": "599b1a9be347c9f9"}),
+              {"0.32.0": "599b1a9be347c9f9", "0.33.0": "599b1a9be347c9f9"},
+              fixed_upstream_in="0.34.0"),
         Patch("vllm.v1.attention.backends.rocm_aiter_unified_attn:"
               "RocmAiterUnifiedAttentionImpl.fused_qk_norm_mrope_kvcache_supported",
               _no_aiter_hip_mrope_kvcache_fusion,
-              {"0.32.0": "546bcd4639a05ccb", "0.33.0": "546bcd4639a05ccb"}),
+              {"0.32.0": "546bcd4639a05ccb", "0.33.0": "546bcd4639a05ccb",
+               "0.34.0": "546bcd4639a05ccb"}),
         # relied on, not wrapped: the RDNA switch that _get_backend_priorities reads
         Patch("vllm._aiter_ops:rocm_aiter_ops.is_rdna_aiter_enabled", None,
-              {"0.32.0": "dcb4e0c601992ae0", "0.33.0": "dcb4e0c601992ae0"}),
+              {"0.32.0": "dcb4e0c601992ae0", "0.33.0": "dcb4e0c601992ae0"},
+              fixed_upstream_in="0.34.0"),
     ),
     condition=aiter_triton_only,
-    versions=">=0.32.0,<0.34",
+    versions=">=0.32.0,<0.35",
     why=(
         "With aiter installed and VLLM_ROCM_USE_AITER=1, vLLM puts ROCM_AITER_UNIFIED_ATTN (aiter's "
         "Triton unified attention, which carries its own RDNA/gfx1151 launch configs) first on "
@@ -188,7 +202,10 @@ AITER_UNIFIED_ATTENTION = Fix(
         "own check (aiter found, VLLM_ROCM_USE_AITER) with on_rdna4() answering for this arch, for "
         "that call only; vLLM then ranks and validates the backend as on RDNA4 (rdna-attention, "
         "when applied, still puts ROCM_RDNA_ATTN before it). The global switch (fusion passes, "
-        "FP8 GEMM) is not widened. fused_qk_norm_mrope_kvcache_supported answers False."
+        "FP8 GEMM) is not widened. fused_qk_norm_mrope_kvcache_supported answers False. "
+        "vLLM 0.34.0: is_rdna_aiter_enabled() became on_rdna() (and aiter enabled), so vLLM itself "
+        "offers the backend on gfx11, ranked first on RDNA4 and after TRITON_ATTN elsewhere; the "
+        "ranking part ends there (vLLM's order stands) and only the fusion hook is answered."
     ),
     upstream="audit B3/A10 (replacement: on_gfx1x() plus a per-kernel availability probe)",
     removal="when vLLM ranks aiter's Triton unified attention by an aiter-Triton probe instead of on_rdna4()",
@@ -238,18 +255,22 @@ AITER_TRITON_ROPE = Fix(
     patches=(
         Patch("vllm._aiter_ops:rocm_aiter_ops.is_triton_rotary_embed_enabled",
               _triton_rope_on_triton_only_arch,
-              {"0.32.0": "940d2b9ec7cedbb9", "0.33.0": "940d2b9ec7cedbb9"}),
+              {"0.32.0": "940d2b9ec7cedbb9", "0.33.0": "940d2b9ec7cedbb9",
+               "0.34.0": "940d2b9ec7cedbb9"}),
         Patch("vllm._aiter_ops:rocm_aiter_ops.get_triton_rotary_embedding_op",
               _register_triton_rope_op,
-              {"0.32.0": "a1917c08cd98f579", "0.33.0": "a1917c08cd98f579"}),
+              {"0.32.0": "a1917c08cd98f579", "0.33.0": "a1917c08cd98f579",
+               "0.34.0": "a1917c08cd98f579"}),
         # relied on, not wrapped: the function the op runs and the registration we repeat
         Patch("vllm._aiter_ops:_triton_rotary_embedding_impl", None,
-              {"0.32.0": "b3286a50cb295058", "0.33.0": "b3286a50cb295058"}),
+              {"0.32.0": "b3286a50cb295058", "0.33.0": "b3286a50cb295058",
+               "0.34.0": "b3286a50cb295058"}),
         Patch("vllm._aiter_ops:rocm_aiter_ops.register_ops_once", None,
-              {"0.32.0": "c78283bd4dfabc13", "0.33.0": "64e946366f0ed996"}),
+              {"0.32.0": "c78283bd4dfabc13", "0.33.0": "64e946366f0ed996",
+               "0.34.0": "380dd5f420d29d97"}),
     ),
     condition=aiter_triton_only,
-    versions=">=0.32.0,<0.34",
+    versions=">=0.32.0,<0.35",
     why=(
         "RotaryEmbedding uses aiter's Triton RoPE (aiter.ops.triton.rope) when "
         "is_triton_rotary_embed_enabled() holds, which is behind the CDNA3+ umbrella "
@@ -264,7 +285,10 @@ AITER_TRITON_ROPE = Fix(
         "VLLM_ROCM_USE_AITER and VLLM_ROCM_USE_AITER_TRITON_ROPE decide. "
         "get_triton_rotary_embedding_op registers the op first when it is missing, with vLLM's "
         "direct_register_custom_op and _triton_rotary_embedding_impl, as register_ops_once does "
-        "on CDNA3+/RDNA4."
+        "on CDNA3+/RDNA4. vLLM 0.34.0 changed register_ops_once (it now registers on every RDNA "
+        "arch, gfx11 included, and drops topk_sigmoid and gfx11's sparse-attention indexer); the "
+        "RoPE registration it repeats is unchanged, so on 0.34.0 with aiter the op is already "
+        "there and only the switch is answered."
     ),
     upstream="audit G5 (replacement: register the Triton-only aiter ops and gate them on an aiter-Triton probe)",
     removal="when vLLM enables aiter's Triton RoPE on RDNA (registration and switch outside the CDNA umbrella)",

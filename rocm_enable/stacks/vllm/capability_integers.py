@@ -56,9 +56,10 @@ CT_FP8_SCHEME_BY_FP8_COMPUTE = Fix(
     stack="vllm",
     patches=(Patch(f"{CT}:CompressedTensorsConfig._check_scheme_supported",
                    _scheme_supported_by_capability,
-                   {"0.32.0": "93c7455a83f0f31e", "0.33.0": "93c7455a83f0f31e"}),),
+                   {"0.32.0": "93c7455a83f0f31e", "0.33.0": "93c7455a83f0f31e",
+                    "0.34.0": "93c7455a83f0f31e"}),),
     condition=is_wave32_rdna,
-    versions=">=0.32.0,<0.34",
+    versions=">=0.32.0,<0.35",
     why=(
         "CompressedTensorsConfig picks the W8A8 FP8 scheme when "
         "_check_scheme_supported(CompressedTensorsW8A8Fp8.get_min_capability()=89) holds; on ROCm "

@@ -44,10 +44,11 @@ FP8_LINEAR_W8A16 = Fix(
     stack="vllm",
     patches=(
         Patch(f"{LINEAR}:choose_scaled_mm_linear_kernel", _prefer_w8a16_kernel,
-              {"0.32.0": "ea41ee067f517671", "0.33.0": "ea41ee067f517671"}),
+              {"0.32.0": "ea41ee067f517671", "0.33.0": "ea41ee067f517671",
+               "0.34.0": "ea41ee067f517671"}),
     ),
     condition=lacks_fp8_compute,
-    versions=">=0.32.0,<0.34",
+    versions=">=0.32.0,<0.35",
     why=(
         "On gfx1151/gfx1100 vLLM's ROCm FP8 kernel table has no kernel for per-tensor or "
         "per-channel FP8 weights, so FP8-Dynamic checkpoints fail at the first quantized linear "

@@ -93,9 +93,10 @@ SILU_AND_MUL_NATIVE = Fix(
     stack="vllm",
     patches=(Patch("vllm.model_executor.layers.activation:SiluAndMul.forward_cuda",
                    _silu_and_mul_without_code_object,
-                   {"0.32.0": "e970fb78fed63b77", "0.33.0": "e970fb78fed63b77"}),),
+                   {"0.32.0": "e970fb78fed63b77", "0.33.0": "e970fb78fed63b77",
+                    "0.34.0": "e970fb78fed63b77"}),),
     condition=is_wave32_rdna,
-    versions=">=0.32.0,<0.34",
+    versions=">=0.32.0,<0.35",
     why=(
         "SiluAndMul.forward_cuda (used on ROCm through CustomOp.forward_hip whenever the "
         "silu_and_mul custom op is enabled, e.g. eager mode) calls torch.ops._C.silu_and_mul. A "
@@ -135,12 +136,14 @@ SKINNY_GEMM_NATIVE = Fix(
     stack="vllm",
     patches=(
         Patch("vllm._custom_ops:wvSplitK", _skinny_gemm_without_code_object,
-              {"0.32.0": "92ececf1d828acd9", "0.33.0": "92ececf1d828acd9"}),
+              {"0.32.0": "92ececf1d828acd9", "0.33.0": "92ececf1d828acd9",
+               "0.34.0": "92ececf1d828acd9"}),
         Patch("vllm._custom_ops:LLMM1", _skinny_gemm_without_code_object,
-              {"0.32.0": "8963552aa242fda9", "0.33.0": "8963552aa242fda9"}),
+              {"0.32.0": "8963552aa242fda9", "0.33.0": "8963552aa242fda9",
+               "0.34.0": "8963552aa242fda9"}),
     ),
     condition=is_wave32_rdna,
-    versions=">=0.32.0,<0.34",
+    versions=">=0.32.0,<0.35",
     why=(
         "rocm_unquantized_gemm_impl sends every bf16/fp16 decode GEMM with n<=5 tokens to "
         "_rocm_C.wvSplitK or LLMM1 on any gfx1x arch (audit G7). Without a code object for the "
@@ -193,12 +196,14 @@ RDNA3_KERNELS_BY_CODE_OBJECT = Fix(
     patches=(
         Patch("vllm.model_executor.kernels.linear.mixed_precision.rdna3_w4a16:"
               "RDNA3W4A16LinearKernel.can_implement", _rdna3_w4a16_can_implement,
-              {"0.32.0": "4e637a90a4a9ca46", "0.33.0": "4e637a90a4a9ca46"}),
+              {"0.32.0": "4e637a90a4a9ca46", "0.33.0": "4e637a90a4a9ca46",
+               "0.34.0": "1b2401d3c841f67b"}),
         Patch("vllm.model_executor.layers.fused_moe.experts.rdna3_moe:rdna3_moe_kernel_available",
-              _rdna3_moe_available, {"0.32.0": "6c18fe382204d322", "0.33.0": "6c18fe382204d322"}),
+              _rdna3_moe_available, {"0.32.0": "6c18fe382204d322", "0.33.0": "6c18fe382204d322",
+                                     "0.34.0": "6c18fe382204d322"}),
     ),
     condition=runs_rdna3_wmma_kernels,
-    versions=">=0.32.0,<0.34",
+    versions=">=0.32.0,<0.35",
     why=(
         "RDNA3W4A16LinearKernel (gptq_gemm_rdna3) and Rdna3WNA16Experts (moe_gptq_gemm_rdna3) are "
         "wave32 WMMA HIP kernels for the RDNA3 ISA, but vLLM admits them only when "
@@ -210,7 +215,8 @@ RDNA3_KERNELS_BY_CODE_OBJECT = Fix(
         "On RDNA3-ISA archs, read _rocm_C's offload bundles: code object present -> run vLLM's "
         "own check with on_gfx1100() answering for this arch (op registration, dtype, group and "
         "zero-point checks unchanged); absent -> reject with the reason, so the registry falls "
-        "through to RDNAHybridW4A16 / Triton WNA16; unreadable -> vLLM's own answer."
+        "through to RDNAHybridW4A16 / Triton WNA16; unreadable -> vLLM's own answer. vLLM 0.34.0 "
+        "only re-wrapped can_implement's reason strings in parentheses (same checks)."
     ),
     upstream="audit D4, F2 (replacement: on_gfx11() plus a code-object check)",
     removal="when vLLM gates the RDNA3 kernels on the RDNA3 ISA and the extension's code objects",
@@ -255,9 +261,10 @@ TOPK_SOFTMAX_NATIVE = Fix(
     title="MoE routing: torch softmax + top-k when vLLM's _moe_C has no code object for this GPU",
     stack="vllm",
     patches=(Patch("vllm._custom_ops:topk_softmax", _topk_softmax_without_code_object,
-                   {"0.32.0": "5a10160b79179107", "0.33.0": "5a10160b79179107"}),),
+                   {"0.32.0": "5a10160b79179107", "0.33.0": "5a10160b79179107",
+                    "0.34.0": "5a10160b79179107"}),),
     condition=is_wave32_rdna,
-    versions=">=0.32.0,<0.34",
+    versions=">=0.32.0,<0.35",
     why=(
         "Every Qwen3-Next / Qwen3.6 MoE layer routes with FusedTopKRouter -> fused_topk -> "
         "vllm_topk_softmax -> torch.ops._moe_C.topk_softmax (softmax scoring, no correction "
@@ -337,16 +344,20 @@ C_OPS_NATIVE = Fix(
     patches=(
         Patch("vllm.model_executor.layers.rotary_embedding.base:RotaryEmbedding.forward_cuda",
               _rotary_embedding_without_code_object,
-              {"0.32.0": "4624d967179bb23b", "0.33.0": "4624d967179bb23b"}),
+              {"0.32.0": "4624d967179bb23b", "0.33.0": "4624d967179bb23b",
+               "0.34.0": "4624d967179bb23b"}),
         Patch("vllm._custom_ops:reshape_and_cache_flash", _reshape_and_cache_flash_without_code_object,
-              {"0.32.0": "73e696f29adda802", "0.33.0": "73e696f29adda802"}),
+              {"0.32.0": "73e696f29adda802", "0.33.0": "73e696f29adda802",
+               "0.34.0": "73e696f29adda802"}),
         Patch("vllm._custom_ops:apply_repetition_penalties_cuda", _repetition_penalties_without_code_object,
-              {"0.32.0": "25876cc6b966c8d4", "0.33.0": "25876cc6b966c8d4"}),
+              {"0.32.0": "25876cc6b966c8d4", "0.33.0": "25876cc6b966c8d4",
+               "0.34.0": "25876cc6b966c8d4"}),
         Patch("vllm._custom_ops:scaled_fp8_quant", _static_fp8_quant_without_code_object,
-              {"0.32.0": "a6d3889d40d9ffa3", "0.33.0": "a6d3889d40d9ffa3"}),
+              {"0.32.0": "a6d3889d40d9ffa3", "0.33.0": "a6d3889d40d9ffa3",
+               "0.34.0": "a6d3889d40d9ffa3"}),
     ),
     condition=is_wave32_rdna,
-    versions=">=0.32.0,<0.34",
+    versions=">=0.32.0,<0.35",
     why=(
         "Four _C ops that Qwen3-Next / Qwen3.6 serving can reach on ROCm each have a torch or "
         "Triton twin inside vLLM: RotaryEmbedding.forward_cuda -> _C.rotary_embedding (custom op "
@@ -390,9 +401,10 @@ IR_VLLM_C_NATIVE = Fix(
     title="vLLM IR ops (RMSNorm): skip the vllm_c provider when _C has no code object for this GPU",
     stack="vllm",
     patches=(Patch("vllm.ir.op:IrOp._filter_priority_impls", _ir_priority_without_vllm_c,
-                   {"0.32.0": "c4f0a72ad7fed5d3", "0.33.0": "c4f0a72ad7fed5d3"}),),
+                   {"0.32.0": "c4f0a72ad7fed5d3", "0.33.0": "c4f0a72ad7fed5d3",
+                    "0.34.0": "c4f0a72ad7fed5d3"}),),
     condition=is_wave32_rdna,
-    versions=">=0.32.0,<0.34",
+    versions=">=0.32.0,<0.35",
     why=(
         "RMSNorm and fused add+RMSNorm dispatch through vLLM IR ops; on ROCm the default priority "
         "is ['vllm_c', 'native'] whenever vLLM does not compile with inductor (enforce-eager, "

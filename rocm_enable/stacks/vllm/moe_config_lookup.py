@@ -14,8 +14,10 @@ from rocm_enable.engine.record import Fix, Patch
 from rocm_enable.gates.capabilities import is_wave32_rdna
 
 FUSED_MOE = "vllm.model_executor.layers.fused_moe.fused_moe"
-# the device field ends at the next "," or at ".json" (files without dtype end with the device name)
-DEVICE_FIELD = re.compile(r"device_name=[^,]+?(?=,|\.json$)")
+# the device field ends at the next "," or at ".json" (files without dtype end with the device name;
+# vLLM 0.34's down-projection files end "_down.json")
+DEVICE_FIELD = re.compile(r"device_name=[^,]+?(?=,|(?:_down)?\.json$)")
+DOWN_SUFFIX = "_down.json"
 
 
 def shipped_config_dir() -> str:
@@ -49,6 +51,8 @@ def _lookup_board_names(wrapped, instance, args, kwargs):
     a = bound.arguments
     block = [a["block_n"], a["block_k"]] if a["block_n"] and a["block_k"] else None
     file_name = fused_moe.get_config_file_name(a["E"], a["N"], a["dtype"], block)
+    if a.get("down_moe"):  # vLLM >= 0.34: the optional down-projection file
+        file_name = file_name.removesuffix(".json") + DOWN_SUFFIX
     names = tuple(dict.fromkeys(n for b in active_caps().boards for n in b.config_names))
     vllm_dir = os.path.join(os.path.dirname(os.path.realpath(fused_moe.__file__)), "configs")
     path, config = _find_by_board_names(file_name, names, vllm_dir)
@@ -62,9 +66,10 @@ MOE_CONFIG_BOARD_NAMES = Fix(
     title="Fused-MoE tuned configs found under every published name of the board",
     stack="vllm",
     patches=(Patch(f"{FUSED_MOE}:get_moe_configs", _lookup_board_names,
-                   {"0.32.0": "3e101a53b7987b22", "0.33.0": "3e101a53b7987b22"}),),
+                   {"0.32.0": "3e101a53b7987b22", "0.33.0": "3e101a53b7987b22",
+                    "0.34.0": "f6641e7013090927"}),),
     condition=is_wave32_rdna,
-    versions=">=0.32.0,<0.34",
+    versions=">=0.32.0,<0.35",
     why=(
         "vLLM looks tuned fused-MoE configs up by get_device_name(), which maps a Strix Halo's PCI "
         "id 0x1586 to AMD_Radeon_8060S, but the Strix Halo file it ships is named "
@@ -76,7 +81,10 @@ MOE_CONFIG_BOARD_NAMES = Fix(
         "Wrap get_moe_configs: when vLLM finds no file, retry the same file name under each "
         "config_names entry of the arch's boards in the capability table, first in vLLM's own "
         "configs folder, then in rocm_enable/stacks/vllm/moe_configs. A user's "
-        "VLLM_TUNED_CONFIG_FOLDER and vLLM's own exact match still win."
+        "VLLM_TUNED_CONFIG_FOLDER and vLLM's own exact match still win. vLLM 0.34.0 added "
+        "get_moe_configs(down_moe=True), an optional separate down-projection file "
+        "(<name>_down.json, no warning when missing): the retry looks for that file under the "
+        "board names too, never for the up-projection file in its place."
     ),
     upstream="audit A5/C9: vLLM platforms/rocm.py _ROCM_DEVICE_ID_NAME_MAP vs configs/*Radeon_8060S_Graphics*",
     removal="when vLLM's device-name map and its shipped Radeon config file names agree",

@@ -41,11 +41,12 @@ RMS_NORM_NOT_AITER_HIP = Fix(
         Patch(
             target="vllm.platforms.rocm:RocmPlatform.get_default_ir_op_priority",
             wrapper=_drop_aiter_rms_norm,
-            anchors={"0.32.0": "9636c484aa6b219f", "0.33.0": "cd270440df8346da"},
+            anchors={"0.32.0": "9636c484aa6b219f", "0.33.0": "cd270440df8346da",
+                     "0.34.0": "9b761b924cf371dc"},
         ),
     ),
     condition=aiter_hip_kernels_unsupported,
-    versions=">=0.32.0,<0.34",
+    versions=">=0.32.0,<0.35",
     why=(
         "With VLLM_ROCM_USE_AITER=1 and CUDA graphs, vLLM puts 'aiter' first in the rms_norm and "
         "fused_add_rms_norm priority on every arch except RDNA4 (platforms/rocm.py, gate A13), and "
@@ -56,7 +57,10 @@ RMS_NORM_NOT_AITER_HIP = Fix(
     how=(
         "Wrap RocmPlatform.get_default_ir_op_priority and remove the 'aiter' provider from the "
         "rms_norm and fused_add_rms_norm lists when aiter_hip_kernels_supported() is false; "
-        "vLLM's own vllm_c/native providers follow unchanged."
+        "vLLM's own vllm_c/native providers follow unchanged. vLLM 0.34.0 dropped the "
+        "'not on_rdna4()' term, so its default now puts aiter's HIP RMSNorm first on RDNA4 too; "
+        "gfx12 has no aiter HIP kernels either (capability table), so the record drops it there "
+        "as well, with the same wrapper."
     ),
     upstream="audit A13/B8; ATOM PR #1314 routes GemmaRMSNorm to forward_native on non-gfx9",
     removal="when vLLM's rms_norm priority tests rocm_aiter_ops.is_enabled() (CDNA3+) instead of not on_rdna4()",
@@ -79,11 +83,12 @@ RMS_NORM_AITER_IR_PRIORITY = Fix(
         Patch(
             target="vllm.config.kernel:KernelConfig.set_platform_defaults",
             wrapper=_drop_aiter_from_merged_priority,
-            anchors={"0.32.0": "05a625179282ba9f", "0.33.0": "05a625179282ba9f"},
+            anchors={"0.32.0": "05a625179282ba9f", "0.33.0": "05a625179282ba9f",
+                     "0.34.0": "05a625179282ba9f"},
         ),
     ),
     condition=aiter_hip_kernels_unsupported,
-    versions=">=0.32.0,<0.34",
+    versions=">=0.32.0,<0.35",
     why=(
         "vLLM's aiter rms_norm / fused_add_rms_norm IR implementations are registered with "
         "supported=AITER_SUPPORTED, i.e. 'aiter imports', with no arch check (audit B8). A user "

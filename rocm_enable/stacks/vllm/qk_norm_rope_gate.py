@@ -42,9 +42,10 @@ FUSED_QK_NORM_ROPE_GATE = Fix(
     stack="vllm",
     patches=(Patch("vllm.model_executor.models.qwen3_next:Qwen3NextAttention.__init__",
                    _admit_fused_qk_norm_rope_gate,
-                   {"0.32.0": "9a32ea8461792f22", "0.33.0": "9a32ea8461792f22"}),),
+                   {"0.32.0": "9a32ea8461792f22", "0.33.0": "9a32ea8461792f22",
+                    "0.34.0": "834131bd7ca2ba21"}),),
     condition=is_wave32_rdna,
-    versions=">=0.32.0,<0.34",
+    versions=">=0.32.0,<0.35",
     why=(
         "Qwen3NextAttention (also the full-attention layers of Qwen3.5/Qwen3.6) uses the fused "
         "Triton kernel layers/fused_qk_norm_rope.py only when is_cuda() or is_xpu() (audit J1), "
@@ -56,7 +57,9 @@ FUSED_QK_NORM_ROPE_GATE = Fix(
     how=(
         "Wrap Qwen3NextAttention.__init__: during the call, the module's `current_platform` "
         "answers is_cuda() for ROCm, so vLLM's own condition (output gate, neox RoPE, fp16/bf16, "
-        "text-only or interleaved MRoPE) decides use_fused_qk_norm_rope_gate."
+        "text-only or interleaved MRoPE) decides use_fused_qk_norm_rope_gate. vLLM 0.34.0 only "
+        "appended `self.use_fused_output_gate = False` (Qwen3.5 turns its fused sigmoid-gate "
+        "kernel on after construction); the platform expression is unchanged."
     ),
     upstream="audit J1; kernel from vLLM layers/fused_qk_norm_rope.py (CUDA/XPU only upstream)",
     removal="when vLLM admits ROCm in Qwen3NextAttention's use_fused_qk_norm_rope_gate",
