@@ -8,7 +8,8 @@ attention backend selector, vLLM's BF16 GEMM dispatcher (run on meta tensors wit
 intercepted), the IR op priority and dispatch for RMSNorm, CustomOp dispatch for SiluAndMul, the
 GDN prefill resolver and the MoE tuned-config lookup. What no Python decides (which Triton or HIP
 kernel a chosen backend launches, build-time code objects) is labelled "from source reading" with
-the gate id of /work/shared/research/vllm-gate-audit.md §3. Rows name the fix records that exist
+the id of the gate in the audit of vLLM 0.32.0's architecture gates made before the project
+(the ids the ledger, patches/README.md, also cites). Rows name the fix records that exist
 at run time and touch the row's gates, so new records show up without changes here.
 """
 from __future__ import annotations
@@ -50,6 +51,33 @@ def _guard(family, gates, fn):
         return fn()
     except Exception as exc:  # the row reports vLLM's exact error instead of stopping
         return [_row(family, None, None, None, "vLLM raised while selecting", gates, error=_fails(exc))]
+
+
+def w8a16_moe_config_row(kernel_family: str) -> dict:
+    """The launch-config row when rocm-enable's W8A16 experts run: they read their own family
+    file (rocm_enable.ops.config), never vLLM's fused-MoE config files. Which file that is: the
+    user's `rocm-enable tune` cache when it validates (with its provenance), else the shipped one."""
+    from rocm_enable.ops import config as cfgmod
+
+    gates = ("A5", "C9", "C1", "C2", "C3")  # the FP8 MoE oracle's choice decides whose configs
+    decided = (f"rocm_enable.ops.config.load_family({kernel_family!r}): the measured file in "
+               f"${cfgmod.CACHE_ENV}/w8a16/ when it validates, else the shipped file; read by "
+               "rocm-enable's W8A16 experts (vLLM's config files are not consulted)")
+    tuned = cfgmod.tuned_path(kernel_family)
+    family = cfgmod.load_family(kernel_family)
+    if family is not cfgmod.load_shipped(kernel_family):
+        runs = family.get("_tuned", {}).get("runs", [])
+        provenance = "; ".join(f"{r.get('kind')} measured on {r.get('device')} at {r.get('date')} "
+                               f"for {r.get('source') or 'the given shapes'} (M={r.get('ms')})"
+                               for r in runs) or "no provenance recorded in the file"
+        return _row("MoE launch config", "W8A16 configs measured by `rocm-enable tune`",
+                    f"{tuned} ({provenance})", None, decided, gates)
+    shipped = os.path.join("rocm_enable", "ops", "configs", f"{kernel_family}.json")
+    note = "not measured on this GPU; how it was chosen: the file's _why"
+    if os.path.exists(tuned):
+        note += f"; the measured file {tuned} does not validate and is ignored (re-run `rocm-enable tune`)"
+    return _row("MoE launch config", "W8A16 configs shipped with rocm-enable",
+                f"{shipped} ({note})", None, decided, gates)
 
 
 def _probe(spec: dict, act: str, enforce_eager: bool) -> dict:
@@ -166,21 +194,27 @@ def _probe(spec: dict, act: str, enforce_eager: bool) -> dict:
                 "channel": (qu.kFp8StaticChannelSym, qu.kFp8DynamicTokenSym, True),
                 "tensor": (qu.kFp8StaticTensorSym, qu.kFp8DynamicTensorSym, False)}[q["scheme"]]
         be, cls = oracle.select_fp8_moe_backend(cfg, keys[0], keys[1], allow_vllm_cutlass=keys[2])
+        experts_chosen.append(cls)
         name = getattr(cls, "__name__", str(cls))
         return [_row("MoE expert GEMMs", f"Fp8MoeBackend.{be.name}", name,
                      fp8_precision(name, getattr(cls, "__module__", ""), q["scheme"]),
                      "select_fp8_moe_backend (FP8 MoE oracle)", ("C1", "C2", "C3"))]
 
+    experts_chosen: list = []  # the experts class the MoE step resolved (its configs differ)
+
     def moe_config():
+        chosen = experts_chosen[-1] if experts_chosen else None
+        if getattr(chosen, "__module__", "").startswith("rocm_enable"):
+            return [w8a16_moe_config_row(caps.kernel_family)]
         import vllm.model_executor.layers.fused_moe.fused_moe as fm
         E, N = spec["num_experts"], spec["moe_intermediate_size"]
         dtype, block = (None, None) if q is None else ("fp8_w8a8", q.get("block"))
         bn, bk = (block or (None, None))
         found = fm.get_moe_configs(E, N, dtype, bn, bk)
         fname = fm.get_config_file_name(E, N, dtype, list(block) if block else None)
-        return [_row("MoE launch config", "tuned config file" if found else "vLLM default config",
-                     fname, None, "get_moe_configs (lookup by get_device_name())",
-                     ("A5", "C9"), error=None)]
+        return [_row("MoE launch config", "vLLM's tuned config file" if found else "vLLM default config",
+                     fname, None, "vLLM's get_moe_configs (lookup by get_device_name()), read by "
+                     "vLLM's fused-MoE kernels", ("A5", "C9"), error=None)]
 
     # ---- dense projections -------------------------------------------------------------------
     def dense():

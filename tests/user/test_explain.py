@@ -76,6 +76,13 @@ def _check_no_fp8(d, version):
     assert moe["with_plugin"]["kernel"] == "RocmW8A16Fp8Experts"
     assert moe["with_plugin"]["backend"] == "Fp8MoeBackend.TRITON"
     assert any(f.startswith("fp8-moe-w8a16") for f in moe["fixes"])
+    # the launch-config row names the configs of the kernels that run: vLLM's file without the
+    # plugin, the W8A16 family file (here the shipped one: the tests' cache dir is empty) with it
+    launch = rows["MoE launch config"]
+    assert launch["without_plugin"]["kernel"].startswith("E=") and "fp8_w8a8" in launch["without_plugin"]["kernel"]
+    assert launch["with_plugin"]["backend"] == "W8A16 configs shipped with rocm-enable"
+    assert launch["with_plugin"]["kernel"].startswith("rocm_enable/ops/configs/rdna3.json")
+    assert any(f.startswith("fp8-moe-w8a16") for f in launch["fixes"])
 
 
 @pytest.mark.parametrize("arch", ["gfx1151", "gfx1100"])
@@ -102,11 +109,55 @@ def test_fp8_arch_every_model_unchanged(arch):
         assert "wvSplitK" in rows["lm_head"]["with_plugin"]["kernel"]  # on_gfx9/on_gfx1x skinny GEMM
 
 
-def test_aiter_env_shows_both_gates():
+def _tuned_cache(tmp_path, valid=True):
+    """A `rocm-enable tune` cache holding an rdna3 family file with its provenance."""
+    from rocm_enable.ops import config as cfgmod
+
+    data = dict(cfgmod.load_shipped("rdna3"))
+    data["_tuned"] = {"family": "rdna3", "report": [], "runs": [
+        {"kind": "moe", "source": "Qwen/Qwen3-Coder-Next-FP8", "device": "Radeon 8060S (gfx1151)",
+         "date": "2026-11-02T10:00:00+00:00", "ms": [1, 16]}]}
+    if not valid:
+        data["moe"] = []
+    (tmp_path / "w8a16").mkdir()
+    (tmp_path / "w8a16" / "rdna3.json").write_text(json.dumps(data))
+    return str(tmp_path)
+
+
+@pytest.mark.parametrize("cache", ["empty", "tuned", "invalid"])
+def test_w8a16_launch_config_row_names_the_file_that_runs(cache, tmp_path, monkeypatch):
+    from rocm_enable.explain import w8a16_moe_config_row
+    from rocm_enable.ops import config as cfgmod
+
+    if cache != "empty":
+        _tuned_cache(tmp_path, valid=cache == "tuned")
+    monkeypatch.setenv(cfgmod.CACHE_ENV, str(tmp_path))
+    cfgmod.load_family.cache_clear()
+    try:
+        row = w8a16_moe_config_row("rdna3")
+    finally:
+        cfgmod.load_family.cache_clear()
+    tuned = str(tmp_path / "w8a16" / "rdna3.json")
+    if cache == "tuned":
+        assert row["backend"] == "W8A16 configs measured by `rocm-enable tune`"
+        assert row["kernel"].startswith(tuned)
+        assert "moe measured on Radeon 8060S (gfx1151) at 2026-11-02" in row["kernel"]
+    else:
+        assert row["backend"] == "W8A16 configs shipped with rocm-enable"
+        assert row["kernel"].startswith("rocm_enable/ops/configs/rdna3.json")
+        assert (f"{tuned} does not validate" in row["kernel"]) == (cache == "invalid")
+    assert "load_family('rdna3')" in row["decided_by"]
+
+
+def test_aiter_env_shows_both_gates(tmp_path):
     env = dict(VLLM_ROCM_USE_AITER="1", VLLM_ROCM_USE_AITER_MOE="1",
-               VLLM_ROCM_USE_AITER_RMSNORM="1")
+               VLLM_ROCM_USE_AITER_RMSNORM="1", ROCM_ENABLE_CACHE_DIR=_tuned_cache(tmp_path))
     d = explain_many(["Qwen/Qwen3-Coder-Next-FP8"], "gfx1151", extra_env=env)[0]
     rows = _rows(d)
+    # the plugin's experts read the user's measured configs, named with their provenance
+    launch = rows["MoE launch config"]["with_plugin"]
+    assert launch["kernel"].startswith(str(tmp_path / "w8a16" / "rdna3.json"))
+    assert "Radeon 8060S (gfx1151)" in launch["kernel"]
     assert rows["MoE expert GEMMs"]["without_plugin"]["error"].startswith(
         "fails: ValueError: FP8 MoE backend AITER does not support")  # gate C1
     assert rows["MoE expert GEMMs"]["with_plugin"]["kernel"] == "RocmW8A16Fp8Experts"
@@ -122,5 +173,8 @@ def test_cli_explain_json_and_disable_toggle(capsys, monkeypatch):
     moe = _rows(data)["MoE expert GEMMs"]
     # the toggle restores vLLM's own MoE answer while the dense fix stays on
     assert moe["with_plugin"] == moe["without_plugin"] and not moe["changed"]
+    # ... and with vLLM's experts running, the launch config is vLLM's file again
+    launch = _rows(data)["MoE launch config"]["with_plugin"]
+    assert launch["kernel"].startswith("E=256,") and launch["backend"].startswith("vLLM")
     assert any(f.startswith("fp8-moe-w8a16 (disabled") for f in moe["fixes"])
     assert next(r for r in data["rows"] if "dense" in r["family"])["changed"]
