@@ -11,8 +11,14 @@ LDS per candidate, from Triton 3.9 AOT compiles for gfx1151 at the Qwen3-Next/3.
       (k and w tiles per pipeline stage + the v tile): stages 2 -> 36-40 KiB, stages 3 -> 68-72 KiB.
   chunk_fwd_kernel_o, num_warps >= 4: 2*(stages-1) * (2*BT*BK + BK*BV) bytes
       (BK64/BV64/stages 4 -> 72 KiB). With 2 warps Triton uses less, so those are never dropped.
-Candidates still spill VGPRs on gfx11 (every chunk_delta_h candidate does, 57-1,492); spilling
-ones launch and work, so they stay and the autotuner times them.
+Candidates still spill VGPRs on gfx11 (every chunk_delta_h candidate does, 57-1,525 on gfx1151,
+docs/gdn.md); spilling ones launch and work, so they stay and the autotuner times them. On wave32
+RDNA the fix gdn-chunk-state-rdna (gdn_chunk_state.py) moves chunk_delta_h to a spill-free kernel
+for K <= 128, so this pruning matters for it only on calls that keep vLLM's kernel.
+
+vLLM 0.34.0 changed chunk_gated_delta_rule_fwd_h's source (return annotation; the kernel now casts
+its offsets to int64 before multiplying) but neither autotune list nor what the LDS model counts
+(per-stage k/w tiles and the v tile), hence its own anchor. chunk_fwd_o is unchanged in 0.34.0.
 """
 from __future__ import annotations
 
@@ -95,13 +101,13 @@ GDN_AUTOTUNE_LDS = Fix(
         Patch(f"{FLA}.chunk:chunk_gated_delta_rule_fwd_h",
               _pruning("chunk_gated_delta_rule_fwd_kernel_h_blockdim64", f"{FLA}.chunk_delta_h",
                        chunk_delta_h_lds, _delta_h_shape),
-              {"0.32.0": "bcfb8c8a075cc5db", "0.33.0": "bcfb8c8a075cc5db"}),
+              {"0.32.0": "bcfb8c8a075cc5db", "0.33.0": "bcfb8c8a075cc5db", "0.34.0": "b6aab37fbe472f8c"}),
         Patch(f"{FLA}.chunk:chunk_fwd_o",
               _pruning("chunk_fwd_kernel_o", f"{FLA}.chunk_o", chunk_o_lds, _chunk_o_shape),
-              {"0.32.0": "c5d08c31237b1b45", "0.33.0": "c5d08c31237b1b45"}),
+              {"0.32.0": "c5d08c31237b1b45", "0.33.0": "c5d08c31237b1b45", "0.34.0": "c5d08c31237b1b45"}),
     ),
     condition=is_wave32_rdna,
-    versions=">=0.32.0,<0.34",
+    versions=">=0.32.0,<0.35",
     why=(
         "On ROCm, chunk_gated_delta_rule_fwd_kernel_h_blockdim64 autotunes over 8 candidates "
         "(BV 32/64 x warps 2/4 x stages 2/3); all 4 stages=3 ones need 68-72 KiB LDS, and "

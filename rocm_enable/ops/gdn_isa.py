@@ -1,0 +1,280 @@
+"""AOT AMDGCN report for the Gated-DeltaNet (GDN) kernels on the Qwen3-Next / Qwen3.6 path (no GPU).
+
+Two sets of kernels, each compiled through Triton's own binder for ``GPUTarget("hip", arch, 32)``
+(rocm_enable.isa.compile_for_arch) at the models' GDN shape (head dims K = V = 128, 16 key heads,
+32 value heads per GPU, chunk 64):
+
+* ``vllm``: vLLM's own FLA kernels (vllm/third_party/flash_linear_attention/ops), read out of the
+  installed vLLM's source at run time (vLLM's CPU build disables Triton at import, so the
+  JITFunctions cannot be imported as objects), with every autotune candidate as FLA's module
+  constants evaluate on a ROCm RDNA device (64 KiB shared memory: BKV_LIST [32, 64], BS_LIST
+  [16, 32], chunk_delta_h stages [2, 3]) and the launch parameters of the launchers
+  that hard-code them.
+* ``ours``: rocm_enable.ops.gdn_kernels under every config rocm_enable.ops.gdn selects on
+  wave32 RDNA (``gdn.selectable_configs``).
+
+  python -m rocm_enable.ops.gdn_isa gfx1151 [gfx1100 ...] [--set vllm|ours] [--json]
+"""
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+FLA_REL = os.path.join("third_party", "flash_linear_attention", "ops")
+# (file, kernel) on the Qwen3-Next / Qwen3.6 GDN path: prefill chunk pipeline, then decode.
+FLA_KERNELS = (
+    ("cumsum.py", "chunk_local_cumsum_scalar_kernel"),
+    ("chunk_scaled_dot_kkt.py", "chunk_scaled_dot_kkt_fwd_kernel"),
+    ("solve_tril.py", "merge_16x16_to_64x64_inverse_kernel"),
+    ("wy_fast.py", "recompute_w_u_fwd_kernel"),
+    ("chunk_delta_h.py", "chunk_gated_delta_rule_fwd_kernel_h_blockdim64"),
+    ("chunk_o.py", "chunk_fwd_kernel_o"),
+    ("fused_recurrent.py", "fused_recurrent_gated_delta_rule_fwd_kernel"),
+    ("fused_recurrent.py", "fused_recurrent_gated_delta_rule_packed_decode_kernel"),
+    ("fused_sigmoid_gating.py", "fused_sigmoid_gating_delta_rule_update_kernel"),
+)
+# FLA's module-level names that its autotune lists and kernels read, as they evaluate under ROCm
+# on a 64 KiB-LDS RDNA GPU (utils.check_shared_mem() is False there; not Hopper; torch.version.hip set).
+ROCM_RDNA_CONSTANTS = {
+    "BKV_LIST": [32, 64], "NUM_WARPS": [2, 4, 8], "BS_LIST": [16, 32], "BT_LIST": [8, 16, 32, 64, 128],
+    "_CHUNK_DELTA_H_NUM_STAGES": [2, 3],
+}
+# Launchers that hard-code their launch parameters (no autotune): (num_warps, num_stages, BV).
+FIXED_LAUNCH = {
+    "fused_recurrent_gated_delta_rule_fwd_kernel": (1, 3, 32),
+    "fused_recurrent_gated_delta_rule_packed_decode_kernel": (1, 3, 32),
+    "fused_sigmoid_gating_delta_rule_update_kernel": (4, 3, 32),
+}
+PRELUDE = """import triton
+import triton.language as tl
+exp, exp2, log, log2 = tl.exp, tl.exp2, tl.log, tl.log2
+gather = tl.gather
+make_tensor_descriptor = getattr(tl, "make_tensor_descriptor", None)
+"""
+# Per GPU, TP=1: Qwen3-Next-80B / Qwen3.6-35B-A3B: 16 key heads, 32 value heads (Qwen3.6-27B: 48).
+H_K, H_V, K, V, BT = 16, 32, 128, 128, 64
+T_TOKENS = 4096
+POOL = 256  # state slots
+
+
+def vllm_package_dir() -> str:
+    from rocm_enable.ops.vllm_moe_isa import vllm_package_dir as find
+
+    return find()
+
+
+def _jit_functions(src: str):
+    """(name, decorator-stripped source starting at @triton.jit, autotune configs expr or None)."""
+    lines = src.splitlines()
+    for node in ast.parse(src).body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        decos = {ast.unparse(d).split("(")[0]: d for d in node.decorator_list}
+        jit = decos.get("triton.jit")
+        if jit is None:
+            continue
+        body = lines[jit.lineno - 1:node.end_lineno]
+        tune = decos.get("triton.autotune")
+        configs = None
+        if tune is not None:
+            configs = next(ast.unparse(k.value) for k in tune.keywords if k.arg == "configs")
+        yield node.name, "\n".join(body), configs
+
+
+@functools.lru_cache(maxsize=None)
+def load_fla(vllm_dir: str | None = None):
+    """(module of vLLM's FLA @triton.jit functions, {kernel: [triton.Config]} autotune lists)."""
+    import triton
+
+    from rocm_enable.isa import load_compilable_kernels
+
+    root = os.path.join(vllm_dir or vllm_package_dir(), FLA_REL)
+    parts, tunes = [PRELUDE], {}
+    for fname in sorted({f for f, _ in FLA_KERNELS}):
+        with open(os.path.join(root, fname)) as f:
+            for name, text, configs in _jit_functions(f.read()):
+                parts.append(text + "\n\n")
+                if configs is not None:
+                    tunes[name] = configs
+    text = "\n".join(parts)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    folder = os.path.join(tempfile.gettempdir(), f"rocm_enable_vllm_fla_{digest}")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "vllm_fla_kernels.py")
+    if not os.path.exists(path):
+        tmp = f"{path}.{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    mod = load_compilable_kernels(path, f"_rocm_enable_vllm_fla_{digest}")
+    configs = {}
+    for name, expr in tunes.items():
+        try:
+            configs[name] = eval(expr, {"triton": triton, **ROCM_RDNA_CONSTANTS})  # noqa: S307 vLLM's own list
+        except NameError as e:
+            raise ImportError(f"FLA autotune list of {name} reads a name rocm_enable.ops.gdn_isa does not "
+                              f"model ({e}); add it to ROCM_RDNA_CONSTANTS") from e
+    for _, kernel in FLA_KERNELS:
+        if not hasattr(mod, kernel):
+            raise ImportError(f"{root} has no @triton.jit {kernel}")
+    return mod, configs
+
+
+def _ptrs(**dtypes):
+    from rocm_enable.isa import _t
+
+    return {n: (None if d is None else _t(d, 1 << 28)) for n, d in dtypes.items()}
+
+
+def fla_args(kernel: str, cfg_kwargs: dict) -> dict:
+    """Launch-style arguments vLLM's launcher passes (varlen prefill batch, bf16 activations, fp32
+    gates and states), plus the heuristics' constexprs; autotune kwargs merged in."""
+    import triton.language as tl
+
+    bf, f32, i32 = tl.bfloat16, tl.float32, tl.int32
+    var = dict(cu_seqlens=i32, chunk_indices=i32)
+    if kernel == "chunk_local_cumsum_scalar_kernel":
+        a = dict(**_ptrs(s=f32, o=f32, **var), T=T_TOKENS, B=1, H=H_V, BT=BT, HEAD_FIRST=False,
+                 REVERSE=False, IS_VARLEN=True)
+    elif kernel == "chunk_scaled_dot_kkt_fwd_kernel":
+        a = dict(**_ptrs(k=bf, beta=bf, g=f32, A=f32, **var), T=T_TOKENS, H=H_V, Hg=H_K, K=K, BT=BT,
+                 IS_VARLEN=True, USE_G=True, CAST_DOT_TO_K_DTYPE=True)
+    elif kernel == "merge_16x16_to_64x64_inverse_kernel":
+        a = dict(**_ptrs(A=f32, Ai=bf, **var), T=T_TOKENS, H=H_V, BT=BT, USE_TMA=False, IS_VARLEN=True,
+                 DOT_PRECISION="ieee")
+    elif kernel == "recompute_w_u_fwd_kernel":
+        a = dict(**_ptrs(k=bf, v=bf, beta=bf, w=bf, u=bf, A=bf, g=f32, **var), T=T_TOKENS, H=H_V, Hg=H_K,
+                 K=K, V=V, BT=BT, BK=64, BV=64, IS_VARLEN=True)
+    elif kernel == "chunk_gated_delta_rule_fwd_kernel_h_blockdim64":
+        a = dict(**_ptrs(k=bf, v=bf, w=bf, v_new=bf, g=f32, gk=None, h=bf, h0=f32, ht=f32, cu_seqlens=i32,
+                         chunk_offsets=i32), T=T_TOKENS, H=H_V, Hg=H_K, K=K, V=V, BT=BT, USE_G=True,
+                 USE_GK=False, USE_INITIAL_STATE=True, STORE_FINAL_STATE=True, SAVE_NEW_VALUE=True,
+                 IS_VARLEN=True, USE_EXP2=False)
+    elif kernel == "chunk_fwd_kernel_o":
+        a = dict(**_ptrs(q=bf, k=bf, v=bf, h=bf, g=f32, o=bf, **var), scale=K ** -0.5, T=T_TOKENS, H=H_V,
+                 Hg=H_K, K=K, V=V, BT=BT, USE_G=True, IS_VARLEN=True)
+    elif kernel in ("fused_recurrent_gated_delta_rule_fwd_kernel", "fused_sigmoid_gating_delta_rule_update_kernel"):
+        a = dict(**_ptrs(q=bf, k=bf, v=bf, g=f32, beta=bf, o=bf, h0=f32, ht=f32, cu_seqlens=i32,
+                         ssm_state_indices=i32, num_accepted_tokens=None),
+                 scale=K ** -0.5, N=64, T=64, B=1, H=H_K, HV=H_V, K=K, V=V, BK=K,
+                 stride_init_state_token=H_V * V * K, stride_final_state_token=H_V * V * K,
+                 stride_indices_seq=1, stride_indices_tok=1, USE_INITIAL_STATE=True, INPLACE_FINAL_STATE=True,
+                 IS_BETA_HEADWISE=False, USE_QK_L2NORM_IN_KERNEL=True, IS_VARLEN=True,
+                 IS_CONTINUOUS_BATCHING=True, IS_SPEC_DECODING=False, IS_KDA=False)
+        if kernel.startswith("fused_sigmoid"):
+            a.update(_ptrs(A_log=f32, a=bf, b=bf, dt_bias=f32), beta=1.0, threshold=20.0)
+    elif kernel == "fused_recurrent_gated_delta_rule_packed_decode_kernel":
+        a = dict(**_ptrs(mixed_qkv=bf, a=bf, b=bf, A_log=f32, dt_bias=f32, o=bf, h0=f32, ht=f32,
+                         ssm_state_indices=i32),
+                 scale=K ** -0.5, stride_mixed_qkv_tok=2 * H_K * K + H_V * V, stride_a_tok=H_V,
+                 stride_b_tok=H_V, stride_init_state_token=H_V * V * K, stride_final_state_token=H_V * V * K,
+                 stride_indices_seq=1, H=H_K, HV=H_V, K=K, V=V, BK=K, SOFTPLUS_THRESHOLD=20.0,
+                 USE_QK_L2NORM_IN_KERNEL=True, SPLIT_BATCH_HEAD_GRID=False)
+    else:
+        raise KeyError(kernel)
+    a.update(cfg_kwargs)
+    return a
+
+
+def fla_cases(kernels=None):
+    """(kernel, candidate label, args builder kwargs, options) of every candidate vLLM can launch."""
+    mod, tunes = load_fla()
+    for _, kernel in FLA_KERNELS:
+        if kernels and kernel not in kernels:
+            continue
+        if kernel in FIXED_LAUNCH:
+            nw, ns, bv = FIXED_LAUNCH[kernel]
+            yield kernel, getattr(mod, kernel), {"BV": bv}, {"num_warps": nw, "num_stages": ns}
+            continue
+        for cfg in tunes[kernel]:
+            yield kernel, getattr(mod, kernel), dict(cfg.kwargs), {"num_warps": cfg.num_warps,
+                                                                    "num_stages": cfg.num_stages}
+
+
+def _row(arch, source, kernel, fn, args, kwargs, opts):
+    from rocm_enable.gates.capabilities import capabilities_for
+    from rocm_enable.isa import asm_metrics, compile_for_arch
+
+    args = {p.name: args[p.name] for p in fn.params}
+    k = compile_for_arch(fn, args, opts, arch)
+    asm = k.asm["amdgcn"]
+    m = asm_metrics(asm, k.metadata, arch)
+    vspill = 0
+    for line in asm.splitlines():
+        if ".vgpr_spill_count:" in line:
+            vspill = int(line.split(":")[1])
+    return dict(arch=arch, source=source, kernel=kernel,
+                config=" ".join(f"{a}{b}" for a, b in sorted(kwargs.items())) or "-",
+                num_warps=opts["num_warps"], num_stages=opts.get("num_stages"), vgpr=m["vgpr"],
+                vgpr_spills=vspill, spills=m["spills"], scratch=m["scratch"], lds=m["lds"],
+                lds_limit=capabilities_for(arch).lds_per_workgroup_kib * 1024, occupancy=m["occupancy"])
+
+
+def _iter_report(arch: str, source: str, kernels=None):
+    if source == "vllm":
+        for kernel, fn, kwargs, opts in fla_cases(kernels):
+            yield _row(arch, "vllm", kernel, fn, fla_args(kernel, kwargs), kwargs, opts)
+    else:
+        from rocm_enable.ops import gdn
+
+        for kernel, fn, args, kwargs, opts in gdn.isa_cases(arch):
+            if not kernels or kernel in kernels:
+                yield _row(arch, "ours", kernel, fn, args, kwargs, opts)
+
+
+def gdn_isa_report(arch: str, source: str = "ours", kernels=None) -> list[dict]:
+    """One dict per (kernel, launch config). ``source``: "ours" (every config rocm_enable's GDN
+    kernels can select on ``arch``) or "vllm" (every candidate of vLLM's FLA kernels). Runs the
+    compiles in a clean subprocess when this process has the Triton interpreter on."""
+    if os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes"):
+        env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        cmd = [sys.executable, "-m", "rocm_enable.ops.gdn_isa", "--json", "--set", source, arch]
+        if kernels:
+            cmd += ["--kernels", ",".join(kernels)]
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if p.returncode:
+            raise RuntimeError(f"AOT compile subprocess failed:\n{p.stderr[-4000:]}")
+        return [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
+    return list(_iter_report(arch, source, kernels))
+
+
+COLUMNS = ("arch", "source", "kernel", "config", "num_warps", "num_stages", "vgpr", "vgpr_spills", "spills",
+           "scratch", "lds", "lds_limit", "occupancy")
+
+
+def to_markdown(rows: list[dict]) -> str:
+    out = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        out.append("| " + " | ".join("-" if r.get(c) is None else str(r.get(c)) for c in COLUMNS) + " |")
+    return "\n".join(out)
+
+
+def main(argv=None):
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("archs", nargs="*", default=["gfx1151"])
+    ap.add_argument("--set", choices=("ours", "vllm"), default="ours")
+    ap.add_argument("--kernels", help="comma-separated kernel names (default: all)")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    kernels = tuple(a.kernels.split(",")) if a.kernels else None
+    for arch in a.archs:
+        if a.json:
+            for r in _iter_report(arch, a.set, kernels):
+                print(json.dumps(r), flush=True)
+        else:
+            print(to_markdown(gdn_isa_report(arch, a.set, kernels)), flush=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+    main()

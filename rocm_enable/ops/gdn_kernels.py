@@ -1,0 +1,90 @@
+"""Gated-DeltaNet chunked-prefill state kernel that fits wave32 RDNA registers.
+
+Same contract as vLLM's FLA ``chunk_gated_delta_rule_fwd_kernel_h_blockdim64`` (chunk_delta_h.py):
+for each sequence and value head it walks the chunks of BT tokens, stores the state entering each
+chunk (h[chunk, head] = S, laid out [V, K]), computes v_new = u - w S^T and advances
+S <- exp(g_last) S + (exp(g_last - g) * v_new)^T k.
+
+Why a second kernel: vLLM's keeps S as [BV, 64] fp32 quarters and transposes them into and out of
+every tl.dot (``tl.trans(b_h)`` / ``tl.trans(tl.dot(k, v))``); on gfx11/gfx12 WMMA layouts those
+transposes go through registers and every one of its 8 autotune candidates spills (57-1,525 VGPRs
+on gfx1151, docs/gdn.md). Here the state is held transposed, S^T as one [K, BV] tile, so both
+products are plain dots in their natural layouts (w[BT, K] @ S^T[K, BV] and k^T[K, BT] @ v[BT, BV])
+and a narrow BV keeps the tile small: K=128, BV=16, 4 waves -> 16 fp32 VGPRs of state per lane.
+"""
+import triton
+import triton.language as tl
+
+
+@triton.jit(do_not_specialize=["T"])
+def gdn_chunk_state_kernel(
+    k, v, w, v_new, g, h, h0, ht, cu_seqlens, chunk_offsets, T,
+    H: tl.constexpr, Hg: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr,
+    BK: tl.constexpr, BV: tl.constexpr, USE_G: tl.constexpr, USE_INITIAL_STATE: tl.constexpr,
+    STORE_FINAL_STATE: tl.constexpr, SAVE_NEW_VALUE: tl.constexpr, IS_VARLEN: tl.constexpr,
+    USE_EXP2: tl.constexpr,
+):
+    i_v, i_nh = tl.program_id(0), tl.program_id(1)
+    i_n, i_h = i_nh // H, i_nh % H
+    if IS_VARLEN:
+        bos = tl.load(cu_seqlens + i_n).to(tl.int64)
+        eos = tl.load(cu_seqlens + i_n + 1).to(tl.int64)
+        T = eos - bos
+        NT = tl.cdiv(T, BT)
+        boh = tl.load(chunk_offsets + i_n).to(tl.int64)
+    else:
+        bos = i_n.to(tl.int64) * T
+        NT = tl.cdiv(T, BT)
+        boh = i_n.to(tl.int64) * NT
+
+    h += (boh * H + i_h) * V * K
+    v += (bos * H + i_h) * V
+    k += (bos * Hg + i_h // (H // Hg)) * K
+    w += (bos * H + i_h) * K
+    if SAVE_NEW_VALUE:
+        v_new += (bos * H + i_h) * V
+    stride_v = H * V
+    stride_h = H * V * K
+    stride_k = Hg * K
+    stride_w = H * K
+
+    o_k = tl.arange(0, BK)
+    m_k = o_k < K
+    o_v = i_v * BV + tl.arange(0, BV)
+    m_v = o_v < V
+    # S^T: element [kk, vv] is S[vv, kk]; h / h0 / ht are stored [V, K]
+    off_hT = o_v[None, :] * K + o_k[:, None]
+    m_hT = m_k[:, None] & m_v[None, :]
+    b_hT = tl.zeros([BK, BV], dtype=tl.float32)
+    if USE_INITIAL_STATE:
+        b_hT += tl.load(h0 + i_nh.to(tl.int64) * V * K + off_hT, mask=m_hT, other=0.0).to(tl.float32)
+
+    for i_t in range(NT):
+        o_t = i_t * BT + tl.arange(0, BT)
+        m_t = o_t < T
+        tl.store(h + off_hT, b_hT.to(h.dtype.element_ty), mask=m_hT)
+        h += stride_h  # a 64-bit pointer step: i_t * stride_h overflows int32 past ~2^31 elements
+
+        b_w = tl.load(w + o_t[:, None] * stride_w + o_k[None, :], mask=m_t[:, None] & m_k[None, :], other=0.0)
+        b_u = tl.load(v + o_t[:, None] * stride_v + o_v[None, :], mask=m_t[:, None] & m_v[None, :], other=0.0)
+        b_v = b_u - tl.dot(b_w, b_hT.to(b_w.dtype))
+        if SAVE_NEW_VALUE:
+            tl.store(v_new + o_t[:, None] * stride_v + o_v[None, :], b_v.to(v_new.dtype.element_ty),
+                     mask=m_t[:, None] & m_v[None, :])
+
+        if USE_G:
+            last = tl.minimum((i_t + 1) * BT, T) - 1
+            b_g_last = tl.load(g + (bos + last) * H + i_h)
+            b_g = tl.load(g + (bos + o_t) * H + i_h, mask=m_t, other=0.0)
+            if USE_EXP2:
+                b_v = b_v * tl.where(m_t, tl.exp2(b_g_last - b_g), 0)[:, None]
+                b_hT *= tl.exp2(b_g_last)
+            else:
+                b_v = b_v * tl.where(m_t, tl.exp(b_g_last - b_g), 0)[:, None]
+                b_hT *= tl.exp(b_g_last)
+
+        b_kT = tl.load(k + o_t[None, :] * stride_k + o_k[:, None], mask=m_k[:, None] & m_t[None, :], other=0.0)
+        b_hT += tl.dot(b_kT, b_v.to(b_kT.dtype))
+
+    if STORE_FINAL_STATE:
+        tl.store(ht + i_nh.to(tl.int64) * V * K + off_hT, b_hT.to(ht.dtype.element_ty), mask=m_hT)
