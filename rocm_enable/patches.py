@@ -317,7 +317,7 @@ why, how, the capability predicate, upstream references and the removal conditio
 runtime fix adds kernels, the patch adds them to vLLM's tree as vLLM modules; their sources are
 generated from `rocm_enable/ops` (and the offload-bundle reader from `rocm_enable/gates`), so they
 cannot drift from the runtime code. The vLLM classes the patches add around them
-(`scripts/vllm_patches/templates`) repeat the runtime classes; `tests/patches/test_template_drift.py`
+(`rocm_enable/stacks/vllm/templates`) repeat the runtime classes; `tests/patches/test_template_drift.py`
 fails, naming the class and member, when the two differ beyond the declared differences.
 
 Verified vLLM versions: {verified}. Series: {series}.
@@ -331,8 +331,10 @@ cd <folder holding vllm/> && git apply DIR/NNNN-*.patch           # each, in ser
 This folder is the only copy: a wheel installs it as data files under
 `<prefix>/share/rocm-enable/patches/` (pyproject.toml `[tool.setuptools.data-files]`), where the
 installed `rocm-enable patches` command finds it; from a source checkout it reads `patches/vllm/`.
-Regenerate after changing a fix record, a kernel in `rocm_enable/ops` or a recipe in
-`scripts/vllm_patches/recipes.py`: `.venv/bin/python scripts/build_vllm_patches.py`.
+Each fix's source patch is made by its recipe, which sits beside its record: record
+`rocm_enable/stacks/vllm/<topic>.py`, recipe `rocm_enable/stacks/vllm/<topic>_recipes.py`.
+Regenerate after changing a fix record, a recipe or a kernel in `rocm_enable/ops`:
+`.venv/bin/python scripts/build_vllm_patches.py`.
 
 `tests/patches/` proves the series: each applies cleanly to its vLLM version, and vLLM patched
 with it (plugin off) decides like unpatched vLLM with the plugin (its fixes that have no patch yet
@@ -343,7 +345,10 @@ switched off) on simulated gfx1151, gfx1100, gfx1201 and gfx942.
 # Fix records that apply at runtime but have no source patch yet, and why. The ledger prints
 # them; tests/patches/test_ledger.py fails for a record without a patch that is not listed here,
 # and for an entry here that has a patch or no record.
-PATCH_PENDING: dict[str, str] = {}
+PATCH_PENDING: dict[str, str] = {
+    "gdn-chunk-state-rdna": "new in issue 16: the source patch would add rocm_enable's GDN chunk-state "
+                            "kernel (rocm_enable/ops/gdn_kernels.py) to vLLM's FLA ops; runtime only for now",
+}
 
 
 def render_readme(fixes: Iterable | None = None, root: Path | None = None) -> str:

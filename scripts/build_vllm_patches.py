@@ -2,10 +2,11 @@
 """Regenerate the vLLM patch series (patches/vllm/<version>/) and the ledger (patches/README.md).
 
 For each vLLM version: copy the installed package to a temporary tree, `git init` + commit it,
-apply each fix's recipe (scripts/vllm_patches/recipes.py) as one commit whose message carries
-the fix record's ledger fields, and `git format-patch` the commits. Kernel sources are embedded
-from rocm_enable/ops by the recipes, so re-running this after a kernel change updates the series;
-tests/patches/test_series_current.py fails while the checked-in series differs from a fresh run.
+apply each fix's recipe (rocm_enable/stacks/vllm/<topic>_recipes.py, beside its record
+<topic>.py) as one commit whose message carries the fix record's ledger fields, and
+`git format-patch` the commits. Kernel sources are embedded from rocm_enable/ops by the recipes,
+so re-running this after a kernel change updates the series; tests/patches/test_series.py fails
+while the checked-in series differs from a fresh run.
 
     .venv/bin/python scripts/build_vllm_patches.py                 # both verified versions
     .venv/bin/python scripts/build_vllm_patches.py --check         # exit 1 if anything is stale
@@ -24,10 +25,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "scripts"))
 
 from rocm_enable import patches as rp  # noqa: E402
-from vllm_patches import recipes  # noqa: E402
+from rocm_enable.stacks.vllm.recipe import Recipe, RecipeError, Tree, recipes_by_fix  # noqa: E402
 
 PATCHES = REPO / "patches"
 STACK_DIR = rp.STACK  # patches/vllm/
@@ -59,7 +59,7 @@ def _para(label: str, text: str) -> str:
                          subsequent_indent="  ", break_on_hyphens=False, break_long_words=False)
 
 
-def commit_message(fix, recipe: recipes.Recipe, version: str) -> str:
+def commit_message(fix, recipe: Recipe, version: str) -> str:
     """The patch's commit message: the fix record's ledger fields, for vLLM reviewers."""
     subject = f"[ROCm] {fix.title}"
     body = [
@@ -89,7 +89,8 @@ def build_series(version: str, vllm_root: Path, fixes, out_dir: Path) -> list[st
     if found != version:
         raise SystemExit(f"{vllm_root} holds vLLM {found}, not {version}")
     # a fix whose record does not cover this version (fixed upstream) gets no patch in it
-    with_recipe = [f for f in fixes if f.name in recipes.BY_FIX and f.supports_version(version)]
+    recipes = recipes_by_fix()
+    with_recipe = [f for f in fixes if f.name in recipes and f.supports_version(version)]
     with tempfile.TemporaryDirectory(prefix=f"vllm-{version}-") as tmp:
         work = Path(tmp) / "tree"
         work.mkdir()
@@ -99,12 +100,12 @@ def build_series(version: str, vllm_root: Path, fixes, out_dir: Path) -> list[st
         _git(["add", "-A"], work)
         _git(["commit", "-q", "-m", f"vLLM {version}"], work)
         base = _git(["rev-parse", "HEAD"], work).strip()
-        tree = recipes.Tree(work, version)
+        tree = Tree(work, version)
         for fix in with_recipe:
-            recipe = recipes.BY_FIX[fix.name]
+            recipe = recipes[fix.name]
             try:
                 recipe.apply(tree)
-            except recipes.RecipeError as exc:
+            except RecipeError as exc:
                 raise SystemExit(f"fix {fix.name}: recipe does not fit vLLM {version}: {exc}")
             _git(["add", "-A"], work)
             if not _git(["status", "--porcelain"], work).strip():

@@ -22,8 +22,9 @@ def test_every_fix_has_a_patch_or_is_declared_pending(series_root):
     missing = {fix.name for fix in rp.vllm_fixes() for v in rp.series_versions(series_root)
                if fix.supports_version(v) and rp.patch_for_fix(series_root / v, fix.name) is None}
     undeclared = sorted(missing - set(rp.PATCH_PENDING))
-    assert not undeclared, ("fix records without a patch in the vLLM series (add a recipe in "
-                            "scripts/vllm_patches/recipes.py and rebuild, or declare it in "
+    assert not undeclared, ("fix records without a patch in the vLLM series (add a recipe beside "
+                            "the record, rocm_enable/stacks/vllm/<topic>_recipes.py, and rebuild, "
+                            "or declare it in "
                             "rocm_enable.patches.PATCH_PENDING): " + ", ".join(undeclared))
     stale = sorted(set(rp.PATCH_PENDING) - missing)
     assert not stale, f"PATCH_PENDING lists fixes that have patches or no record: {stale}"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rocm_enable import patches as rp
-from vllm_patches import recipes
+from rocm_enable.stacks.vllm import recipe_embed
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,13 +47,13 @@ def test_embedded_sources_equal_rocm_enable(series_root, version):
     created = {}
     for name in rp.read_series(series_root / version):
         created.update(new_files((series_root / version / name).read_text()))
-    for source in recipes.EMBEDDED:
-        path = recipes.embedded_path(source)
+    for source in recipe_embed.EMBEDDED:
+        path = recipe_embed.embedded_path(source)
         assert path in created, f"vLLM {version} series does not add {path}"
-        assert created[path] == recipes.embed_module(source), (
+        assert created[path] == recipe_embed.embed_module(source), (
             f"{path} in the vLLM {version} series differs from rocm_enable/{source}: "
             "run scripts/build_vllm_patches.py")
-    for path, text in recipes.kernel_config_files().items():
+    for path, text in recipe_embed.kernel_config_files().items():
         assert created.get(path) == text, f"{path} differs from rocm_enable/ops/configs: rebuild"
 
 

@@ -1,4 +1,4 @@
-"""The vLLM-side classes the series adds from scripts/vllm_patches/templates repeat the runtime
+"""The vLLM-side classes the series adds from rocm_enable/stacks/vllm/templates repeat the runtime
 classes of rocm_enable/stacks/vllm on purpose (a patch must not import rocm_enable). This test
 keeps the two in step: every class member and shared module-level helper is compared as
 normalised source (ast.unparse without docstrings: comments, formatting and line wrapping do not
@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-TEMPLATES = REPO / "scripts" / "vllm_patches" / "templates"
 STACK = REPO / "rocm_enable" / "stacks" / "vllm"
+TEMPLATES = STACK / "templates"
 
 
 @dataclass(frozen=True)
 class Pair:
     runtime: str  # rocm_enable/stacks/vllm/<runtime>
-    template: str  # scripts/vllm_patches/templates/<template>
+    template: str  # rocm_enable/stacks/vllm/templates/<template>
     classes: tuple[str, ...]
     # module-level helpers: runtime name -> template name (functions, or a constant the runtime
     # computes in a one-line function)
