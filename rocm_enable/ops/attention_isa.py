@@ -24,7 +24,7 @@ HEAD_DIMS = (128, 256)  # the proof's scope (64 is selectable too: pass head_dim
 
 
 def _load_kernels():
-    from rocm_enable.isa import load_compilable_kernels
+    from rocm_enable.ops.aot import load_compilable_kernels
 
     return load_compilable_kernels(KERNEL_FILE, "_rocm_enable_isa_attention_kernels")
 
@@ -32,7 +32,7 @@ def _load_kernels():
 def _cases(target, head_dims, dtypes):
     import triton.language as tl
 
-    from rocm_enable.isa import _t
+    from rocm_enable.ops.aot import fake_tensor as _t
     from rocm_enable.ops import attention_rdna as A
 
     for kernel, hd, cfg in A.selectable_configs(target):
@@ -44,44 +44,59 @@ def _cases(target, head_dims, dtypes):
             groups = A.num_groups(qpkv)
             for dt in dtypes:
                 ty = tl.bfloat16 if dt == "bf16" else tl.float16
+                fp8 = bool(cfg.get("KV_FP8"))
+                # an e4m3 cache is passed as int32 words: 4 bytes per element, strides in words
+                kv_ty, unit = (tl.int32, 4) if fp8 else (ty, 1)
                 opts = {k: cfg[k] for k in ("num_warps", "num_stages") if k in cfg}
                 big = 1 << 30
+                slot = KVH * 2 * hd // unit  # elements (16-bit) or words (fp8) per slot
                 strides = dict(stride_qt=H * hd, stride_qh=hd,
-                               stride_kb=KVH * BLOCK_SIZE * 2 * hd, stride_ks=KVH * 2 * hd, stride_kh=2 * hd,
-                               stride_vb=KVH * BLOCK_SIZE * 2 * hd, stride_vs=KVH * 2 * hd, stride_vh=2 * hd,
+                               stride_kb=BLOCK_SIZE * slot, stride_ks=slot, stride_kh=2 * hd // unit,
+                               stride_vb=BLOCK_SIZE * slot, stride_vs=slot, stride_vh=2 * hd // unit,
                                stride_ot=H * hd, stride_oh=hd, stride_bt=256, block_size=BLOCK_SIZE)
-                ptrs = dict(q_ptr=_t(ty), k_ptr=_t(ty, big), v_ptr=_t(ty, big), out_ptr=_t(ty),
+                ptrs = dict(q_ptr=_t(ty), k_ptr=_t(kv_ty, big), v_ptr=_t(kv_ty, big), out_ptr=_t(ty),
                             block_table_ptr=_t(tl.int32), seq_lens_ptr=_t(tl.int32),
                             cu_seqlens_q_ptr=_t(tl.int32))
+                scales = dict(k_scale_ptr=_t(tl.float32), v_scale_ptr=_t(tl.float32))
+                kv = "fp8" if fp8 else dt
                 if kernel in ("decode_split", "decode_direct"):
                     split = kernel == "decode_split"
                     args = dict(**ptrs, part_acc_ptr=_t(tl.float32), part_ml_ptr=_t(tl.float32),
-                                qk_scale=0.09, **strides, num_splits=40 if split else 1,
+                                **scales, qk_scale=0.09, **strides, num_splits=40 if split else 1,
                                 QPKV=qpkv, NUM_GROUPS=groups, ROWS=cfg["ROWS"], HEAD_DIM=hd,
-                                BLOCK_N=cfg["BLOCK_N"], DC=cfg["DC"], SPLIT=split)
+                                BLOCK_N=cfg["BLOCK_N"], DC=cfg["DC"], SPLIT=split, KV_FP8=fp8)
                     tile = f"ROWS{cfg['ROWS']} N{cfg['BLOCK_N']}"
                 elif kernel == "combine":
+                    if dt != dtypes[0]:
+                        continue  # reads fp32 partials only; the output dtype does not change it
+                    kv = "-"
                     args = dict(out_ptr=_t(ty), part_acc_ptr=_t(tl.float32), part_ml_ptr=_t(tl.float32),
                                 cu_seqlens_q_ptr=_t(tl.int32), stride_ot=H * hd, stride_oh=hd,
                                 num_splits=40, QPKV=qpkv, NUM_GROUPS=groups, ROWS=A.DECODE_ROWS,
-                                HEAD_DIM=hd, MAX_SPLITS=cfg["MAX_SPLITS"])
-                    tile = f"S{cfg['MAX_SPLITS']}"
+                                HEAD_DIM=hd, MAX_SPLITS=cfg["MAX_SPLITS"], SPLIT_CHUNK=cfg["SPLIT_CHUNK"])
+                    tile = f"S{cfg['MAX_SPLITS']}/{cfg['SPLIT_CHUNK']}"
                 else:
-                    args = dict(**ptrs, qk_scale=0.09, **strides, num_seqs=7, QPKV=qpkv, HEAD_DIM=hd,
-                                BLOCK_M=cfg["BLOCK_M"], BLOCK_Q=cfg["BLOCK_M"] // qpkv,
-                                BLOCK_N=cfg["BLOCK_N"], DC=cfg["DC"])
+                    args = dict(**ptrs, **scales, qk_scale=0.09, **strides, num_seqs=7, QPKV=qpkv,
+                                HEAD_DIM=hd, BLOCK_M=cfg["BLOCK_M"], BLOCK_Q=cfg["BLOCK_M"] // qpkv,
+                                BLOCK_N=cfg["BLOCK_N"], DC=cfg["DC"], KV_FP8=fp8)
                     tile = f"M{cfg['BLOCK_M']} N{cfg['BLOCK_N']}"
-                yield kernel, hd, gname, dt, tile, args, opts
+                yield kernel, hd, gname, dt, kv, tile, args, opts
 
 
-def _vgpr_spills(asm: str) -> int:
-    m = re.search(r"^\s+\.vgpr_spill_count:\s+(\d+)", asm, re.M)
+def _spill_count(asm: str, kind: str) -> int:
+    m = re.search(rf"^\s+\.{kind}_spill_count:\s+(\d+)", asm, re.M)
     return int(m.group(1)) if m else 0
+
+
+def _fp8_conversions(asm: str) -> int:
+    """Instructions that convert fp8/bf8 (gfx12 v_cvt_*_fp8 / _bf8): the cache decode must be
+    integer bit operations instead."""
+    return len(re.findall(r"^\s+v_cvt\w*_(?:fp8|bf8)\w*", asm, re.M))
 
 
 def _compile_report(arch: str, head_dims=HEAD_DIMS, dtypes=DTYPES) -> list[dict]:
     from rocm_enable.gates.capabilities import capabilities_for
-    from rocm_enable.isa import asm_metrics, compile_for_arch
+    from rocm_enable.ops.aot import asm_metrics, compile_for_arch
     from rocm_enable.ops import attention_rdna as A
 
     caps = capabilities_for(arch)
@@ -90,11 +105,13 @@ def _compile_report(arch: str, head_dims=HEAD_DIMS, dtypes=DTYPES) -> list[dict]
     fns = {"decode_split": mod.paged_decode_kernel, "decode_direct": mod.paged_decode_kernel,
            "combine": mod.split_combine_kernel, "prefill": mod.paged_prefill_kernel}
     rows = []
-    for kernel, hd, gname, dt, tile, args, opts in _cases(target, head_dims, dtypes):
+    for kernel, hd, gname, dt, kv, tile, args, opts in _cases(target, head_dims, dtypes):
         k = compile_for_arch(fns[kernel], args, opts, arch)
-        m = asm_metrics(k.asm["amdgcn"], k.metadata, arch)
-        rows.append(dict(arch=arch, kernel=kernel, head_dim=hd, gqa=gname, dtype=dt, tile=tile,
-                         vgpr_spills=_vgpr_spills(k.asm["amdgcn"]),
+        asm = k.asm["amdgcn"]
+        m = asm_metrics(asm, k.metadata, arch)
+        rows.append(dict(arch=arch, kernel=kernel, head_dim=hd, gqa=gname, dtype=dt, kv=kv, tile=tile,
+                         vgpr_spills=_spill_count(asm, "vgpr"), sgpr_spills=_spill_count(asm, "sgpr"),
+                         fp8_cvt=_fp8_conversions(asm),
                          num_warps=opts.get("num_warps"), num_stages=opts.get("num_stages"),
                          lds_limit=caps.lds_per_workgroup_kib * 1024,
                          waves_per_simd=m["occupancy_lds"], **m))
@@ -118,8 +135,9 @@ def attention_isa_report(arch: str, head_dims=HEAD_DIMS, dtypes=DTYPES) -> list[
     return _compile_report(arch, tuple(head_dims), tuple(dtypes))
 
 
-COLUMNS = ("arch", "kernel", "head_dim", "gqa", "dtype", "tile", "num_warps", "num_stages",
-           "vgpr", "vgpr_spills", "spills", "scratch", "lds", "lds_limit", "waves_per_simd", "wmma")
+COLUMNS = ("arch", "kernel", "head_dim", "gqa", "dtype", "kv", "tile", "num_warps", "num_stages",
+           "vgpr", "vgpr_spills", "sgpr_spills", "scratch", "lds", "lds_limit", "waves_per_simd", "wmma",
+           "loop_cndmask", "fp8_cvt")
 
 
 def to_markdown(rows: list[dict]) -> str:

@@ -6,6 +6,15 @@ The KV cache is vLLM's paged layout as its Triton backend hands it over after
 the seq's logical block ``i``; ``seq_lens[seq]`` counts context + new tokens;
 ``cu_seqlens_q[seq]`` is the seq's first query token.
 
+KV_FP8: the cache holds e4m3fn bytes (vLLM's ``fp8`` / ``fp8_e4m3`` with per-tensor k/v scales)
+and k_ptr / v_ptr are int32 views of it (4 bytes of one key row per word, strides in words).
+Each word becomes two fp16 pairs by integer bit operations (rocm_enable/ops/fp8_dequant.py:
+no fp8 conversion instruction or compare/select ladder, which is what an fp8 cast costs on gfx11):
+``even`` holds head-dim positions 2c, ``odd`` 2c + 1. Q is read at the same positions, so
+Q K^T = Q_even K_even^T + Q_odd K_odd^T; the V halves are interleaved back into head-dim order
+for P V. The bytes decode to e4m3 * 2**-8; the 2**8 and the k scale are folded into the score
+scale, the v scale into the output. Q (bf16 or fp16) is multiplied as fp16 against the fp16 K.
+
 Three kernels:
   * ``paged_decode_kernel``: one query token per seq. One program = (seq, kv head, group of up to
     ROWS query heads of that kv head, KV split). GQA heads share every K/V tile (one tl.dot with
@@ -22,6 +31,7 @@ import triton
 import triton.language as tl
 
 LOG2E = 1.4426950408889634
+FP8_BITS_SCALE = tl.constexpr(256.0)  # e4m3 bytes read as fp16 bits are the value times 2**-8 (fp8_dequant.py)
 
 
 @triton.jit
@@ -36,22 +46,77 @@ def _kv_tile(base_ptr, bt_row_ptr, start, block_size, stride_b, stride_s, BLOCK_
 
 
 @triton.jit
+def _e4m3_words(w, R: tl.constexpr, C: tl.constexpr):
+    """[R, C // 2] int32 words of e4m3fn bytes -> (even, odd) [R, C] fp16 tiles holding the
+    bytes' values times 2**-8: even column c is byte position 2c of the row, odd 2c + 1.
+    7 integer ops per 4 bytes (fp8_dequant.py), then join/reshape keeps the pairs in registers."""
+    u = w.to(tl.uint32, bitcast=True)
+    ev = ((u << 8) & 0x80008000) | ((u << 7) & 0x3F803F80)  # bytes 0, 2 of the word
+    od = (u & 0x80008000) | ((u >> 1) & 0x3F803F80)  # bytes 1, 3
+    even = tl.join(ev.to(tl.uint16).to(tl.float16, bitcast=True),
+                   (ev >> 16).to(tl.uint16).to(tl.float16, bitcast=True)).reshape(R, C)
+    odd = tl.join(od.to(tl.uint16).to(tl.float16, bitcast=True),
+                  (od >> 16).to(tl.uint16).to(tl.float16, bitcast=True)).reshape(R, C)
+    return even, odd
+
+
+@triton.jit
 def _scores(q_rows, q_mask, k_tile, k_rows, n_mask, M: tl.constexpr, BLOCK_N: tl.constexpr,
-            HEAD_DIM: tl.constexpr, DC: tl.constexpr):
+            HEAD_DIM: tl.constexpr, DC: tl.constexpr, KV_FP8: tl.constexpr):
     """S = Q K^T over HEAD_DIM in DC-wide chunks, Q re-read (L1/L2-resident) per chunk.
 
     Why not one tl.dot over the whole head_dim with Q kept in registers: on gfx11 a WMMA operand
     is duplicated across the two half-waves, so a 16 x 256 bf16 Q operand alone takes 128 VGPRs
     per lane and the K operand as many -- the root of vLLM's head-256 spills on gfx11 (audit §4.2).
     Re-reading Q per chunk is not hoisted (loads are not loop-invariant-moved) and costs cache
-    bandwidth, not DRAM bandwidth."""
+    bandwidth, not DRAM bandwidth. With KV_FP8 the chunk is DC bytes = DC // 4 words per key and
+    Q is read (as fp16) at the even and the odd positions of the chunk."""
     s = tl.zeros([M, BLOCK_N], tl.float32)
     for c in tl.static_range(0, HEAD_DIM, DC):
-        dc = c + tl.arange(0, DC)
-        qc = tl.load(q_rows[:, None] + dc[None, :], mask=q_mask[:, None], other=0.0)
-        kc = tl.load(k_tile + k_rows[:, None] + dc[None, :], mask=n_mask[:, None], other=0.0)
-        s += tl.dot(qc, tl.trans(kc))
+        if KV_FP8:
+            w = tl.load(k_tile + k_rows[:, None] + (c // 4 + tl.arange(0, DC // 4))[None, :],
+                        mask=n_mask[:, None], other=0)
+            k_even, k_odd = _e4m3_words(w, BLOCK_N, DC // 2)
+            dq = c + 2 * tl.arange(0, DC // 2)
+            # bf16 -> fp16: exact for |q| in [2**-14, 65504] (attention queries are far inside)
+            q_even = tl.load(q_rows[:, None] + dq[None, :], mask=q_mask[:, None], other=0.0)
+            q_odd = tl.load(q_rows[:, None] + (dq + 1)[None, :], mask=q_mask[:, None], other=0.0)
+            s += tl.dot(q_even.to(tl.float16), tl.trans(k_even))
+            s += tl.dot(q_odd.to(tl.float16), tl.trans(k_odd))
+        else:
+            dc = c + tl.arange(0, DC)
+            qc = tl.load(q_rows[:, None] + dc[None, :], mask=q_mask[:, None], other=0.0)
+            kc = tl.load(k_tile + k_rows[:, None] + dc[None, :], mask=n_mask[:, None], other=0.0)
+            s += tl.dot(qc, tl.trans(kc))
     return s
+
+
+@triton.jit
+def _v_tile(v_tile, v_rows, n_mask, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr, KV_FP8: tl.constexpr):
+    """The [BLOCK_N, HEAD_DIM] V tile as the P V operand; e4m3 words are decoded and their even /
+    odd halves interleaved back into head-dim order (join + reshape: a register permutation)."""
+    if KV_FP8:
+        w = tl.load(v_tile + v_rows[:, None] + tl.arange(0, HEAD_DIM // 4)[None, :],
+                    mask=n_mask[:, None], other=0)
+        even, odd = _e4m3_words(w, BLOCK_N, HEAD_DIM // 2)
+        v = tl.join(even, odd).reshape(BLOCK_N, HEAD_DIM)
+    else:
+        v = tl.load(v_tile + v_rows[:, None] + tl.arange(0, HEAD_DIM)[None, :], mask=n_mask[:, None],
+                    other=0.0)
+    return v
+
+
+@triton.jit
+def _kv_scales(k_scale_ptr, v_scale_ptr, KV_FP8: tl.constexpr):
+    """(score factor, output factor) of the cache: the per-tensor k / v scales times 2**8 for
+    e4m3 bytes decoded as fp16 bits, 1 for a 16-bit cache. Read on the device (no host sync)."""
+    if KV_FP8:
+        k_f = tl.load(k_scale_ptr).to(tl.float32) * FP8_BITS_SCALE
+        v_f = tl.load(v_scale_ptr).to(tl.float32) * FP8_BITS_SCALE
+    else:
+        k_f = 1.0
+        v_f = 1.0
+    return k_f, v_f
 
 
 @triton.jit
@@ -59,6 +124,7 @@ def paged_decode_kernel(
     q_ptr, k_ptr, v_ptr, out_ptr,
     block_table_ptr, seq_lens_ptr, cu_seqlens_q_ptr,
     part_acc_ptr, part_ml_ptr,
+    k_scale_ptr, v_scale_ptr,  # per-tensor fp32 scales (read only with KV_FP8)
     qk_scale,  # softmax scale * log2(e)
     stride_qt, stride_qh,
     stride_kb, stride_ks, stride_kh,
@@ -74,6 +140,7 @@ def paged_decode_kernel(
     BLOCK_N: tl.constexpr,
     DC: tl.constexpr,           # head_dim chunk of the Q K^T product
     SPLIT: tl.constexpr,        # write partials (True) or the final output (False)
+    KV_FP8: tl.constexpr,       # e4m3 cache read as int32 words (module docstring)
 ):
     seq = tl.program_id(0)
     kvg = tl.program_id(1)      # kv_head * NUM_GROUPS + group
@@ -92,6 +159,8 @@ def paged_decode_kernel(
     r_mask = hq < row_limit
     head = kv_head * QPKV + hq
     d = tl.arange(0, HEAD_DIM)
+    k_f, v_f = _kv_scales(k_scale_ptr, v_scale_ptr, KV_FP8)
+    qk = qk_scale * k_f
 
     q_rows = q_ptr + tok.to(tl.int64) * stride_qt + head * stride_qh
 
@@ -112,17 +181,20 @@ def paged_decode_kernel(
         n = start + tl.arange(0, BLOCK_N)
         n_mask = n < hi
         k_tile, k_rows = _kv_tile(k_base, bt_row, start, block_size, stride_kb, stride_ks, BLOCK_N)
-        s = _scores(q_rows, r_mask, k_tile, k_rows, n_mask, ROWS, BLOCK_N, HEAD_DIM, DC) * qk_scale
+        v_tile, v_rows = _kv_tile(v_base, bt_row, start, block_size, stride_vb, stride_vs, BLOCK_N)
+        # V is issued before the scores: its load does not depend on them, so K and V are in
+        # flight together (memory-bound decode wants bytes in flight; one stage, no LDS ring)
+        v = _v_tile(v_tile, v_rows, n_mask, BLOCK_N, HEAD_DIM, KV_FP8)
+        s = _scores(q_rows, r_mask, k_tile, k_rows, n_mask, ROWS, BLOCK_N, HEAD_DIM, DC, KV_FP8) * qk
         s = tl.where(n_mask[None, :], s, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(s, 1))
         alpha = tl.exp2(m_i - m_new)
         p = tl.exp2(s - m_new[:, None])
         l_i = l_i * alpha + tl.sum(p, 1)
-        v_tile, v_rows = _kv_tile(v_base, bt_row, start, block_size, stride_vb, stride_vs, BLOCK_N)
-        v = tl.load(v_tile + v_rows[:, None] + d[None, :], mask=n_mask[:, None], other=0.0)
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
         m_i = m_new
 
+    acc = acc * v_f
     if SPLIT:
         # partial row (seq, kv_head, group, split, r): acc [HEAD_DIM] and (m, l). An empty split
         # (lo >= hi) leaves m = -inf, l = 0, acc = 0, which the combine weights by 0.
@@ -142,9 +214,12 @@ def split_combine_kernel(
     stride_ot, stride_oh,
     num_splits,
     QPKV: tl.constexpr, NUM_GROUPS: tl.constexpr, ROWS: tl.constexpr,
-    HEAD_DIM: tl.constexpr, MAX_SPLITS: tl.constexpr,
+    HEAD_DIM: tl.constexpr, MAX_SPLITS: tl.constexpr, SPLIT_CHUNK: tl.constexpr,
 ):
-    """out[tok, head] = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s."""
+    """out[tok, head] = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s.
+
+    The partial rows are summed SPLIT_CHUNK splits at a time: a [MAX_SPLITS, HEAD_DIM] fp32 tile
+    at head_dim 256 (64 KiB per program) made the compiler spill SGPRs on gfx11."""
     seq = tl.program_id(0)
     head = tl.program_id(1)
     kv_head = head // QPKV
@@ -153,26 +228,33 @@ def split_combine_kernel(
     r = hq % ROWS
     tok = tl.load(cu_seqlens_q_ptr + seq)
     d_limit = tl.where(tl.load(cu_seqlens_q_ptr + seq + 1) > tok, HEAD_DIM, 0)  # padding seq: none
-    s = tl.arange(0, MAX_SPLITS)
-    s_mask = s < num_splits
     num_kvg = (tl.num_programs(1) // QPKV) * NUM_GROUPS   # decode grid axis 1
-    prow = ((seq * num_kvg + kvg) * num_splits + s).to(tl.int64) * ROWS + r
-    m = tl.load(part_ml_ptr + prow * 2, mask=s_mask, other=float("-inf"))
-    l = tl.load(part_ml_ptr + prow * 2 + 1, mask=s_mask, other=0.0)
-    m_max = tl.max(m, 0)
-    w = tl.where(m > float("-inf"), tl.exp2(m - m_max), 0.0)
-    denom = tl.sum(w * l, 0)
+    row0 = ((seq * num_kvg + kvg) * num_splits).to(tl.int64) * ROWS + r
+    s = tl.arange(0, MAX_SPLITS)
+    m_max = tl.max(tl.load(part_ml_ptr + (row0 + s * ROWS) * 2, mask=s < num_splits,
+                           other=float("-inf")), 0)
     d = tl.arange(0, HEAD_DIM)
-    acc = tl.load(part_acc_ptr + prow[:, None] * HEAD_DIM + d[None, :], mask=s_mask[:, None], other=0.0)
-    out = tl.sum(acc * w[:, None], 0) / denom
+    acc = tl.zeros([HEAD_DIM], tl.float32)
+    denom = 0.0
+    for s0 in range(0, num_splits, SPLIT_CHUNK):
+        sc = s0 + tl.arange(0, SPLIT_CHUNK)
+        sc_mask = sc < num_splits
+        prow = row0 + sc * ROWS
+        m = tl.load(part_ml_ptr + prow * 2, mask=sc_mask, other=float("-inf"))
+        l = tl.load(part_ml_ptr + prow * 2 + 1, mask=sc_mask, other=0.0)
+        w = tl.where(m > float("-inf"), tl.exp2(m - m_max), 0.0)
+        denom += tl.sum(w * l, 0)
+        part = tl.load(part_acc_ptr + prow[:, None] * HEAD_DIM + d[None, :], mask=sc_mask[:, None], other=0.0)
+        acc += tl.sum(part * w[:, None], 0)
     tl.store(out_ptr + tok.to(tl.int64) * stride_ot + head * stride_oh + d,
-             out.to(out_ptr.dtype.element_ty), mask=d < d_limit)
+             (acc / denom).to(out_ptr.dtype.element_ty), mask=d < d_limit)
 
 
 @triton.jit
 def paged_prefill_kernel(
     q_ptr, k_ptr, v_ptr, out_ptr,
     block_table_ptr, seq_lens_ptr, cu_seqlens_q_ptr,
+    k_scale_ptr, v_scale_ptr,
     qk_scale,
     stride_qt, stride_qh,
     stride_kb, stride_ks, stride_kh,
@@ -187,6 +269,7 @@ def paged_prefill_kernel(
     BLOCK_Q: tl.constexpr,      # BLOCK_M // QPKV
     BLOCK_N: tl.constexpr,
     DC: tl.constexpr,
+    KV_FP8: tl.constexpr,
 ):
     pid = tl.program_id(0)      # global query tile: seq i owns tiles [cu_q[i] // BLOCK_Q + i, ...)
     kv_head = tl.program_id(1)
@@ -215,6 +298,8 @@ def paged_prefill_kernel(
     head = kv_head * QPKV + r % QPKV
     r_mask = (r < BLOCK_Q * QPKV) & (t < q_len)
     d = tl.arange(0, HEAD_DIM)
+    k_f, v_f = _kv_scales(k_scale_ptr, v_scale_ptr, KV_FP8)
+    qk = qk_scale * k_f
     tok = (q_start + t).to(tl.int64)
     q_rows = q_ptr + tok * stride_qt + head * stride_qh
     q_pos = ctx_len + t                          # absolute position: attends keys <= q_pos
@@ -231,17 +316,17 @@ def paged_prefill_kernel(
         n = start + tl.arange(0, BLOCK_N)
         n_mask = n < hi
         k_tile, k_rows = _kv_tile(k_base, bt_row, start, block_size, stride_kb, stride_ks, BLOCK_N)
-        s = _scores(q_rows, r_mask, k_tile, k_rows, n_mask, BLOCK_M, BLOCK_N, HEAD_DIM, DC) * qk_scale
+        s = _scores(q_rows, r_mask, k_tile, k_rows, n_mask, BLOCK_M, BLOCK_N, HEAD_DIM, DC, KV_FP8) * qk
         s = tl.where((n[None, :] <= q_pos[:, None]) & n_mask[None, :], s, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(s, 1))    # key 0 is visible to every row: m_new finite
         alpha = tl.exp2(m_i - m_new)
         p = tl.exp2(s - m_new[:, None])
         l_i = l_i * alpha + tl.sum(p, 1)
         v_tile, v_rows = _kv_tile(v_base, bt_row, start, block_size, stride_vb, stride_vs, BLOCK_N)
-        v = tl.load(v_tile + v_rows[:, None] + d[None, :], mask=n_mask[:, None], other=0.0)
+        v = _v_tile(v_tile, v_rows, n_mask, BLOCK_N, HEAD_DIM, KV_FP8)
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
         m_i = m_new
 
-    out = acc / l_i[:, None]
+    out = acc * v_f / l_i[:, None]
     tl.store(out_ptr + tok[:, None] * stride_ot + head[:, None] * stride_oh + d[None, :],
              out.to(out_ptr.dtype.element_ty), mask=r_mask[:, None])

@@ -25,8 +25,11 @@ from rocm_enable.ops import attention_kernels as K
 
 SUPPORTED_HEAD_DIMS = (64, 128, 256)
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16)
+# e4m3fn bytes (vLLM's fp8 / fp8_e4m3 KV cache on gfx11/gfx12); uint8 is how vLLM allocates it
+FP8_KV_DTYPES = (torch.float8_e4m3fn, torch.uint8)
 DECODE_ROWS = 16          # WMMA/MMA M: query rows per decode program
 MAX_SPLITS = 64           # flash-decoding splits per (seq, kv head)
+COMBINE_SPLIT_CHUNK = 16  # partial rows the combine kernel sums per step
 PROGRAMS_PER_CU = 2       # decode programs per CU the split count aims for
 ACC_VGPRS_PER_LANE = 32   # budget for the prefill fp32 accumulator per lane (see ISA sweep)
 
@@ -74,7 +77,8 @@ def _tile_budget_n(head_dim: int, target: AttnTarget, cap: int) -> int:
     return max(16, min(cap, _pow2_floor(target.lds_bytes // 2 // (2 * head_dim * 2))))
 
 
-def decode_config(head_dim: int, target: AttnTarget, block_size: int | None = None) -> dict:
+def decode_config(head_dim: int, target: AttnTarget, block_size: int | None = None,
+                  kv_fp8: bool = False) -> dict:
     """ROWS = 16 (the matrix-unit M); BLOCK_N keys per tile from the LDS budget, 32 at most at
     head_dim >= 256 and 64 below (64 keys at head_dim 256 need ~250 VGPRs on gfx1151);
     num_warps: one wave per 32 head-dim columns of the PV product, at least 4, at most 8 (the
@@ -83,20 +87,25 @@ def decode_config(head_dim: int, target: AttnTarget, block_size: int | None = No
     cap = 32 if head_dim >= 256 else 64
     block_n = _fit_block(_tile_budget_n(head_dim, target, cap), block_size)
     warps = max(4, min(8, head_dim // 32))
-    return dict(ROWS=DECODE_ROWS, BLOCK_N=block_n, DC=min(head_dim, 64), num_warps=warps, num_stages=1)
+    return dict(ROWS=DECODE_ROWS, BLOCK_N=block_n, DC=min(head_dim, 64), KV_FP8=kv_fp8,
+                num_warps=warps, num_stages=1)
 
 
-def prefill_config(head_dim: int, target: AttnTarget, block_size: int | None = None) -> dict:
+def prefill_config(head_dim: int, target: AttnTarget, block_size: int | None = None,
+                   kv_fp8: bool = False) -> dict:
     """BLOCK_M = 64 rows unless the fp32 accumulator (BLOCK_M x head_dim) would need more than
     ACC_VGPRS_PER_LANE registers per lane with 8 waves, then 32; num_warps the fewest (>= 4) that
-    keep it within budget; BLOCK_N as for decode but 32 at most from head_dim 128 up."""
+    keep it within budget; BLOCK_N as for decode but 32 at most from head_dim 128 up, and 16 at
+    head_dim 256 with an e4m3 cache (its decoded K/V tiles and fp16 Q copies cost the last ~10
+    VGPRs: M32 N32 spills 34 on gfx1151, M32 N16 none)."""
     block_m = 64
     while block_m > 32 and block_m * head_dim // (8 * target.wave_size) > ACC_VGPRS_PER_LANE:
         block_m //= 2
     warps = min(8, max(4, block_m * head_dim // (ACC_VGPRS_PER_LANE * target.wave_size)))
-    cap = 32 if head_dim >= 128 else 64
+    cap = (16 if kv_fp8 and head_dim >= 256 else 32) if head_dim >= 128 else 64
     block_n = _fit_block(_tile_budget_n(head_dim, target, cap), block_size)
-    return dict(BLOCK_M=block_m, BLOCK_N=block_n, DC=min(head_dim, 64), num_warps=warps, num_stages=1)
+    return dict(BLOCK_M=block_m, BLOCK_N=block_n, DC=min(head_dim, 64), KV_FP8=kv_fp8,
+                num_warps=warps, num_stages=1)
 
 
 def num_groups(qpkv: int) -> int:
@@ -120,18 +129,21 @@ def scratch_rows(target: AttnTarget, num_kv_heads: int, qpkv: int) -> int:
 
 def selectable_configs(target: AttnTarget):
     """(kernel, head_dim, config) for every launch configuration the backend can choose: each
-    head_dim, and each BLOCK_N the block-size fit can fall back to (down to 16)."""
+    head_dim, each BLOCK_N the block-size fit can fall back to (down to 16), with a 16-bit and
+    an e4m3 KV cache."""
     seen = set()
     for hd in SUPPORTED_HEAD_DIMS:
         for bs in (None, 32, 16):  # None: the table's tile; 32 / 16: block-size fallbacks
-            for kind, cfg in (("decode_split", decode_config(hd, target, bs)),
-                              ("decode_direct", decode_config(hd, target, bs)),
-                              ("prefill", prefill_config(hd, target, bs))):
-                key = (kind, hd, tuple(sorted(cfg.items())))
-                if key not in seen:
-                    seen.add(key)
-                    yield kind, hd, cfg
-        yield "combine", hd, dict(MAX_SPLITS=MAX_SPLITS, num_warps=4, num_stages=1)
+            for fp8 in (False, True):
+                for kind, cfg in (("decode_split", decode_config(hd, target, bs, fp8)),
+                                  ("decode_direct", decode_config(hd, target, bs, fp8)),
+                                  ("prefill", prefill_config(hd, target, bs, fp8))):
+                    key = (kind, hd, tuple(sorted(cfg.items())))
+                    if key not in seen:
+                        seen.add(key)
+                        yield kind, hd, cfg
+        yield "combine", hd, dict(MAX_SPLITS=MAX_SPLITS, SPLIT_CHUNK=COMBINE_SPLIT_CHUNK,
+                                  num_warps=4, num_stages=1)
 
 
 def alloc_scratch(target: AttnTarget, num_kv_heads: int, qpkv: int, head_dim: int, device):
@@ -140,25 +152,45 @@ def alloc_scratch(target: AttnTarget, num_kv_heads: int, qpkv: int, head_dim: in
             torch.empty(rows, 2, dtype=torch.float32, device=device))
 
 
+def _kv_operands(key_cache, value_cache, k_scale, v_scale, q):
+    """(k, v, k_scale, v_scale, kv_fp8) as the kernels take them: a 16-bit cache as is (the
+    scale pointers unused), an e4m3 cache as int32 word views (4 bytes of a key row per word)
+    with its per-tensor fp32 scales."""
+    if key_cache.dtype not in FP8_KV_DTYPES:
+        if key_cache.dtype != q.dtype or value_cache.dtype != q.dtype:
+            raise ValueError(f"KV cache dtype {key_cache.dtype} / {value_cache.dtype} does not match "
+                             f"the query's {q.dtype}; a 16-bit cache must have the model's dtype")
+        return key_cache, value_cache, q, q, False  # the scale pointers are not read: any tensor
+    if k_scale is None or v_scale is None:
+        raise ValueError("an fp8 (e4m3) KV cache needs its per-tensor k_scale and v_scale tensors")
+    if value_cache.dtype not in FP8_KV_DTYPES:
+        raise ValueError(f"key cache is fp8 but value cache is {value_cache.dtype}")
+    words = [c.view(torch.uint8).view(torch.int32) for c in (key_cache, value_cache)]
+    return words[0], words[1], k_scale, v_scale, True
+
+
 def paged_attention(q, key_cache, value_cache, out, block_table, seq_lens, cu_seqlens_q,
                     max_query_len: int, scale: float, target: AttnTarget, scratch=None,
-                    num_splits: int | None = None):
+                    num_splits: int | None = None, k_scale=None, v_scale=None):
     """Causal paged attention over vLLM's cache layout.
 
     q, out: [tokens, heads, head_dim]; key_cache/value_cache: [blocks, block_size, kv_heads,
-    head_dim] (last stride 1); block_table [seqs, max_blocks] int32; seq_lens [seqs];
-    cu_seqlens_q [seqs + 1]. ``max_query_len == 1`` takes the decode path."""
+    head_dim] (last stride 1), 16-bit of q's dtype or e4m3fn / uint8 bytes with ``k_scale`` /
+    ``v_scale`` (per-tensor fp32, on the device; vLLM's layer._k_scale / _v_scale);
+    block_table [seqs, max_blocks] int32; seq_lens [seqs]; cu_seqlens_q [seqs + 1].
+    ``max_query_len == 1`` takes the decode path."""
     num_seqs = seq_lens.shape[0]
     _, num_heads, head_dim = q.shape
     num_kv_heads = key_cache.shape[2]
     qpkv = num_heads // num_kv_heads
     block_size = key_cache.shape[1]
     qk_scale = float(scale) * K.LOG2E
-    common = (q.stride(0), q.stride(1), key_cache.stride(0), key_cache.stride(1), key_cache.stride(2),
-              value_cache.stride(0), value_cache.stride(1), value_cache.stride(2),
+    k, v, k_scale, v_scale, kv_fp8 = _kv_operands(key_cache, value_cache, k_scale, v_scale, q)
+    common = (q.stride(0), q.stride(1), k.stride(0), k.stride(1), k.stride(2),
+              v.stride(0), v.stride(1), v.stride(2),
               out.stride(0), out.stride(1), block_table.stride(0), block_size)
     if max_query_len == 1:
-        cfg = decode_config(head_dim, target, block_size)
+        cfg = decode_config(head_dim, target, block_size, kv_fp8)
         groups = num_groups(qpkv)
         splits = num_splits or decode_num_splits(num_seqs, num_kv_heads, qpkv, target)
         split = splits > 1
@@ -171,24 +203,25 @@ def paged_attention(q, key_cache, value_cache, out, block_table, seq_lens, cu_se
         else:
             part_acc = part_ml = out  # unused
         K.paged_decode_kernel[(num_seqs, num_kv_heads * groups, splits)](
-            q, key_cache, value_cache, out, block_table, seq_lens, cu_seqlens_q,
-            part_acc, part_ml, qk_scale, *common, splits,
+            q, k, v, out, block_table, seq_lens, cu_seqlens_q,
+            part_acc, part_ml, k_scale, v_scale, qk_scale, *common, splits,
             QPKV=qpkv, NUM_GROUPS=groups, ROWS=cfg["ROWS"], HEAD_DIM=head_dim,
-            BLOCK_N=cfg["BLOCK_N"], DC=cfg["DC"], SPLIT=split,
+            BLOCK_N=cfg["BLOCK_N"], DC=cfg["DC"], SPLIT=split, KV_FP8=kv_fp8,
             num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
         if split:
             K.split_combine_kernel[(num_seqs, num_heads)](
                 out, part_acc, part_ml, cu_seqlens_q, out.stride(0), out.stride(1), splits,
                 QPKV=qpkv, NUM_GROUPS=groups, ROWS=DECODE_ROWS, HEAD_DIM=head_dim,
-                MAX_SPLITS=MAX_SPLITS, num_warps=4, num_stages=1)
+                MAX_SPLITS=MAX_SPLITS, SPLIT_CHUNK=COMBINE_SPLIT_CHUNK, num_warps=4, num_stages=1)
         return out
-    cfg = prefill_config(head_dim, target, block_size)
+    cfg = prefill_config(head_dim, target, block_size, kv_fp8)
     block_q = cfg["BLOCK_M"] // qpkv
     assert block_q >= 1, "QPKV larger than BLOCK_M"
     grid = (triton.cdiv(q.shape[0], block_q) + num_seqs, num_kv_heads)
     K.paged_prefill_kernel[grid](
-        q, key_cache, value_cache, out, block_table, seq_lens, cu_seqlens_q, qk_scale,
+        q, k, v, out, block_table, seq_lens, cu_seqlens_q, k_scale, v_scale, qk_scale,
         *common, num_seqs,
         QPKV=qpkv, HEAD_DIM=head_dim, BLOCK_M=cfg["BLOCK_M"], BLOCK_Q=block_q,
-        BLOCK_N=cfg["BLOCK_N"], DC=cfg["DC"], num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
+        BLOCK_N=cfg["BLOCK_N"], DC=cfg["DC"], KV_FP8=kv_fp8,
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
     return out

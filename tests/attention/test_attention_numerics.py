@@ -135,3 +135,84 @@ def test_decode_padding_seq_untouched():
     qq = torch.cat([q, sentinel])
     A.paged_attention(qq, kc, vc, out, bt, sl, cu, 1, 0.125, TARGET, num_splits=2)
     assert not torch.isnan(out[:2]).any() and (out[2] == 0).all()
+
+
+# ---- FP8 (e4m3fn) KV cache: vLLM's fp8 / fp8_e4m3 with per-tensor k / v scales ---------------
+
+def make_fp8_cache(key_cache, value_cache, seed=0):
+    """The 16-bit test cache quantised to e4m3fn bytes (the uint8 tensor vLLM allocates, same
+    [blocks, kv_heads, block, 2 * hd] storage) with per-tensor scales that are not powers of two."""
+    hd = key_cache.shape[-1]
+    k_scale = torch.tensor([0.37], dtype=torch.float32)
+    v_scale = torch.tensor([1.9], dtype=torch.float32)
+    kv = torch.empty(key_cache.shape[0], key_cache.shape[2], key_cache.shape[1], 2 * hd, dtype=torch.uint8)
+    k8, v8 = kv.transpose(1, 2).split(hd, dim=-1)
+    # values spread over e4m3's range incl. subnormals (|x| < 2**-6) before the scale
+    k8.copy_((key_cache.float() * 6 / k_scale).to(torch.float8_e4m3fn).view(torch.uint8))
+    v8.copy_((value_cache.float() ** 3 * 300 / v_scale).to(torch.float8_e4m3fn).view(torch.uint8))
+    return k8, v8, k_scale, v_scale
+
+
+def dequant(cache8, scale):
+    """float64 reference decode through torch's own e4m3fn cast."""
+    return cache8.view(torch.float8_e4m3fn).double() * scale.double()
+
+
+def run_fp8_case(q_lens, seq_lens, num_heads, num_kv_heads, head_dim, block_size, dtype, splits=None, seed=0):
+    q, kc, vc, bt, sl, cu = make_batch(q_lens, seq_lens, num_heads, num_kv_heads, head_dim,
+                                       block_size, dtype, seed)
+    k8, v8, ks, vs = make_fp8_cache(kc, vc)
+    assert not ((k8 & 0x7F) == 0x7F).any() and (k8 != 0).any()  # no NaN codes, not all zero
+    scale = head_dim ** -0.5
+    out = torch.full_like(q, float("nan"))
+    A.paged_attention(q, k8, v8, out, bt, sl, cu, max(q_lens), scale, TARGET, num_splits=splits,
+                      k_scale=ks, v_scale=vs)
+    ref = reference(q, dequant(k8, ks), dequant(v8, vs), bt, sl, cu, scale)
+    assert not torch.isnan(out).any(), "output rows left unwritten"
+    rel = (out.double() - ref).abs().max().item() / ref.abs().max().item()
+    assert rel < TOL[dtype], rel
+
+
+@pytest.mark.parametrize("head_dim", [64, 256])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("splits", [None, 1])
+def test_fp8_kv_decode(head_dim, dtype, splits):
+    run_fp8_case([1, 1, 1], [45, 1, 70], 16, 2, head_dim, 16, dtype, splits=splits, seed=head_dim)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_fp8_kv_prefill_with_prefix_and_mixed_decode(dtype):
+    run_fp8_case([7, 13, 1], [30, 13, 20], 12, 2, 64, 48, dtype, seed=3)
+
+
+def test_fp8_kv_every_e4m3_code():
+    """All 254 finite e4m3fn codes (incl. subnormals, +-0) as V with K = 0 (uniform softmax): the
+    output is exactly the mean of the decoded values, so each code's decode is checked; the same
+    codes as K give the scores their full range."""
+    codes = torch.tensor([c for c in range(256) if c & 0x7F != 0x7F], dtype=torch.uint8)
+    hd, bs = 64, 16
+    n_keys = 256
+    g = torch.Generator().manual_seed(7)
+    kv = torch.zeros(n_keys // bs, 1, bs, 2 * hd, dtype=torch.uint8)
+    k8, v8 = kv.transpose(1, 2).split(hd, dim=-1)
+    # row i of V holds the codes rotated by i: every code at every head-dim position class
+    v8.copy_(torch.stack([codes.roll(i)[:hd] for i in range(n_keys)]).view(n_keys // bs, bs, 1, hd))
+    bt = torch.randperm(n_keys // bs, generator=g).to(torch.int32)[None, :]
+    sl = torch.tensor([n_keys - 5], dtype=torch.int32)
+    cu = torch.tensor([0, 1], dtype=torch.int32)
+    q = torch.rand(1, 4, hd, generator=g).to(torch.float16)
+    ks, vs = torch.tensor([0.02]), torch.tensor([0.75])
+    for k_codes in (False, True):
+        if k_codes:  # K = the codes (scaled small): non-uniform scores through every K code
+            k8.copy_(v8.flip(0))
+        out = torch.full_like(q, float("nan"))
+        A.paged_attention(q, k8, v8, out, bt, sl, cu, 1, 0.125, TARGET, num_splits=3, k_scale=ks, v_scale=vs)
+        ref = reference(q, dequant(k8, ks), dequant(v8, vs), bt, sl, cu, 0.125)
+        assert (out.double() - ref).abs().max().item() <= 2e-3 * ref.abs().max().item(), k_codes
+
+
+def test_fp8_kv_needs_scales():
+    q, kc, vc, bt, sl, cu = make_batch([1], [9], 4, 2, 64, 16, torch.bfloat16)
+    k8, v8, _, _ = make_fp8_cache(kc, vc)
+    with pytest.raises(ValueError, match="k_scale and v_scale"):
+        A.paged_attention(q, k8, v8, torch.empty_like(q), bt, sl, cu, 1, 0.125, TARGET)

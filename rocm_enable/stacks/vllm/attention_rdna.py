@@ -4,7 +4,7 @@ I1/I3/I5/I6, §4.2 spills).
 The backend (``RdnaAttentionBackend``) reuses vLLM's Triton attention backend for everything but
 the kernels: KV-cache layout and spec, metadata builder, KV-cache update (reshape_and_cache), and
 validation plumbing. Its impl runs ``rocm_enable.ops.attention_rdna`` for the plain causal
-decoder case (16-bit KV cache, no ALiBi / soft-cap / sinks / sliding window / fused output quant)
+decoder case (16-bit or e4m3 KV cache, no ALiBi / soft-cap / sinks / sliding window / fused output quant)
 and hands any other call to vLLM's own TritonAttentionImpl.forward.
 
 The classes subclass vLLM's at first attribute access (PEP 562 ``__getattr__``) so that importing
@@ -21,9 +21,14 @@ from rocm_enable.gates.capabilities import is_wave32_rdna
 BACKEND_NAME = "ROCM_RDNA_ATTN"
 BACKEND_PATH = f"{__name__}.RdnaAttentionBackend"
 
-# Source fingerprints (verified by reading both versions): 0.33.0 adds ROCM_OCTAVE to the list.
-PRIORITY_FINGERPRINTS = {"0.32.0": "0e27466e67a52256", "0.33.0": "c0e10e8b8d860090"}
-ENUM_GETITEM_FINGERPRINTS = {"0.32.0": "cadad02868a5f7f5", "0.33.0": "cadad02868a5f7f5"}
+# Source fingerprints (verified by reading each version): 0.33.0 adds ROCM_OCTAVE to the list;
+# 0.34.0 appends ROCM_AITER_UNIFIED_ATTN behind TRITON_ATTN on non-RDNA4 RDNA (first on RDNA4)
+# when its RDNA aiter switch is on, and its get_valid_backends then swaps ROCM_ATTN and
+# TRITON_ATTN on gfx1201 / gfx1100 (in place: index 0, ours, is untouched). Registry unchanged.
+PRIORITY_FINGERPRINTS = {"0.32.0": "0e27466e67a52256", "0.33.0": "c0e10e8b8d860090",
+                         "0.34.0": "0a895bdc489afdeb"}
+ENUM_GETITEM_FINGERPRINTS = {"0.32.0": "cadad02868a5f7f5", "0.33.0": "cadad02868a5f7f5",
+                             "0.34.0": "cadad02868a5f7f5"}
 
 _log = logging.getLogger("vllm.rocm_enable")
 
@@ -71,7 +76,10 @@ def _register_on_lookup(wrapped, instance, args, kwargs):
 
 # ---- the backend (built lazily on first attribute access) --------------------------------
 
-_OURS_KV_DTYPES = ("auto", "float16", "bfloat16")
+# fp8 / fp8_e4m3: e4m3fn bytes with per-tensor k/v scales (vLLM's KVQuantMode.FP8_PER_TENSOR);
+# fp8_e5m2 and the per-token-head modes stay with vLLM's kernels.
+_OURS_KV_DTYPES = ("auto", "float16", "bfloat16", "fp8", "fp8_e4m3")
+_FP8_KV_DTYPES = ("fp8", "fp8_e4m3")
 
 
 @functools.cache
@@ -106,6 +114,13 @@ def _classes():
             return md
 
     class RdnaAttentionImpl(T.TritonAttentionImpl):
+        def _kv_fits(self, query, kv_cache):
+            if self.kv_cache_dtype in _FP8_KV_DTYPES:
+                # the bit decode is for OCP e4m3fn (gfx11/gfx12); fnuz (gfx94x) is not ours
+                return (self.fp8_dtype == torch.float8_e4m3fn
+                        and kv_cache.dtype in ops.FP8_KV_DTYPES)
+            return kv_cache.dtype == query.dtype
+
         def _ours(self, query, kv_cache, attn_metadata, output_scale, output_block_scale):
             return (
                 attn_metadata is not None
@@ -114,7 +129,7 @@ def _classes():
                 and self.kv_cache_dtype in _OURS_KV_DTYPES
                 and not self._is_per_token_head_quant
                 and query.dtype in ops.SUPPORTED_DTYPES
-                and kv_cache.dtype == query.dtype
+                and self._kv_fits(query, kv_cache)
                 and self.head_size in ops.SUPPORTED_HEAD_DIMS
                 and self.num_queries_per_kv <= 64
                 and self.alibi_slopes is None
@@ -136,10 +151,15 @@ def _classes():
             n = attn_metadata.num_actual_tokens
             # vLLM's Triton cache: [blocks, kv_heads, block, 2*hd] -> K/V [blocks, block, kv_heads, hd]
             key_cache, value_cache = kv_cache.transpose(1, 2).split(self.head_size, dim=-1)
+            fp8 = self.kv_cache_dtype in _FP8_KV_DTYPES
+            # vLLM writes the cache (inherited do_kv_cache_update: its Triton
+            # reshape_and_cache_flash quantises with the same per-tensor layer scales)
             ops.paged_attention(query[:n], key_cache, value_cache, output[:n],
                                 attn_metadata.block_table, attn_metadata.seq_lens,
                                 attn_metadata.query_start_loc, attn_metadata.max_query_len,
-                                self.scale, attn_metadata.rdna_target, attn_metadata.rdna_scratch)
+                                self.scale, attn_metadata.rdna_target, attn_metadata.rdna_scratch,
+                                k_scale=layer._k_scale if fp8 else None,
+                                v_scale=layer._v_scale if fp8 else None)
             return output
 
     class RdnaAttentionBackend(T.TritonAttentionBackend):
@@ -215,15 +235,18 @@ RDNA_ATTENTION = Fix(
               _register_on_lookup, ENUM_GETITEM_FINGERPRINTS),
     ),
     condition=is_wave32_rdna,
-    versions=">=0.32.0,<0.34",
+    versions=">=0.32.0,<0.35",
     why=(
-        "vLLM 0.32/0.33 pick ROCM_ATTN first on gfx11/gfx12 (gate I1). Compiled for gfx1151 with "
+        "vLLM 0.32/0.33 pick ROCM_ATTN first on gfx11/gfx12 (gate I1); 0.34 picks TRITON_ATTN "
+        "first on gfx1100 / gfx1201 and ROCM_ATTN on gfx1151. Compiled for gfx1151 with "
         "vLLM's launch settings at head_dim 256 (every full-attention layer of Qwen3-Next and "
         "Qwen3.6), its decode kernel spills 327-446 VGPRs and launches seqs x kv_heads programs "
         "(2 on a 40-CU GPU at batch 1), and its prefill spills 5,746 VGPRs at exactly the 64 KiB "
         "LDS limit; TRITON_ATTN spills 177 (decode) and 288 (prefill) (audit §4.2). The root "
         "cause on gfx11 is that a WMMA operand is duplicated across half-waves, so a 16 x 256 "
-        "bf16 Q operand held in registers takes 128 VGPRs per lane."
+        "bf16 Q operand held in registers takes 128 VGPRs per lane. With --kv-cache-dtype fp8 "
+        "vLLM's kernels decode e4m3 by fp8 casts, which gfx11 lowers to a compare/select ladder "
+        "per byte."
     ),
     how=(
         "Register ROCM_RDNA_ATTN with vLLM's attention registry (register_backend) and put it "
@@ -232,7 +255,9 @@ RDNA_ATTENTION = Fix(
         "layout and metadata builder; its kernels compute Q K^T in 64-wide head-dim chunks (Q "
         "re-read from cache), use one scalar block-table load per key tile, split the KV range "
         "of each (seq, kv head) until ~2 programs per CU exist (flash-decoding), and take tiles "
-        "and warps from the capability table (wave size, LDS, CU count). --attention-backend "
+        "and warps from the capability table (wave size, LDS, CU count). An fp8 (e4m3, per-tensor "
+        "scales) KV cache is read one byte per value and decoded to fp16 by integer bit "
+        "operations; vLLM's own Triton reshape_and_cache_flash writes it. --attention-backend "
         "still overrides the choice."
     ),
     upstream="audit §3.9 I1/I3/I5/I6, §4.2; aiter #3915 (gfx1151 decode 31% -> 59% of bandwidth with 8 warps)",
