@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""Device side of the engine harness: run on the GPU machine from the repository root.
+
+    python3 scripts/engine/device_run.py PLAN [--jobs NAME ...] [--budget-s 540]
+
+PLAN is one of PLANS below. It installs the carried wheels (.engine-carry/wheels, rocm-enable's
+own wheel among them, so vLLM loads the plugin through its `vllm.general_plugins` entry point),
+unpacks each carried vLLM, writes a `sitecustomize.py` that activates the simulated arch in every
+Python process that has ROCM_ENABLE_SIM_ARCH set (engine core, vLLM's model-inspection subprocess,
+`vllm serve`'s processes: nothing in vLLM or in the plugin is patched by the harness), generates
+the tiny checkpoints, then runs the plan's configurations in parallel on the one GPU (each its
+own process and its own small slice of GPU memory), compares them with the transformers
+reference, and writes $OUT/summary.json, $OUT/reference.json and $OUT/logs.tar.xz.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CARRY = os.path.join(ROOT, ".engine-carry")
+WORK = "/tmp/rocm-enable-engine"
+OUT = os.environ.get("OUT", os.path.join(WORK, "out"))
+CHECKPOINTS = [(f, q) for f in ("next", "qwen36") for q in ("fp8-block", "fp8-channel", "bf16")]
+BUNDLED = os.path.join(ROOT, "rocm_enable", "models", "configs")
+
+SITECUSTOMIZE = '''# written by scripts/engine/device_run.py: the simulated arch in every process that asks for it
+import os
+if os.environ.get("ROCM_ENABLE_SIM_ARCH"):
+    from rocm_enable.sim.gpu import activate_on_gpu
+    activate_on_gpu(os.environ["ROCM_ENABLE_SIM_ARCH"])
+'''
+
+
+def llm(name, model, mode, vllm="0.32.0", arch="gfx1151", extra=(), timeout=480):
+    return {"name": name, "kind": "llm", "model": model, "mode": mode, "vllm": vllm, "arch": arch,
+            "extra": list(extra), "timeout": timeout}
+
+
+def serve(name, model, vllm="0.32.0", arch="gfx1151", extra=(), timeout=420):
+    return {"name": name, "kind": "serve", "model": model, "vllm": vllm, "arch": arch,
+            "extra": list(extra), "timeout": timeout}
+
+
+def speed(name, config, vllm="0.32.0", arch="gfx1151", extra=(), timeout=540):
+    return {"name": name, "kind": "llm", "model": f"dummy:{config}", "mode": "default", "vllm": vllm,
+            "arch": arch, "extra": ["--speed", *extra], "timeout": timeout}
+
+
+CK = [f"{f}-{q}" for f, q in CHECKPOINTS]
+PLANS = {
+    # first look: eager and torch.compile (no CUDA graphs) on every checkpoint; graphs on one
+    "faults": [llm(f"{c}.eager", c, "eager") for c in CK]
+    + [llm(f"{c}.compile", c, "compile") for c in CK]
+    + [llm("next-fp8-block.default", "next-fp8-block", "default"),
+       llm("next-fp8-block.eager.v033", "next-fp8-block", "eager", vllm="0.33.0"),
+       llm("next-fp8-block.eager.v034", "next-fp8-block", "eager", vllm="0.34.0"),
+       serve("serve.next-fp8-block.eager", "next-fp8-block", extra=["--enforce-eager"])],
+    # vLLM's defaults (torch.compile + FULL_AND_PIECEWISE CUDA graphs, default capture sizes)
+    "matrix": [llm(f"{c}.default", c, "default") for c in CK]
+    + [llm(f"{c}.eager", c, "eager") for c in ("next-fp8-block", "qwen36-fp8-block")]
+    + [llm(f"{c}.default.{a}", c, "default", arch=a) for a in ("gfx1100", "gfx1201")
+       for c in ("next-fp8-block", "qwen36-fp8-block")]
+    + [llm(f"{c}.default.v033", c, "default", vllm="0.33.0") for c in ("next-fp8-block", "qwen36-fp8-block")]
+    + [llm(f"{c}.default.v034", c, "default", vllm="0.34.0") for c in ("next-fp8-block", "qwen36-fp8-block")]
+    + [serve("serve.next-fp8-block", "next-fp8-block")],
+    # engine-level speed on full-size configs with dummy weights (one at a time: timings)
+    "speed": [speed("speed.qwen36-35b-fp8", "Qwen3.6-35B-A3B-FP8.json"),
+              speed("speed.qwen36-35b-bf16", "Qwen3.6-35B-A3B.json")],
+}
+
+
+def sh(cmd, **kw):
+    print("+", " ".join(cmd) if isinstance(cmd, list) else cmd, flush=True)
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def setup(versions) -> dict:
+    site = os.path.join(WORK, "site")
+    os.makedirs(WORK, exist_ok=True)
+    sh([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
+        "--no-cache-dir", "--upgrade", "--target", site, *glob.glob(os.path.join(CARRY, "wheels", "*.whl"))])
+    simsite = os.path.join(WORK, "simsite")
+    os.makedirs(simsite, exist_ok=True)
+    with open(os.path.join(simsite, "sitecustomize.py"), "w") as f:
+        f.write(SITECUSTOMIZE)
+    paths = {}
+    for v in versions:
+        dest = os.path.join(WORK, f"vllm-{v}")
+        if not os.path.isdir(os.path.join(dest, "vllm")):
+            with tarfile.open(os.path.join(CARRY, f"vllm-{v}.tar.xz")) as tar:
+                tar.extractall(dest)
+        paths[v] = dest
+    return {"site": site, "simsite": simsite, "vllm": paths}
+
+
+def env_for(env_paths, job) -> dict:
+    env = dict(os.environ)
+    env.update({
+        "PYTHONPATH": os.pathsep.join([env_paths["simsite"], env_paths["vllm"][job["vllm"]], env_paths["site"]]),
+        "ROCM_ENABLE_SIM_ARCH": job["arch"], "PYTHONUNBUFFERED": "1",
+        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
+        "TOKENIZERS_PARALLELISM": "false", "TORCHINDUCTOR_COMPILE_THREADS": "1",
+        "VLLM_CACHE_ROOT": os.path.join(WORK, "cache", job["name"]),
+        # the lent multi-GPU machines require NVLink multicast off
+        "NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1",
+    })
+    if job["kind"] == "llm" and "--tensor-parallel-size" not in job["extra"]:
+        env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # in-process engine: introspection and profiles
+    return env
+
+
+def make_checkpoints(env_paths) -> dict:
+    models = {}
+    procs = {}
+    env = dict(os.environ, PYTHONPATH=env_paths["site"])
+    for family, quant in CHECKPOINTS:
+        d = os.path.join(WORK, "models", f"{family}-{quant}")
+        models[f"{family}-{quant}"] = d
+        if not os.path.exists(os.path.join(d, "model.safetensors")):
+            procs[f"{family}-{quant}"] = subprocess.Popen(
+                [sys.executable, "-m", "rocm_enable.models.tiny", d, "--family", family, "--quant", quant], env=env)
+    for key, p in procs.items():
+        if p.wait() != 0:
+            print(f"tiny checkpoint {key} could not be written: its jobs are skipped", flush=True)
+            models.pop(key)
+    return models
+
+
+def dummy_model(config_file: str) -> str:
+    """A folder holding a bundled full-size config.json (load_format=dummy needs no weights)."""
+    with open(os.path.join(BUNDLED, config_file)) as f:
+        cfg = {k: v for k, v in json.load(f).items() if not k.startswith("_")}
+    d = os.path.join(WORK, "dummy", config_file[:-5])
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    return d
+
+
+def run_llm(job, env_paths, model_dir, results, logs):
+    out = os.path.join(results, job["name"] + ".json")
+    cmd = [sys.executable, os.path.join(ROOT, "scripts", "engine", "engine_job.py"), "--model", model_dir,
+           "--mode", job["mode"], "--out", out, *job["extra"]]
+    with open(os.path.join(logs, job["name"] + ".log"), "w") as log:
+        p = subprocess.Popen(cmd, env=env_for(env_paths, job), stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        try:
+            rc = p.wait(timeout=job["timeout"])
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            rc = "timeout"
+    job["rc"] = rc
+
+
+def _post(url, body, timeout=60):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def run_serve(job, env_paths, model_dir, results, logs, port):
+    """The unmodified `vllm serve` (the console script's entry point) and one OpenAI-style request."""
+    cmd = [sys.executable, "-m", "vllm.entrypoints.cli.main", "serve", model_dir, "--port", str(port),
+           "--max-model-len", "1024", "--gpu-memory-utilization", "0.04",
+           "--kv-cache-memory-bytes", str(256 << 20), *job["extra"]]
+    res = {"cmd": ["vllm", *cmd[3:]], "ok": False}
+    t0 = time.time()
+    with open(os.path.join(logs, job["name"] + ".log"), "w") as log:
+        p = subprocess.Popen(cmd, env=env_for(env_paths, job), stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        try:
+            while time.time() - t0 < job["timeout"] - 30 and p.poll() is None:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
+                    break
+                except Exception:
+                    time.sleep(3)
+            res["server_up_s"] = round(time.time() - t0, 1)
+            if p.poll() is None:
+                body = {"model": model_dir, "prompt": "t5 t17 t99 t3 t250 t777", "max_tokens": 8,
+                        "temperature": 0}
+                res["request"] = body
+                res["response"] = _post(f"http://127.0.0.1:{port}/v1/completions", body)
+                res["ok"] = bool(res["response"].get("choices"))
+            else:
+                res["error"] = f"server exited rc={p.returncode}"
+        except Exception as exc:
+            res["error"] = repr(exc)
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+    res["wall_s"] = round(time.time() - t0, 1)
+    job["rc"] = 0 if res["ok"] else 1
+    with open(os.path.join(results, job["name"] + ".serve.json"), "w") as f:
+        json.dump(res, f)
+
+
+def summarize(jobs, results) -> dict:
+    summary = {}
+    for job in jobs:
+        name = job["name"]
+        entry = {"kind": job["kind"], "vllm": job["vllm"], "arch": job["arch"], "rc": job.get("rc")}
+        path = os.path.join(results, name + (".serve.json" if job["kind"] == "serve" else ".json"))
+        if os.path.exists(path):
+            with open(path) as f:
+                r = json.load(f)
+            if job["kind"] == "serve":
+                entry.update({k: r.get(k) for k in ("ok", "server_up_s", "error", "cmd")})
+                entry["response"] = r.get("response")
+            else:
+                entry.update({k: r.get(k) for k in ("ok", "engine_up_s", "wall_s", "error", "versions",
+                                                     "config", "modules", "speed")})
+                if r.get("traceback"):
+                    entry["traceback_tail"] = r["traceback"][-2500:]
+                if r.get("fixes"):
+                    entry["fixes_applied"] = [n for n, s, _ in r["fixes"] if s == "applied"]
+                    entry["fixes_other"] = [[n, s, why[:120]] for n, s, why in r["fixes"] if s != "applied"]
+                if r.get("run"):
+                    entry["generate_s"] = r["run"].get("generate_s")
+                    entry["prefix_cache_metrics"] = r["run"].get("prefix_cache_metrics")
+        else:
+            log = os.path.join(os.path.dirname(results), "logs", name + ".log")
+            if os.path.exists(log):
+                with open(log, errors="replace") as f:
+                    entry["log_tail"] = f.read()[-2500:]
+        summary[name] = entry
+    return summary
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("plan", choices=sorted(PLANS))
+    ap.add_argument("--jobs", nargs="*", help="only these job names of the plan")
+    ap.add_argument("--serial", action="store_true", help="one job at a time (timings)")
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    jobs = [dict(j) for j in PLANS[args.plan] if not args.jobs or j["name"] in args.jobs]
+    env_paths = setup(sorted({j["vllm"] for j in jobs}))
+    print(f"setup {time.time() - t0:.0f}s", flush=True)
+    models = make_checkpoints(env_paths) if any(not j["model"].startswith("dummy:") for j in jobs) else {}
+    print(f"checkpoints {time.time() - t0:.0f}s", flush=True)
+    results, logs = os.path.join(WORK, "results"), os.path.join(WORK, "logs")
+    os.makedirs(results, exist_ok=True)
+    os.makedirs(logs, exist_ok=True)
+    threads = []
+    for i, job in enumerate(jobs):
+        model_dir = dummy_model(job["model"][6:]) if job["model"].startswith("dummy:") else models.get(job["model"])
+        if model_dir is None:
+            job["rc"] = "no checkpoint"
+            continue
+        if job["kind"] == "serve":
+            t = threading.Thread(target=run_serve, args=(job, env_paths, model_dir, results, logs, 8100 + i))
+        else:
+            t = threading.Thread(target=run_llm, args=(job, env_paths, model_dir, results, logs))
+        t.start()
+        threads.append(t)
+        if args.serial:
+            t.join()
+        else:
+            time.sleep(1.0)
+    for t in threads:
+        t.join()
+    print(f"engines done {time.time() - t0:.0f}s", flush=True)
+    ref_path = os.path.join(WORK, "reference.json")
+    if models:
+        ref_env = dict(os.environ, PYTHONPATH=env_paths["site"])
+        subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "engine", "reference.py"), results,
+                        "--out", ref_path], env=ref_env)
+    summary = summarize(jobs, results)
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "summary.json"), "w") as f:
+        json.dump({"plan": args.plan, "wall_s": round(time.time() - t0, 1), "jobs": summary}, f, indent=1)
+    if os.path.exists(ref_path):
+        os.replace(ref_path, os.path.join(OUT, "reference.json"))
+    with tarfile.open(os.path.join(OUT, "logs.tar.xz"), "w:xz") as tar:
+        tar.add(logs, arcname="logs")
+        tar.add(results, arcname="results")
+    for name, e in summary.items():
+        status = "OK " if e.get("ok") else "ERR"
+        print(f"{status} {name:40s} rc={e.get('rc')} up={e.get('engine_up_s') or e.get('server_up_s')} "
+              f"{(e.get('error') or '')[:200]}", flush=True)
+    print(f"all done {time.time() - t0:.0f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
