@@ -39,9 +39,12 @@ def engine_kwargs(args) -> dict:
     if args.enable_expert_parallel:
         kw["enable_expert_parallel"] = True
     if args.speed:
-        kw.update(load_format="dummy", skip_tokenizer_init=True, max_model_len=1024)
+        # full-size model alone on the GPU: room for the weights, a KV cache for 16 sequences
+        kw.update(load_format="dummy", skip_tokenizer_init=True, max_model_len=1024, max_num_seqs=16,
+                  gpu_memory_utilization=0.92, kv_cache_memory_bytes=8 << 30)
     else:
         kw.update(skip_tokenizer_init=True, enable_prefix_caching=True, enable_chunked_prefill=True,
+                  disable_log_stats=False,
                   max_num_batched_tokens=BATCH_TOKENS)
     if args.mode == "eager":
         kw["enforce_eager"] = True
@@ -226,8 +229,8 @@ def main(argv=None) -> None:
     ap.add_argument("--speed", action="store_true")
     ap.add_argument("--input-len", type=int, default=512)
     ap.add_argument("--output-len", type=int, default=256)
-    ap.add_argument("--gpu-util", type=float, default=0.04)
-    ap.add_argument("--kv-bytes", type=int, default=256 << 20)
+    ap.add_argument("--gpu-util", type=float, default=0.05)
+    ap.add_argument("--kv-bytes", type=int, default=768 << 20)
     ap.add_argument("--extra", default="{}", help="JSON kwargs for LLM()")
     args = ap.parse_args(argv)
     result = {"args": vars(args), "arch": os.environ.get("ROCM_ENABLE_SIM_ARCH"), "ok": False}

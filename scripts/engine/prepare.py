@@ -103,9 +103,14 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--vllm", nargs="+", default=["0.32.0"], help="vLLM versions to carry")
     ap.add_argument("--out", default=os.path.join(ROOT, ".engine-carry"))
+    ap.add_argument("--plugin-only", action="store_true",
+                    help="only rebuild rocm-enable's wheel (after code changes; the rest is kept)")
     args = ap.parse_args(argv)
     wheel_dir = os.path.join(args.out, "wheels")
     os.makedirs(wheel_dir, exist_ok=True)
+    if args.plugin_only:
+        print("plugin wheel:", build_plugin_wheel(wheel_dir))
+        return
     for old in glob.glob(os.path.join(args.out, "vllm-*.tar.xz")):
         os.remove(old)
     for version in args.vllm:
