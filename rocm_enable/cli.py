@@ -178,7 +178,7 @@ def cmd_plan(args) -> int:
 
     try:
         data = plan.plan(args.model, _default_arch(args.arch), args.memory, args.context, args.batch,
-                         args.kv_cache_dtype)
+                         args.kv_cache_dtype, args.tensor_parallel_size, args.nodes, args.enable_expert_parallel)
     except (UnknownArchError, ModelError, plan.PlanError) as exc:
         print(f"rocm-enable plan: {exc}", file=sys.stderr)
         return 2
@@ -276,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--context", type=int, help="tokens per sequence (default: min(model max, 32768))")
     pl.add_argument("--batch", type=int, default=1, help="concurrent sequences (--max-num-seqs)")
     pl.add_argument("--kv-cache-dtype", default="auto", help="auto or fp8")
+    pl.add_argument("--tensor-parallel-size", type=int, default=1, help="as vllm serve: GPUs the model is split over")
+    pl.add_argument("--nodes", type=int, default=1, help="boxes the tensor-parallel ranks span (network all-reduces)")
+    pl.add_argument("--enable-expert-parallel", action="store_true", help="as vllm serve: experts split, not sharded")
     pl.add_argument("--json", action="store_true", help="machine-readable output")
     pl.set_defaults(func=cmd_plan)
 

@@ -1,5 +1,6 @@
-"""`rocm-enable plan`: weight bytes, KV-cache and GDN state, what fits, the `vllm serve` flags, and a
-decode-speed PROJECTION from bytes per token and the board's bandwidth.
+"""`rocm-enable plan`: weight bytes, KV-cache and GDN state, what fits (per GPU, with tensor /
+expert parallelism over one or more boxes), the `vllm serve` flags, and a decode-speed PROJECTION
+per op family (rocm_enable.decode_model), with and without the opt-in FP8 lm_head.
 
 All sizes are computed from the model config (bundled or a user's config.json) with the layer
 shapes vLLM builds for Qwen3NextForCausalLM / Qwen3_5*: nothing here loads weights or vLLM.
@@ -10,6 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from rocm_enable import decode_model
 from rocm_enable.gates.capabilities import ArchCapabilities, capabilities_for
 from rocm_enable.models import ModelSpec, load_model
 
@@ -22,9 +24,8 @@ RUNTIME_OVERHEAD_GIB = 4.0
 # What the OS, the desktop and the vLLM host process (Python, torch, tokenizer, page cache while
 # safetensors are read) need from a unified pool the GPU shares.
 APU_OS_RESERVE_GIB = 12.0
-# Share of peak bandwidth measured for the best engines at batch 1 on these boards (anchors.md
-# §1.5: llama.cpp reaches 52-57% of the 8-bit ceiling on gfx1151).
-EFFICIENCY_RANGE = (0.5, 0.6)
+# The opt-in FP8 lm_head (rocm_enable.stacks.vllm.fp8_lm_head) quantizes with 128x128 blocks.
+LM_HEAD_FP8_BLOCK = 128
 
 
 class PlanError(ValueError):
@@ -52,6 +53,8 @@ class Component:
     bytes: int
     active_bytes: float     # bytes read per decoded token at batch 1
     dtype: str
+    family: str = "norms"   # decode_model.FAMILIES key its bytes are projected with
+    sharded: bool = True    # split across tensor-parallel ranks (else every rank holds it whole)
 
 
 def _lin(i: int, o: int) -> int:
@@ -88,52 +91,62 @@ def components(spec: ModelSpec) -> list[Component]:
     gdn_small = h * 2 * hv + conv_dim * spec.conv_kernel + 2 * hv + dv  # in_proj_ba, conv1d, A_log, dt_bias, norm
     gdn_p = sum(_lin(*s) for s in gdn_q) + gdn_small
     gdn_b = sum(qbytes(*s) for s in gdn_q) + gdn_small * act_b
+    wdt = "fp8" if fp8 else spec.dtype
     out = [
-        Component("embedding", spec.vocab_size * h, spec.vocab_size * h * act_b, h * act_b, spec.dtype),
-        Component(f"full attention ({full} layers)", full * attn_p, full * attn_b, full * attn_b,
-                  "fp8" if fp8 else spec.dtype),
-        Component(f"Gated DeltaNet ({lin} layers)", lin * gdn_p, lin * gdn_b, lin * gdn_b,
-                  "fp8" if fp8 else spec.dtype),
+        Component("embedding", spec.vocab_size * h, spec.vocab_size * h * act_b, h * act_b, spec.dtype, "norms"),
+        Component(f"full attention ({full} layers)", full * attn_p, full * attn_b, full * attn_b, wdt, "dense"),
+        Component(f"Gated DeltaNet ({lin} layers)", lin * gdn_p, lin * gdn_b, lin * gdn_b, wdt, "dense"),
     ]
     layers = spec.num_layers
     if spec.is_moe:
         n, e, k = spec.moe_intermediate_size, spec.num_experts, spec.top_k
         one_expert = sum(qbytes(*s) for s in ((h, 2 * n), (n, h)))
         out.append(Component(f"routed experts ({layers} x {e})", layers * e * 3 * h * n,
-                             layers * e * one_expert, layers * k * one_expert, "fp8" if fp8 else spec.dtype))
+                             layers * e * one_expert, layers * k * one_expert, wdt, "moe"))
         s = spec.shared_expert_intermediate_size
         if s:
             sb = sum(qbytes(*x) for x in ((h, 2 * s), (s, h)))
             out.append(Component(f"shared experts ({layers})", layers * 3 * h * s, layers * sb, layers * sb,
-                                 "fp8" if fp8 else spec.dtype))
+                                 wdt, "dense"))
         rp = layers * (h * e + h)  # router gate + shared_expert_gate, built without quant_config
-        out.append(Component("routers", rp, rp * act_b, rp * act_b, spec.dtype))
+        out.append(Component("routers", rp, rp * act_b, rp * act_b, spec.dtype, "router_bf16", sharded=False))
     else:
         i = spec.intermediate_size
         mb = sum(qbytes(*x) for x in ((h, 2 * i), (i, h)))
         out.append(Component(f"dense MLP ({layers} layers)", layers * 3 * h * i, layers * mb, layers * mb,
-                             "fp8" if fp8 else spec.dtype))
+                             wdt, "dense"))
     norms = (2 * layers + 1) * h
-    out.append(Component("norms", norms, norms * act_b, norms * act_b, spec.dtype))
+    out.append(Component("norms", norms, norms * act_b, norms * act_b, spec.dtype, "norms", sharded=False))
     if not spec.tie_word_embeddings:
         out.append(Component("lm_head", spec.vocab_size * h, spec.vocab_size * h * act_b,
-                             spec.vocab_size * h * act_b, spec.dtype))
+                             spec.vocab_size * h * act_b, spec.dtype, "lm_head_bf16"))
     if spec.vision:
         v = spec.vision
         m2 = v.spatial_merge_size ** 2
         block = 4 * v.hidden_size ** 2 + 2 * v.hidden_size * v.intermediate_size + 9 * v.hidden_size
         vp = (v.depth * block + v.in_channels * v.temporal_patch_size * v.patch_size ** 2 * v.hidden_size
               + (v.hidden_size * m2) ** 2 + v.hidden_size * m2 * v.out_hidden_size)
-        out.append(Component(f"vision tower ({v.depth} blocks, approx.)", vp, vp * act_b, 0, spec.dtype))
+        # replicated here: the plan does not model how vLLM shards the vision tower
+        out.append(Component(f"vision tower ({v.depth} blocks, approx.)", vp, vp * act_b, 0, spec.dtype,
+                             "dense", sharded=False))
     return out
 
 
-def kv_bytes_per_token(spec: ModelSpec, kv_dtype: str = "auto") -> int:
+def lm_head_fp8_bytes(spec: ModelSpec) -> int:
+    """lm_head as the opt-in FP8 lm_head stores it: e4m3 bytes + one fp32 scale per 128x128 block."""
+    b = LM_HEAD_FP8_BLOCK
+    return spec.vocab_size * spec.hidden_size + 4 * math.ceil(spec.vocab_size / b) * math.ceil(spec.hidden_size / b)
+
+
+def kv_bytes_per_token(spec: ModelSpec, kv_dtype: str = "auto", tp: int = 1) -> int:
+    """KV bytes per token on one GPU: vLLM splits the KV heads across TP ranks and replicates a
+    head when there are more ranks than KV heads."""
     b = 1 if kv_dtype.startswith("fp8") else DTYPE_BYTES.get(spec.dtype, 2)
-    return spec.full_attention_layers * 2 * spec.num_kv_heads * spec.head_dim * b
+    heads = max(1, spec.num_kv_heads // tp)
+    return spec.full_attention_layers * 2 * heads * spec.head_dim * b
 
 
-def gdn_state_bytes_per_seq(spec: ModelSpec) -> dict:
+def gdn_state_bytes_per_seq(spec: ModelSpec, tp: int = 1) -> dict:
     sb = DTYPE_BYTES.get(spec.mamba_ssm_dtype, 2)
     cb = DTYPE_BYTES.get(spec.dtype, 2)
     conv_dim = 2 * spec.linear_num_key_heads * spec.linear_key_head_dim + \
@@ -141,7 +154,7 @@ def gdn_state_bytes_per_seq(spec: ModelSpec) -> dict:
     recurrent = spec.linear_num_value_heads * spec.linear_key_head_dim * spec.linear_value_head_dim * sb
     conv = (spec.conv_kernel - 1) * conv_dim * cb
     n = spec.linear_attention_layers
-    return {"recurrent": n * recurrent, "conv": n * conv, "total": n * (recurrent + conv),
+    return {"recurrent": n * recurrent // tp, "conv": n * conv // tp, "total": n * (recurrent + conv) // tp,
             "recurrent_dtype": spec.mamba_ssm_dtype}
 
 
@@ -149,34 +162,80 @@ def _board(caps: ArchCapabilities, memory_gib: float | None):
     return caps.boards[0]
 
 
+def check_parallel(spec: ModelSpec, caps: ArchCapabilities, tp: int, nodes: int, expert_parallel: bool) -> None:
+    """The shardings vLLM accepts for this model, and one GPU per box on an APU."""
+    if tp < 1:
+        raise PlanError("--tensor-parallel-size must be at least 1")
+    if nodes < 1:
+        raise PlanError("--nodes must be at least 1")
+    if nodes > tp:
+        raise PlanError(f"--nodes {nodes} > --tensor-parallel-size {tp}: every node needs at least one "
+                        f"tensor-parallel rank; use --tensor-parallel-size {nodes} (or more) for {nodes} nodes")
+    if tp % nodes:
+        raise PlanError(f"--tensor-parallel-size {tp} does not split evenly over --nodes {nodes}: vLLM places "
+                        "the same number of ranks on every node")
+    if caps.boards[0].unified_memory and tp // nodes > 1:
+        raise PlanError(f"{caps.arch} ({caps.boards[0].name}) is an APU with one GPU per box: "
+                        f"--tensor-parallel-size {tp} needs --nodes {tp}")
+    if expert_parallel and tp == 1:
+        raise PlanError("--enable-expert-parallel needs --tensor-parallel-size 2 or more")
+    if expert_parallel and not spec.is_moe:
+        raise PlanError(f"--enable-expert-parallel: {spec.name} has no experts")
+    checks = [("num_attention_heads", spec.num_attention_heads),
+              ("linear_num_key_heads", spec.linear_num_key_heads),
+              ("linear_num_value_heads", spec.linear_num_value_heads)]
+    if spec.is_moe:
+        checks.append(("num_experts", spec.num_experts) if expert_parallel
+                      else ("moe_intermediate_size", spec.moe_intermediate_size))
+    for name, value in checks:
+        if value % tp:
+            raise PlanError(f"{spec.name}: {name} = {value} is not divisible by --tensor-parallel-size {tp}; "
+                            "vLLM refuses this sharding")
+    if spec.num_kv_heads % tp and tp % spec.num_kv_heads:
+        raise PlanError(f"{spec.name}: {spec.num_kv_heads} KV heads cannot be split or replicated over {tp} ranks")
+    if spec.quant and spec.quant.block and spec.is_moe and not expert_parallel \
+            and (spec.moe_intermediate_size // tp) % spec.quant.block[0]:
+        raise PlanError(f"{spec.name}: moe_intermediate_size / {tp} = {spec.moe_intermediate_size // tp} is not a "
+                        f"multiple of the FP8 block {spec.quant.block[0]} (vLLM refuses it); "
+                        "add --enable-expert-parallel or lower --tensor-parallel-size")
+
+
 def plan(model: str, arch: str, memory: str | None = None, context: int | None = None,
-         batch: int = 1, kv_cache_dtype: str = "auto") -> dict:
+         batch: int = 1, kv_cache_dtype: str = "auto", tensor_parallel_size: int = 1, nodes: int = 1,
+         expert_parallel: bool = False) -> dict:
     spec = load_model(model)
     caps = capabilities_for(arch)
     board = _board(caps, None)
+    tp = tensor_parallel_size
     if batch < 1:
         raise PlanError("--batch must be at least 1")
     if context is not None and context < 1:
         raise PlanError("--context must be at least 1")
+    check_parallel(spec, caps, tp, nodes, expert_parallel)
     mem_gib = parse_memory(memory) if memory else float(board.memory_gib)
     context = min(context or min(spec.max_position_embeddings, 32768), spec.max_position_embeddings)
     comps = components(spec)
-    weights = sum(c.bytes for c in comps)
+    total_weights = sum(c.bytes for c in comps)
+    weights = sum(c.bytes / tp if c.sharded else c.bytes for c in comps)  # one GPU's share
     unified = board.unified_memory
     reserve = APU_OS_RESERVE_GIB if unified else 0.0
     util = round(min(0.95, (mem_gib - reserve) / mem_gib), 2) if unified else 0.92
     budget = mem_gib * util * GIB
-    kv_tok = kv_bytes_per_token(spec, kv_cache_dtype)
-    state = gdn_state_bytes_per_seq(spec)
+    kv_tok = kv_bytes_per_token(spec, kv_cache_dtype, tp)
+    state = gdn_state_bytes_per_seq(spec, tp)
     fixed = weights + RUNTIME_OVERHEAD_GIB * GIB + batch * state["total"]
+    where = f"{mem_gib:.0f} GiB on {caps.arch}" + (f" per GPU at tensor parallel {tp}" if tp > 1 else "")
     if util <= 0 or fixed > budget:
         need = (weights + RUNTIME_OVERHEAD_GIB * GIB + batch * state["total"]) / GIB / (util if util > 0 else 1)
         raise PlanError(
-            f"{spec.name} does not fit in {mem_gib:.0f} GiB on {caps.arch}: its weights alone are "
-            f"{weights / GIB:.1f} GiB, and with {RUNTIME_OVERHEAD_GIB:.0f} GiB of runtime overhead"
+            f"{spec.name} does not fit in {where}: its weights alone are "
+            f"{weights / GIB:.1f} GiB{' per GPU' if tp > 1 else ''}, and with {RUNTIME_OVERHEAD_GIB:.0f} GiB of "
+            "runtime overhead"
             + (f", a {reserve:.0f} GiB reserve for the OS sharing the unified pool" if unified else "")
             + f" and the GDN state of {batch} sequence(s) it needs about {need + reserve:.0f} GiB. "
-            "Pick a smaller or more quantized checkpoint (FP8 halves BF16) or a board with more memory.")
+            "Pick a smaller or more quantized checkpoint (FP8 halves BF16), a board with more memory"
+            + (", or more boxes (--tensor-parallel-size N --nodes N)." if unified else
+               ", or more GPUs (--tensor-parallel-size)."))
     kv_budget = budget - fixed
     kv_tokens = int(kv_budget // kv_tok)
     max_len = min(context, kv_tokens)
@@ -198,19 +257,48 @@ def plan(model: str, arch: str, memory: str | None = None, context: int | None =
             f"fraction of memory the OS and the vLLM process also use, so this plan leaves {reserve:.0f} GiB "
             f"to them ({util} of {mem_gib:.0f} GiB). Check what the GPU really sees with "
             "`python -c 'import torch; print(torch.cuda.mem_get_info())'` and pass that as --memory.")
+    if nodes > 1:
+        warnings.append(
+            f"{nodes} boxes: vLLM runs one rank per box through Ray (or `--nnodes`/`--node-rank` with the "
+            "multiprocessing executor); every box needs the checkpoint and the same vLLM/rocm-enable. Two-box "
+            "runs of rocm-enable are not yet verified (issue 18: no two-GPU machine was lent).")
     flags = ["--max-model-len", str(max_len), "--gpu-memory-utilization", str(util),
              "--max-num-seqs", str(batch)]
+    if tp > 1:
+        flags += ["--tensor-parallel-size", str(tp)]
+    if expert_parallel:
+        flags += ["--enable-expert-parallel"]
     if kv_cache_dtype != "auto":
         flags += ["--kv-cache-dtype", kv_cache_dtype]
-    proj = projection(spec, comps, board, context, batch, kv_tok, state)
+    act_b = DTYPE_BYTES.get(spec.dtype, 2)
+    projections = {}
+    for head in ("bf16", "fp8"):
+        step = step_bytes(spec, comps, context, batch, kv_tok, state, tp, expert_parallel, fp8_lm_head=head == "fp8")
+        projections[head] = decode_model.project(spec, step, board.bandwidth_gbs, batch, tp, nodes, act_b)
+    proj = projections["bf16"]
+    proj["fp8_lm_head"] = projections["fp8"]
+    proj["assumptions"] = decode_model.assumptions(board, decode_model.load_engine_profile()) + [
+        "FP8 weights read at 1 byte (rocm-enable's W8A16 kernels keep them at one byte; vLLM without the "
+        "plugin either refuses FP8 MoE or quantizes activations too)" if spec.quant else
+        "BF16 weights read at 2 bytes",
+        "lm_head: BF16 as the checkpoint stores it; the fp8_lm_head line is the opt-in "
+        "ROCM_ENABLE_FP8_LM_HEAD=1 (e4m3 + fp32 scale per 128x128 block, W8A16 dense kernel)",
+    ] + ([f"tensor parallel {tp}" + (" with expert parallelism" if expert_parallel else "")
+          + ": each rank reads its shard of every sharded weight, the KV heads and GDN heads it holds, and "
+          "the replicated routers and norms whole; step time = one rank's time (ranks run in lock step)"
+          + (", with expert parallelism the busier rank's expected share of the routed experts" if expert_parallel
+             else ""),
+          f"collectives: {decode_model.LINK_SOURCE}; ring all-reduce 2(p-1) latencies + 2(p-1)/p x bytes per "
+          "rank, added to the step (not overlapped)"] if tp > 1 else [])
     return {
         "model": spec.name, "architecture": spec.architecture,
         "quantization": spec.quant.scheme if spec.quant else None,
         "arch": caps.arch, "board": board.name, "bandwidth_gbs": board.bandwidth_gbs,
         "unified_memory": unified, "memory_gib": mem_gib,
-        "components": [{"name": c.name, "params": c.params, "bytes": c.bytes, "dtype": c.dtype}
-                       for c in comps],
-        "weights_bytes": weights,
+        "tensor_parallel_size": tp, "nodes": nodes, "expert_parallel": expert_parallel,
+        "components": [{"name": c.name, "params": c.params, "bytes": c.bytes, "dtype": c.dtype,
+                        "per_gpu_bytes": int(c.bytes / tp if c.sharded else c.bytes)} for c in comps],
+        "weights_bytes": int(weights), "total_weights_bytes": total_weights,
         "kv_bytes_per_token": kv_tok, "kv_layers": spec.full_attention_layers,
         "gdn_state_per_seq": state,
         "budget_bytes": int(budget), "runtime_overhead_gib": RUNTIME_OVERHEAD_GIB,
@@ -222,42 +310,35 @@ def plan(model: str, arch: str, memory: str | None = None, context: int | None =
     }
 
 
-def projection(spec, comps, board, context, batch, kv_tok, state) -> dict:
-    """Decode tokens/s = batch / (bytes read per step / bandwidth). A PROJECTION, not a measurement."""
-    dense = sum(c.active_bytes for c in comps if not c.name.startswith("routed experts"))
-    experts = [c for c in comps if c.name.startswith("routed experts")]
-    per_step = dense
-    if experts:
-        c = experts[0]
-        e, k = spec.num_experts, spec.top_k
-        per_expert = c.bytes / e
-        touched = e * (1 - (1 - k / e) ** batch)  # distinct experts a batch touches (uniform routing)
-        per_step += touched * per_expert
-    kv_read = batch * context * kv_tok
-    state_rw = batch * 2 * state["total"]
-    step = per_step + kv_read + state_rw
-    bw = board.bandwidth_gbs * 1e9
-    ceiling = batch * bw / step
-    return {
-        "label": "PROJECTION (not a measurement)",
-        "bytes_per_step": int(step), "weight_bytes_per_step": int(per_step),
-        "kv_bytes_per_step": int(kv_read), "state_bytes_per_step": int(state_rw),
-        "ceiling_tok_s": round(ceiling, 1),
-        "expected_tok_s": [round(ceiling * f, 1) for f in EFFICIENCY_RANGE],
-        "assumptions": [
-            f"decode is memory-bound: every weight byte of a step is read once at {board.bandwidth_gbs} GB/s "
-            f"({board.name}, capability table)",
-            f"batch {batch}, each sequence at {context} tokens of context (full-attention KV read every step); "
-            "GDN state read and written once per token",
-            "MoE: top-k routed experts per token plus the shared expert and router; for batch > 1 the distinct "
-            "experts touched assume uniform routing",
-            "FP8 weights read at 1 byte (rocm-enable's W8A16 kernels keep them at one byte; vLLM without the "
-            "plugin either refuses FP8 MoE or quantizes activations too)" if spec.quant else
-            "BF16 weights read at 2 bytes",
-            "ceiling = 100% of bandwidth; the expected range applies the 50-60% of peak that the best engines "
-            "reach at batch 1 on these boards (anchors.md §1.5); kernel launch and host overheads are not modelled",
-        ],
-    }
+def _expected_max_share(e: int, k: int, ranks: int) -> float:
+    """Expected share of a token's k routed experts on the busiest of `ranks` expert-parallel ranks
+    holding e/ranks experts each (uniform routing, exact for 2 ranks; the mean share otherwise)."""
+    if ranks != 2:
+        return 1 / ranks
+    held = e // 2
+    total = math.comb(e, k)
+    return sum(max(x, k - x) * math.comb(held, x) * math.comb(e - held, k - x) for x in range(k + 1)) / total / k
+
+
+def step_bytes(spec, comps, context, batch, kv_tok, state, tp=1, expert_parallel=False,
+               fp8_lm_head=False) -> decode_model.StepBytes:
+    """Bytes one GPU reads per decode step, by op family."""
+    fam: dict[str, float] = {}
+    for c in comps:
+        if c.name.startswith("routed experts"):
+            e, k = spec.num_experts, spec.top_k
+            touched = e * (1 - (1 - k / e) ** batch)  # distinct experts a batch touches (uniform routing)
+            share = _expected_max_share(e, k, tp) if expert_parallel and batch == 1 else 1 / tp
+            b = touched * c.bytes / e * share
+        elif c.name == "lm_head" and fp8_lm_head:
+            fam["dense"] = fam.get("dense", 0) + lm_head_fp8_bytes(spec) / tp
+            continue
+        else:
+            b = c.active_bytes / tp if c.sharded and c.family != "norms" else c.active_bytes
+        fam[c.family] = fam.get(c.family, 0) + b
+    fam["attention"] = batch * context * kv_tok
+    fam["gdn"] = batch * 2 * state["total"]
+    return decode_model.StepBytes(fam)
 
 
 def _gib(b: float) -> str:
@@ -265,21 +346,27 @@ def _gib(b: float) -> str:
 
 
 def render(d: dict) -> str:
+    tp = d["tensor_parallel_size"]
+    per = " per GPU" if tp > 1 else ""
     out = [f"model      {d['model']} ({d['architecture']}, {'FP8 ' + d['quantization'] if d['quantization'] else 'BF16'})",
            f"arch       {d['arch']}: {d['board']}, {d['memory_gib']:.0f} GiB "
-           f"{'unified (APU)' if d['unified_memory'] else 'VRAM'}, {d['bandwidth_gbs']} GB/s", "",
-           "weights by component"]
+           f"{'unified (APU)' if d['unified_memory'] else 'VRAM'}, {d['bandwidth_gbs']} GB/s"]
+    if tp > 1:
+        out.append(f"parallel   tensor parallel {tp}{' + expert parallel' if d['expert_parallel'] else ''} over "
+                   f"{d['nodes']} node(s); sizes below are per GPU unless marked total")
+    out += ["", "weights by component" + (f" (total | per GPU)" if tp > 1 else "")]
     for c in d["components"]:
-        out.append(f"  {c['name']:<34} {c['params'] / 1e9:8.2f} B params  {_gib(c['bytes']):>12}  {c['dtype']}")
+        extra = f" | {_gib(c['per_gpu_bytes']):>12}" if tp > 1 else ""
+        out.append(f"  {c['name']:<34} {c['params'] / 1e9:8.2f} B params  {_gib(c['bytes']):>12}{extra}  {c['dtype']}")
     out.append(f"  {'total':<34} {sum(c['params'] for c in d['components']) / 1e9:8.2f} B params  "
-               f"{_gib(d['weights_bytes']):>12}")
+               f"{_gib(d['total_weights_bytes']):>12}" + (f" | {_gib(d['weights_bytes']):>12}" if tp > 1 else ""))
     s = d["gdn_state_per_seq"]
     out += ["",
-            f"KV cache   {d['kv_bytes_per_token'] / 1024:.1f} KiB per token ({d['kv_layers']} full-attention "
+            f"KV cache   {d['kv_bytes_per_token'] / 1024:.1f} KiB per token{per} ({d['kv_layers']} full-attention "
             "layers only; GDN layers keep no KV cache)",
-            f"GDN state  {s['total'] / 2**20:.1f} MiB per sequence (recurrent {s['recurrent'] / 2**20:.1f} MiB "
+            f"GDN state  {s['total'] / 2**20:.1f} MiB per sequence{per} (recurrent {s['recurrent'] / 2**20:.1f} MiB "
             f"in {s['recurrent_dtype']}, conv {s['conv'] / 2**20:.2f} MiB)",
-            f"budget     {_gib(d['budget_bytes'])} for vLLM = weights {_gib(d['weights_bytes'])} + runtime "
+            f"budget     {_gib(d['budget_bytes'])}{per} for vLLM = weights {_gib(d['weights_bytes'])} + runtime "
             f"~{d['runtime_overhead_gib']:.0f} GiB + GDN state + KV {_gib(d['kv_budget_bytes'])} "
             f"({d['kv_tokens']:,} tokens)",
             f"fits       {'yes' if d['fits'] else 'partly'}: {d['batch']} sequence(s) x {d['context']:,} tokens", "",
@@ -287,10 +374,37 @@ def render(d: dict) -> str:
     for w in d["warnings"]:
         out.append(f"WARNING    {w}")
     p = d["projection"]
-    out += ["", f"decode speed: {p['label']}",
-            f"  {p['bytes_per_step'] / 1e9:.2f} GB read per step (weights {p['weight_bytes_per_step'] / 1e9:.2f}, "
-            f"KV {p['kv_bytes_per_step'] / 1e9:.2f}, GDN state {p['state_bytes_per_step'] / 1e9:.3f})",
-            f"  ceiling {p['ceiling_tok_s']} tok/s; expected {p['expected_tok_s'][0]}-{p['expected_tok_s'][1]} tok/s",
-            "  assumptions:"]
+    f8 = p["fp8_lm_head"]
+    out += ["", f"decode speed: {p['label']}, batch {d['batch']}, context {d['context']:,}"
+            + (", bytes read by one GPU" if tp > 1 else ""),
+            f"  {'op family':<58} {'GB/step':>8} {'efficiency':>16}"]
+    for fam, b in p["bytes_by_family"].items():
+        e = p["efficiency"][fam]
+        eff = f"{e['low']:.2f}-{e['high']:.2f}" if e["low"] != e["high"] else f"{e['low']:.2f}"
+        out.append(f"  {decode_model.FAMILIES[fam]:<58} {b / 1e9:8.3f} {eff:>9} ({e['status']})")
+    ms = p["step_ms"]
+    out += [f"  {'total':<58} {sum(p['bytes_by_family'].values()) / 1e9:8.3f}",
+            f"  kernels per step {p['kernels_per_step']} ({p['kernels_status']}) x {p['launch_cost_us']} us = "
+            f"{ms['launches']:.2f} ms; bytes {ms['bytes'][1]:.2f}-{ms['bytes'][0]:.2f} ms "
+            f"(at 100 %: {ms['bytes_at_peak']:.2f} ms)",
+            f"  lm_head BF16 (as shipped):        ceiling {p['ceiling_tok_s']} tok/s; expected "
+            f"{p['expected_tok_s'][0]}-{p['expected_tok_s'][1]} tok/s",
+            f"  lm_head FP8 (ROCM_ENABLE_FP8_LM_HEAD=1): ceiling {f8['ceiling_tok_s']} tok/s; expected "
+            f"{f8['expected_tok_s'][0]}-{f8['expected_tok_s'][1]} tok/s"]
+    c = p["collectives"]
+    if c:
+        out += ["", f"collectives per decode step (tensor parallel {tp}): {c['allreduces']} all-reduces of "
+                f"{c['allreduce_bytes']:,} B (hidden x dtype bytes x batch) + one logits gather of "
+                f"{c['logits_gather_bytes']:,} B; {c['bytes_sent_per_rank'] / 1e6:.2f} MB sent per rank"]
+        if not c["table"]:
+            out.append("  inside one node (PCIe / xGMI): transfer time not modelled")
+        else:
+            out.append(f"  {'transport':<16} {'latency':>8} {'link':>9} {'ms/step':>8}   expected tok/s "
+                       "(BF16 lm_head | FP8 lm_head)")
+            for row, row8 in zip(p["network"], f8["network"]):
+                out.append(f"  {row['transport']:<16} {row['latency_us']:>6.2f}us {row['link_gbps']:>5} Gb/s "
+                           f"{row['seconds_per_step'] * 1e3:8.2f}   {row['expected_tok_s'][0]}-{row['expected_tok_s'][1]}"
+                           f" | {row8['expected_tok_s'][0]}-{row8['expected_tok_s'][1]}")
+    out.append("  assumptions:")
     out += [f"   - {a}" for a in p["assumptions"]]
     return "\n".join(out) + "\n"

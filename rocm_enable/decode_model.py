@@ -1,0 +1,172 @@
+"""Decode-step PROJECTION for `rocm-enable plan`: bytes per op family x that family's bandwidth
+efficiency, plus kernels per step x a per-launch cost, plus (tensor parallel) the all-reduces.
+
+    step time = sum_f bytes_f / (efficiency_f x bandwidth) + kernels x launch cost + collectives
+
+Efficiencies and the kernel count come from the engine profile (models/engine_profile.json, filled
+only from measurements in docs/engine.md). A family without a measured value is projected with the
+stated UNMEASURED_EFFICIENCY range and printed as 'not yet measured'. Nothing here is a measurement
+on AMD hardware.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+
+FAMILIES = {
+    "moe": "MoE routed experts (W8A16 / BF16 expert GEMMs)",
+    "dense": "dense linears: attention and GDN projections, shared expert",
+    "router_bf16": "MoE routers (BF16, built without quant_config)",
+    "attention": "full-attention KV cache read",
+    "gdn": "Gated DeltaNet recurrent + conv state (read and written)",
+    "lm_head_bf16": "lm_head (BF16)",
+    "norms": "norms and embedding rows",
+}
+# A family the engine profile has not measured: the 50-60 % of peak that the best engines reach at
+# batch 1 on these boards (shared research anchors §1.5: llama.cpp 52-57 % of the 8-bit ceiling on
+# gfx1151), applied per family.
+UNMEASURED_EFFICIENCY = (0.5, 0.6)
+UNMEASURED_SOURCE = "50-60 % of peak, what llama.cpp reaches at batch 1 on gfx1151 (research anchors §1.5)"
+
+# Per-kernel cost of a HIP-graph replay on RDNA: 3.865 us per node for 941 serialized tiny
+# dispatches replayed from one hipGraph on gfx1100 (Radeon PRO W7900), ROCm/rocm-systems#10834
+# ("[HIP] Graph replay has 10x higher dispatch overhead vs Vulkan command buffers", 2026-08-27),
+# which measures gfx1151 at 3.04x Vulkan's per-node cost in the same benchmark. Applied to gfx1151
+# as is: an assumption, and printed as one.
+LAUNCH_COST_US = 3.865
+LAUNCH_SOURCE = ("HIP graph replay, 941 serialized nodes on gfx1100 (W7900): 3.865 us/node, "
+                 "github.com/ROCm/rocm-systems/issues/10834 (gfx1151 reported 3.04x Vulkan in the same run)")
+# Kernels one decode step launches when the profile has not counted them: read off vLLM's decode
+# forward for these layers (norm, projections, conv/recurrent/gating kernels, KV write, attention,
+# router, top-k, align, w13, w2, top-k sum, shared expert and its gate), not measured.
+KERNELS_ESTIMATE = {"linear_attention_layer": 9, "full_attention_layer": 8, "moe_block": 13,
+                    "dense_mlp_block": 4, "per_step": 8}
+
+# Two Strix Halo boxes over RoCE v2 (Intel E810, direct DAC): 5.23 us one-way latency, 50.6 Gb/s
+# through the boards' PCIe x4 slot; over TCP on the same NIC 68 us (kyuz0/amd-strix-halo-vllm-
+# toolboxes, rdma_cluster/setup_guide.md, "Verify RDMA Connection").
+LINK_LATENCY_US = {"RoCE v2 (RDMA)": 5.23, "TCP": 68.0}
+LINK_SOURCE = ("two Strix Halo boxes, Intel E810 100GbE: RDMA 5.23 us, TCP 68 us, RDMA 50.6 Gb/s "
+               "(PCIe x4 limit); github.com/kyuz0/amd-strix-halo-vllm-toolboxes rdma_cluster/setup_guide.md")
+LINK_RATES_GBPS = (25, 50, 100, 200)
+
+
+def load_engine_profile() -> dict:
+    return json.loads(resources.files("rocm_enable.models").joinpath("engine_profile.json").read_text())
+
+
+@dataclass(frozen=True)
+class StepBytes:
+    """Bytes one GPU reads (and for GDN state, writes) in one decode step, per family."""
+    by_family: dict
+
+    @property
+    def total(self) -> float:
+        return sum(self.by_family.values())
+
+
+def efficiencies(profile: dict) -> dict:
+    """family -> (low, high, 'measured on X' | 'not yet measured')."""
+    out = {}
+    measured_on = profile.get("device") or "?"
+    for fam in FAMILIES:
+        entry = profile.get("bandwidth_efficiency", {}).get(fam) or {}
+        v = entry.get("value")
+        if v is None:
+            out[fam] = (*UNMEASURED_EFFICIENCY, "not yet measured")
+        else:
+            if not 0 < float(v) <= 1.5:  # a read-only stream may pass a read+write copy rate
+                raise ValueError(f"engine_profile.json: bandwidth_efficiency.{fam} = {v} is not a share")
+            out[fam] = (float(v), float(v), f"measured on {measured_on}")
+    return out
+
+
+def kernels_per_step(spec, profile: dict, allreduces: int) -> tuple[int, str]:
+    k = profile.get("kernels_per_step") or {}
+    if k.get("value") is not None and k.get("model") == spec.name:
+        return int(k["value"]) + allreduces, f"measured on {profile.get('device')}"
+    e = KERNELS_ESTIMATE
+    mlp = e["moe_block"] if spec.is_moe else e["dense_mlp_block"]
+    n = (spec.linear_attention_layers * e["linear_attention_layer"]
+         + spec.full_attention_layers * e["full_attention_layer"] + spec.num_layers * mlp + e["per_step"])
+    return n + allreduces, "not yet measured: estimated from vLLM's decode forward"
+
+
+def allreduces_per_step(spec, tp: int) -> int:
+    """vLLM's TP all-reduces in one decode step: each layer's attention/GDN out_proj (row parallel)
+    and its MoE/MLP output (routed + shared experts reduced once), plus the vocab-parallel
+    embedding. The logits are gathered once more (collectives() counts that separately)."""
+    return 0 if tp == 1 else 2 * spec.num_layers + 1
+
+
+def collectives(spec, tp: int, nodes: int, batch: int, act_bytes: int) -> dict | None:
+    """Bytes and time of one decode step's collectives when the TP group spans `nodes` boxes.
+
+    All-reduce of S bytes over p ranks (ring, as RCCL/NCCL's small-message path): 2(p-1) steps,
+    each one link latency, and 2(p-1)/p x S bytes sent per rank. Logits: one gather of
+    (p-1)/p x vocab x batch x act_bytes to rank 0, one latency."""
+    if tp == 1:
+        return None
+    n = allreduces_per_step(spec, tp)
+    size = spec.hidden_size * act_bytes * batch
+    gather = spec.vocab_size * batch * act_bytes * (tp - 1) / tp
+    sent = n * 2 * (tp - 1) / tp * size + gather
+    out = {"allreduces": n, "allreduce_bytes": size, "logits_gather_bytes": int(gather),
+           "bytes_sent_per_rank": int(sent), "nodes": nodes, "table": []}
+    if nodes == 1:
+        return out  # inside one box: PCIe / xGMI, not modelled here
+    hops = n * 2 * (tp - 1) + 1
+    for transport, lat in LINK_LATENCY_US.items():
+        for gbps in LINK_RATES_GBPS:
+            t = hops * lat * 1e-6 + sent * 8 / (gbps * 1e9)
+            out["table"].append({"transport": transport, "latency_us": lat, "link_gbps": gbps,
+                                 "seconds_per_step": t})
+    return out
+
+
+def project(spec, step: StepBytes, bandwidth_gbs: float, batch: int, tp: int = 1, nodes: int = 1,
+            act_bytes: int = 2, profile: dict | None = None) -> dict:
+    profile = load_engine_profile() if profile is None else profile
+    eff = efficiencies(profile)
+    bw = bandwidth_gbs * 1e9
+    bytes_time = [sum(b / (eff[f][i] * bw) for f, b in step.by_family.items()) for i in (0, 1)]
+    ceiling_time = step.total / bw
+    nk, nk_status = kernels_per_step(spec, profile, allreduces_per_step(spec, tp))
+    launch = nk * LAUNCH_COST_US * 1e-6
+    coll = collectives(spec, tp, nodes, batch, act_bytes)
+    out = {
+        "label": "PROJECTION (not a measurement)",
+        "bytes_by_family": {f: int(b) for f, b in step.by_family.items()},
+        "efficiency": {f: {"low": eff[f][0], "high": eff[f][1], "status": eff[f][2]} for f in step.by_family},
+        "kernels_per_step": nk, "kernels_status": nk_status, "launch_cost_us": LAUNCH_COST_US,
+        "ceiling_tok_s": round(batch / ceiling_time, 1),
+        # slow end: low efficiency; fast end: high efficiency; both pay the launches
+        "expected_tok_s": [round(batch / (bytes_time[0] + launch), 1), round(batch / (bytes_time[1] + launch), 1)],
+        "step_ms": {"bytes_at_peak": ceiling_time * 1e3, "bytes": [t * 1e3 for t in bytes_time],
+                    "launches": launch * 1e3},
+        "collectives": coll,
+    }
+    if coll and coll["table"]:
+        out["network"] = [dict(row, expected_tok_s=[round(batch / (bytes_time[0] + launch + row["seconds_per_step"]), 1),
+                                                    round(batch / (bytes_time[1] + launch + row["seconds_per_step"]), 1)])
+                          for row in coll["table"]]
+    return out
+
+
+def assumptions(board, profile: dict) -> list[str]:
+    measured = [f for f, e in efficiencies(profile).items() if e[2] != "not yet measured"]
+    return [
+        f"decode is memory-bound per op family: family time = its bytes / (efficiency x {board.bandwidth_gbs} GB/s "
+        f"({board.name}, capability table)); ceiling = every byte at 100 % with no launch cost",
+        "efficiency per family: measured on the engine profile's device for " + (", ".join(measured) or "no family")
+        + f" (an H100/H200 efficiency applied to {board.name} is itself an assumption); every other family: "
+        + UNMEASURED_SOURCE + " -> the low-high range",
+        f"per-kernel launch cost {LAUNCH_COST_US} us with HIP graphs: {LAUNCH_SOURCE}; launches are added to, "
+        "not overlapped with, the bytes time (one decode step is a chain of dependent kernels)",
+        "kernels per step: the engine profile's count when it measured this model, else "
+        f"{KERNELS_ESTIMATE} (estimate)",
+        "MoE: top-k routed experts per token plus the shared expert and router; for batch > 1 the distinct "
+        "experts touched assume uniform routing",
+        "full-attention KV read every step for each sequence's whole context; GDN state read and written once per token",
+    ]
