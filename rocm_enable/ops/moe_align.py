@@ -1,8 +1,10 @@
-"""Token -> expert-block assignment in plain torch (no vLLM compiled op).
+"""Token -> expert-block assignment in one Triton launch, with no host synchronisation.
 
 vLLM's ``moe_align_block_size`` is a compiled HIP/CUDA op that may ship without a code
-object for gfx1151; this is the same contract in torch ops that run on any device, with
-no host synchronisation (sizes are upper bounds, as in vLLM), so it is CUDA-graph safe.
+object for gfx1151. This is the same contract as one Triton program: every output size is an
+upper bound computed from shapes only (as in vLLM), no ``.item()`` / ``bincount`` /
+``nonzero``, so it is valid under CUDA/HIP-graph capture at every batch size. The expert map
+(expert parallelism) and vLLM's padded routes (id -1) are folded into the same launch.
 """
 from __future__ import annotations
 
@@ -10,6 +12,10 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
+import triton
+import triton.language as tl
+
+_BLOCK_T = 128  # routes per step of the align program (a BLOCK_T^2 compare gives stable ranks)
 
 
 @dataclass
@@ -34,49 +40,146 @@ class MoeRouting:
         return self.num_blocks * self.block_m
 
 
-def _map_experts(ids: torch.Tensor, expert_map: Optional[torch.Tensor],
-                 padding_id: Optional[int] = None) -> torch.Tensor:
-    """Local expert id per entry, -1 for experts on another rank and for padding (negative ids,
-    or ``padding_id``)."""
-    pad = ids < 0 if padding_id is None else (ids < 0) | (ids == padding_id)
-    safe = ids.long().clamp(min=0)
-    if expert_map is not None:
-        safe = expert_map.to(ids.device)[safe.clamp(max=expert_map.numel() - 1)].long()
-    return torch.where(pad, -1, safe).to(torch.int32)
+@triton.jit
+def _route_keys(ids_ptr, map_ptr, offs, n, num_experts, invalid_key, HAS_MAP: tl.constexpr):
+    """Bucket of each route: its (local, when mapped) expert, or ``invalid_key`` for padded
+    routes (negative / out-of-range ids) and experts on another rank."""
+    live = offs < n
+    ids = tl.load(ids_ptr + offs, mask=live, other=-1).to(tl.int32)
+    valid = live & (ids >= 0) & (ids < num_experts)
+    if HAS_MAP:
+        ids = tl.load(map_ptr + ids, mask=valid, other=-1).to(tl.int32)
+        valid = valid & (ids >= 0)
+    return tl.where(valid, ids, invalid_key), live, valid
+
+
+@triton.jit
+def moe_align_kernel(ids_ptr, map_ptr, sorted_ptr, expert_ids_ptr, ntpp_ptr, scratch_ptr,
+                     scatter_ptr, n, num_experts, num_buckets, max_len, num_blocks, past_end_expert,
+                     HAS_MAP: tl.constexpr, PLACE_INVALID: tl.constexpr, NAIVE: tl.constexpr,
+                     HAS_SCATTER: tl.constexpr, BLOCK_M: tl.constexpr, NB: tl.constexpr,
+                     BLOCK_T: tl.constexpr):
+    """One program. Buckets 0..num_buckets-1 are experts; bucket ``num_buckets`` collects the
+    invalid routes: PLACE_INVALID gives them padded blocks of expert -1 (the GEMM writes
+    zeros there, so a top-k sum over every slot stays right), else they are left out (vLLM's
+    ignore_invalid_experts layout). Within an expert, routes keep their flat order (what a
+    stable sort gives; vLLM's golden reference orders them so too). NB: bins, a power of two
+    > num_buckets + 1: lanes past the routes count in the last bin, which gets no slots (a
+    histogram without a mask, for older Triton). scratch_ptr: NB int32 (next free slot per bucket)."""
+    offs_t = tl.arange(0, BLOCK_T)
+    if NAIVE:  # block p holds route p: only the per-route expert (mapped, -1 if invalid)
+        for c in range(0, n, BLOCK_T):
+            key, live, valid = _route_keys(ids_ptr, map_ptr, c + offs_t, n, num_experts, -1, HAS_MAP)
+            tl.store(expert_ids_ptr + c + offs_t, key, mask=live)
+        tl.store(ntpp_ptr, n * BLOCK_M)
+        return
+    bins = tl.arange(0, NB)
+    counts = tl.zeros((NB,), dtype=tl.int32)
+    for c in range(0, n, BLOCK_T):
+        key, live, valid = _route_keys(ids_ptr, map_ptr, c + offs_t, n, num_experts, num_buckets,
+                                       HAS_MAP)
+        counts += tl.histogram(tl.where(live, key, NB - 1), NB)
+    padded = (counts + BLOCK_M - 1) // BLOCK_M * BLOCK_M
+    padded = tl.where(bins > num_buckets, 0, padded)
+    if not PLACE_INVALID:
+        padded = tl.where(bins == num_buckets, 0, padded)
+    ends = tl.cumsum(padded, 0)
+    total = tl.sum(padded, 0)
+    tl.store(ntpp_ptr, total)
+    tl.store(scratch_ptr + bins, ends - padded)
+    for c in range(0, max_len, BLOCK_T):
+        tl.store(sorted_ptr + c + offs_t, tl.zeros((BLOCK_T,), tl.int32) + n, mask=c + offs_t < max_len)
+    for c in range(0, num_blocks, BLOCK_T):
+        blk = c + offs_t
+        start = blk * BLOCK_M
+        bucket = tl.sum((ends[None, :] <= start[:, None]).to(tl.int32), axis=1)
+        expert = tl.where(bucket == num_buckets, -1, bucket)
+        expert = tl.where(start < total, expert, past_end_expert)
+        tl.store(expert_ids_ptr + blk, expert, mask=blk < num_blocks)
+    tl.debug_barrier()
+    earlier = offs_t[None, :] < offs_t[:, None]
+    for c in range(0, n, BLOCK_T):
+        offs = c + offs_t
+        key, live, valid = _route_keys(ids_ptr, map_ptr, offs, n, num_experts, num_buckets, HAS_MAP)
+        rank = tl.sum(((key[None, :] == key[:, None]) & earlier & live[None, :]).to(tl.int32), axis=1)
+        base = tl.load(scratch_ptr + key, mask=live, other=0)
+        if PLACE_INVALID:
+            tl.store(sorted_ptr + base + rank, offs, mask=live)
+        else:
+            tl.store(sorted_ptr + base + rank, offs, mask=valid)
+        if HAS_SCATTER:
+            tl.store(scatter_ptr + offs, tl.where(valid, offs, -1), mask=live)
+        tl.debug_barrier()  # every lane has read its base before the bases move on
+        hist = tl.histogram(tl.where(live, key, NB - 1), NB)
+        tl.store(scratch_ptr + bins, tl.load(scratch_ptr + bins) + hist)
+        tl.debug_barrier()
+
+
+def sorted_upper_bound(num_pairs: int, num_buckets: int, block_m: int) -> int:
+    """Length of sorted_token_ids: every used bucket (at most min(pairs, buckets)) wastes at
+    most block_m - 1 slots; rounded up to whole blocks."""
+    max_len = num_pairs + min(num_pairs, num_buckets) * (block_m - 1)
+    return triton.cdiv(max_len, block_m) * block_m
+
+
+def launch_align(topk_ids: torch.Tensor, block_m: int, num_experts: int, num_buckets: int,
+                 sorted_ids: Optional[torch.Tensor], expert_ids: torch.Tensor, ntpp: torch.Tensor, *,
+                 expert_map: Optional[torch.Tensor] = None, place_invalid: bool, naive: bool = False,
+                 past_end_expert: int = -1, scatter_idx: Optional[torch.Tensor] = None) -> None:
+    """Fill caller-owned buffers (sizes from shapes only). num_experts: the id range of
+    topk_ids; num_buckets: experts after the map (local count) or num_experts unmapped."""
+    ids = topk_ids.reshape(-1)
+    n = ids.numel()
+    nb = triton.next_power_of_2(num_buckets + 2)
+    scratch = torch.empty(nb, dtype=torch.int32, device=ids.device)
+    max_len = sorted_ids.numel() if sorted_ids is not None else 0
+    moe_align_kernel[(1,)](
+        ids, expert_map if expert_map is not None else ids,
+        sorted_ids if sorted_ids is not None else expert_ids, expert_ids, ntpp, scratch,
+        scatter_idx if scatter_idx is not None else expert_ids,
+        n, num_experts, num_buckets, max_len, expert_ids.numel(), past_end_expert,
+        HAS_MAP=expert_map is not None, PLACE_INVALID=place_invalid, NAIVE=naive,
+        HAS_SCATTER=scatter_idx is not None, BLOCK_M=block_m, NB=nb, BLOCK_T=_BLOCK_T,
+        num_warps=4)
 
 
 def moe_align(topk_ids: torch.Tensor, block_m: int, num_experts: int,
-              expert_map: Optional[torch.Tensor] = None, naive: bool = False) -> MoeRouting:
+              expert_map: Optional[torch.Tensor] = None, naive: bool = False,
+              num_local_experts: Optional[int] = None) -> MoeRouting:
     """Build the routing for ``topk_ids`` [M, top_k] (global expert ids).
 
     num_experts: the GLOBAL expert count (ids range); expert_map: optional [num_experts]
-    global -> local id, -1 for experts on another rank (their rows are written as zeros).
+    global -> local id, -1 for experts on another rank (their rows are written as zeros, as are
+    the rows of routes marked -1); num_local_experts: the map's value range (default
+    num_experts). One launch; buffers sized from shapes.
     """
-    flat = topk_ids.reshape(-1)
-    n = flat.numel()
-    dev = flat.device
+    n = topk_ids.numel()
+    dev = topk_ids.device
+    buckets = num_experts if expert_map is None else (num_local_experts or num_experts)
+    ntpp = torch.empty(1, dtype=torch.int32, device=dev)
     if naive:
-        return MoeRouting(True, block_m, n, n, _map_experts(flat, expert_map),
-                          torch.full((1,), n * block_m, dtype=torch.int32, device=dev))
-    # Negative ids (vLLM's routers mark padded rows -1) are grouped as one extra "expert" whose
-    # blocks map to -1, so their rows are written as zeros like another rank's experts.
-    ids = torch.where(flat < 0, num_experts, flat.long())
-    num_experts += 1
-    counts = torch.bincount(ids, minlength=num_experts)
-    padded = (counts + block_m - 1) // block_m * block_m
-    ends = torch.cumsum(padded, 0)
-    starts = ends - padded
-    order = torch.sort(ids, stable=True).indices
-    sorted_e = ids[order]
-    first_of_e = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(n, device=dev) - first_of_e[sorted_e]
-    # worst case: every used expert wastes block_m - 1 slots; at most min(n, E) experts used
-    max_len = n + min(n, num_experts) * (block_m - 1)
-    max_len = (max_len + block_m - 1) // block_m * block_m
-    sorted_ids = torch.full((max_len,), n, dtype=torch.int32, device=dev)
-    sorted_ids[starts[sorted_e] + rank] = order.to(torch.int32)
-    num_blocks = max_len // block_m
-    block_start = torch.arange(num_blocks, device=dev) * block_m
-    block_e = torch.searchsorted(ends, block_start, right=True).clamp_(max=num_experts - 1)
-    return MoeRouting(False, block_m, n, num_blocks, _map_experts(block_e, expert_map, num_experts - 1),
-                      ends[-1:].to(torch.int32), sorted_ids)
+        expert_ids = torch.empty(n, dtype=torch.int32, device=dev)
+        launch_align(topk_ids, block_m, num_experts, buckets, None, expert_ids, ntpp,
+                     expert_map=expert_map, place_invalid=True, naive=True)
+        return MoeRouting(True, block_m, n, n, expert_ids, ntpp)
+    max_len = sorted_upper_bound(n, buckets + 1, block_m)
+    sorted_ids = torch.empty(max_len, dtype=torch.int32, device=dev)
+    expert_ids = torch.empty(max_len // block_m, dtype=torch.int32, device=dev)
+    launch_align(topk_ids, block_m, num_experts, buckets, sorted_ids, expert_ids, ntpp,
+                 expert_map=expert_map, place_invalid=True)
+    return MoeRouting(False, block_m, n, max_len // block_m, expert_ids, ntpp, sorted_ids)
+
+
+def vllm_moe_align_block_size(topk_ids: torch.Tensor, num_experts: int, block_size: int,
+                              sorted_token_ids: torch.Tensor, experts_ids: torch.Tensor,
+                              num_tokens_post_pad: torch.Tensor,
+                              expert_map: Optional[torch.Tensor] = None,
+                              scatter_idx: Optional[torch.Tensor] = None) -> None:
+    """vLLM's ``_moe_C.moe_align_block_size`` contract, into vLLM's buffers: sorted_token_ids
+    padded with numel, per-block expert ids (blocks past the end: 0), num_tokens_post_pad.
+    Routes with ids outside [0, num_experts) and, when ``expert_map`` is given, experts mapped
+    to -1 are left out (vLLM passes the map only for ignore_invalid_experts; expert ids are
+    then local). scatter_idx [numel, 1]: the route's own index, -1 for a left-out route."""
+    launch_align(topk_ids, block_size, num_experts, num_experts, sorted_token_ids, experts_ids,
+                 num_tokens_post_pad, expert_map=expert_map, place_invalid=False, past_end_expert=0,
+                 scatter_idx=scatter_idx)

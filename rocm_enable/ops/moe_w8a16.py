@@ -20,15 +20,22 @@ from rocm_enable.ops.w8a16_kernel import silu_and_mul_kernel, w8a16_gemm_kernel,
 ROUTING_DENSE, ROUTING_NAIVE, ROUTING_SORTED = 0, 1, 2
 
 
+def words_need_copy(w: torch.Tensor) -> bool:
+    """Whether [..., N, K] e4m3 bytes cannot be read as int32 words in place (K axis not
+    contiguous, or rows / start not 4-byte aligned). Weight processing fixes the layout once
+    (make_word_aligned), so the per-call path never copies a weight."""
+    return w.stride(-1) != 1 or any(s % 4 for s in w.stride()[:-1]) or w.storage_offset() % 4
+
+
 def _weight_words(w: torch.Tensor) -> torch.Tensor:
-    """[..., N, K] e4m3fn bytes -> int32 words [..., N, K/4] (a view; copies only if the K
-    axis is not contiguous)."""
+    """[..., N, K] e4m3fn bytes -> int32 words [..., N, K/4] (a view; copies only if
+    words_need_copy, which weight processing rules out for vLLM's layers)."""
     if w.dtype not in (torch.float8_e4m3fn, torch.uint8):
         raise TypeError(f"expected float8_e4m3fn weight, got {w.dtype}")
     if w.shape[-1] % 4:
         raise ValueError(f"K={w.shape[-1]} must be a multiple of 4 for the packed dequantisation")
     b = w.view(torch.uint8)
-    if b.stride(-1) != 1 or any(s % 4 for s in b.stride()[:-1]) or b.storage_offset() % 4:
+    if words_need_copy(b):
         b = b.contiguous()
     return b.view(torch.int32)
 
@@ -225,12 +232,37 @@ def silu_and_mul(x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.T
 
 
 def moe_routing_for(topk_ids: torch.Tensor, num_experts: int, arch_family: str,
-                    expert_map: Optional[torch.Tensor] = None) -> MoeRouting:
-    """Routing with the block size and naive/sorted choice the configs ask for."""
+                    expert_map: Optional[torch.Tensor] = None,
+                    num_local_experts: Optional[int] = None) -> MoeRouting:
+    """Routing with the block size and naive/sorted choice the configs ask for (both decided
+    from shapes only, so a captured graph never changes path)."""
     m = topk_ids.shape[0]
     bucket = cfgmod.get_moe_config(arch_family, m)
     naive = topk_ids.numel() * cfgmod.naive_sparsity(arch_family) <= num_experts
-    return moe_align(topk_ids, bucket["BLOCK_M"], num_experts, expert_map, naive=naive)
+    return moe_align(topk_ids, bucket["BLOCK_M"], num_experts, expert_map, naive=naive,
+                     num_local_experts=num_local_experts)
+
+
+def workspace_sizes(num_tokens: int, top_k: int, n_inter: int, hidden: int) -> tuple[int, int]:
+    """Elements of (workspace13, workspace2) that fused_experts_w8a16 uses, laid out as vLLM's
+    TritonExperts does (vLLM may alias the output onto workspace13): workspace13 holds the
+    activation [pairs, N], dead before the top-k sum writes the output; workspace2 holds the
+    w13 output [pairs, 2N] (unfused SiLU only) and later the w2 output [pairs, K]."""
+    pairs = num_tokens * top_k
+    return pairs * n_inter, pairs * max(2 * n_inter, hidden)
+
+
+def _buffer(workspace: Optional[torch.Tensor], shape, dtype, device) -> torch.Tensor:
+    """A view of the caller's workspace (vLLM's workspace_shapes contract), else a new tensor."""
+    numel = 1
+    for d in shape:
+        numel *= d
+    if workspace is None:
+        return torch.empty(shape, dtype=dtype, device=device)
+    if workspace.dtype != dtype or workspace.numel() < numel or not workspace.is_contiguous():
+        raise ValueError(f"workspace {tuple(workspace.shape)} {workspace.dtype} cannot hold "
+                         f"{tuple(shape)} {dtype}; size it with workspace_sizes()")
+    return workspace.reshape(-1)[:numel].view(shape)
 
 
 def fused_experts_w8a16(hidden_states: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor,
@@ -240,13 +272,17 @@ def fused_experts_w8a16(hidden_states: torch.Tensor, w13: torch.Tensor, w2: torc
                         apply_router_weight_on_input: bool = False,
                         global_num_experts: int = -1, expert_map: Optional[torch.Tensor] = None,
                         output: Optional[torch.Tensor] = None,
-                        arch_family: str = "rdna3") -> torch.Tensor:
+                        arch_family: str = "rdna3", workspace13: Optional[torch.Tensor] = None,
+                        workspace2: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Full MoE expert computation: returns [M, K] in hidden_states.dtype.
 
     hidden_states [M, K] bf16/fp16; w13 [E, 2N, K], w2 [E, K, N] float8_e4m3fn;
     scales folded (fold_fp8_scale_for_fp16_bits), layout inferred from shape (block_shape
     [bn, bk] or None -> 128x128 when the scale is 3-D blockwise); topk_ids [M, top_k] global
-    expert ids; expert_map [global_num_experts] -> local id or -1.
+    expert ids; expert_map [global_num_experts] -> local id or -1; topk_weights any float dtype
+    (the kernels read it as is). workspace13 / workspace2: flat buffers of at least
+    workspace_sizes() elements in hidden_states.dtype (vLLM's workspaces), else allocated.
+    Launches: align, w13 (+ SiLU launch when the bucket does not fuse it), w2, top-k sum.
     """
     if activation != "silu":
         raise NotImplementedError(f"activation {activation!r}: only 'silu' is implemented")
@@ -256,28 +292,28 @@ def fused_experts_w8a16(hidden_states: torch.Tensor, w13: torch.Tensor, w2: torc
     if Kw != K or w2.shape[1] != K or w2.shape[2] * 2 != N2:
         raise ValueError(f"shape mismatch: x {tuple(hidden_states.shape)} w13 {tuple(w13.shape)} "
                          f"w2 {tuple(w2.shape)}")
-    num_experts = global_num_experts if global_num_experts > 0 else E
-    bucket = cfgmod.get_moe_config(arch_family, M)
-    routing = moe_routing_for(topk_ids, num_experts, arch_family, expert_map)
-    dev, dt = hidden_states.device, hidden_states.dtype
-    weights = topk_weights.to(torch.float32).reshape(-1)
     if apply_router_weight_on_input and top_k != 1:
         raise ValueError("apply_router_weight_on_input requires top_k == 1 (as in vLLM)")
+    num_experts = global_num_experts if global_num_experts > 0 else E
+    bucket = cfgmod.get_moe_config(arch_family, M)
+    routing = moe_routing_for(topk_ids, num_experts, arch_family, expert_map, num_local_experts=E)
+    dev, dt = hidden_states.device, hidden_states.dtype
+    weights = topk_weights.reshape(-1)
     w13_weights = weights if apply_router_weight_on_input else None
     w2_weights = None if apply_router_weight_on_input else weights
     n_inter = N2 // 2
-    act = torch.empty(M * top_k, n_inter, dtype=dt, device=dev)
+    act = _buffer(workspace13, (M * top_k, n_inter), dt, dev)
     if bucket["fuse_silu"]:
         launch_w8a16_gemm(hidden_states, w13, w13_scale, act, routing=routing, top_k=top_k,
                           block_shape=block_shape, gemm_cfg=bucket["w13"], block_m=routing.block_m,
                           topk_weights=w13_weights, fuse_silu=True)
     else:
-        gu = torch.empty(M * top_k, N2, dtype=dt, device=dev)
+        gu = _buffer(workspace2, (M * top_k, N2), dt, dev)
         launch_w8a16_gemm(hidden_states, w13, w13_scale, gu, routing=routing, top_k=top_k,
                           block_shape=block_shape, gemm_cfg=bucket["w13"], block_m=routing.block_m,
                           topk_weights=w13_weights)
         silu_and_mul(gu, act)
-    out3 = torch.empty(M, top_k, K, dtype=dt, device=dev)
+    out3 = _buffer(workspace2, (M, top_k, K), dt, dev)
     launch_w8a16_gemm(act, w2, w2_scale, out3, routing=routing, top_k=1, block_shape=block_shape,
                       gemm_cfg=bucket["w2"], block_m=routing.block_m, topk_weights=w2_weights)
     if output is None:

@@ -10,8 +10,9 @@ import functools
 
 import torch
 
+from rocm_enable.ops import w8a16_ops
 from rocm_enable.ops.fp8_dequant import check_fp8_weights_finite, fold_fp8_scale_for_fp16_bits
-from rocm_enable.ops.moe_w8a16 import fused_experts_w8a16
+from rocm_enable.ops.moe_w8a16 import workspace_sizes
 
 
 def _weight_keys():
@@ -86,8 +87,10 @@ def experts_class():
 
         def workspace_shapes(self, M, N, K, topk, global_num_experts, local_num_experts,
                              expert_tokens_meta, activation):
-            # The kernels allocate their own intermediates; vLLM only needs the output shape.
-            return (0,), (0,), (M, K)
+            # N = w13 rows (2 x intermediate). Laid out like vLLM's TritonExperts, which may
+            # alias the output onto workspace13: see moe_w8a16.workspace_sizes.
+            ws13, ws2 = workspace_sizes(M, topk, N // 2, K)
+            return (ws13,), (ws2,), (M, K)
 
         def _check_weights_once(self, w1, w2):
             # NaN encodings would decode to finite numbers; refuse them once, outside capture.
@@ -101,12 +104,11 @@ def experts_class():
                   global_num_experts, expert_map, a1q_scale, a2_scale, workspace13, workspace2,
                   expert_tokens_meta, apply_router_weight_on_input):
             self._check_weights_once(w1, w2)
-            fused_experts_w8a16(
-                hidden_states, w1, w2, self._w13_scale, self._w2_scale, topk_weights, topk_ids,
-                block_shape=self.block_shape, activation="silu",
-                apply_router_weight_on_input=apply_router_weight_on_input,
-                global_num_experts=global_num_experts, expert_map=expert_map, output=output,
-                arch_family=self._arch_family,
+            w8a16_ops.w8a16_fused_experts(
+                output, hidden_states, w1, w2, self._w13_scale, self._w2_scale, topk_weights,
+                topk_ids, expert_map, workspace13.reshape(-1), workspace2.reshape(-1),
+                None if self.block_shape is None else list(self.block_shape),
+                apply_router_weight_on_input, global_num_experts, self._arch_family,
             )
 
     return RocmW8A16Fp8Experts

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import functools
 
+import torch
+
 from rocm_enable.ops.fp8_dequant import check_fp8_weights_finite, fold_fp8_scale_for_fp16_bits
-from rocm_enable.ops.linear_w8a16 import linear_w8a16
 
 FP16_ACTIVATIONS = ("bfloat16", "float16")
 
@@ -39,6 +40,21 @@ def _fold_scale_in_place(layer, name: str) -> None:
     replace_parameter(layer, name, fold_fp8_scale_for_fp16_bits(getattr(layer, name).data))
 
 
+def _prepare_for_calls(kernel, layer, name: str, transposed: bool) -> None:
+    """Per-call decisions made once, here: the kernel family and its launch configs (the call
+    itself is the opaque custom op torch.ops.rocm_enable.w8a16_linear), and a word-aligned
+    weight layout so no call copies the weight. ``transposed``: vLLM stores it as (K, N)."""
+    from vllm.model_executor.utils import replace_parameter
+
+    from rocm_enable.ops.w8a16_ops import prepare_weight
+
+    kernel._family = _arch_family()
+    weight = getattr(layer, name)
+    aligned = prepare_weight(weight.t() if transposed else weight, kernel._family)
+    if aligned is not None:
+        replace_parameter(layer, name, aligned.t() if transposed else aligned)
+
+
 @functools.cache
 def block_kernel_class():
     from vllm.model_executor.kernels.linear.scaled_mm.BlockScaledMMLinearKernel import (
@@ -63,10 +79,11 @@ def block_kernel_class():
             params = self._get_layer_params(layer)
             check_fp8_weights_finite(params.weight, f"{type(layer).__name__}.weight")
             _fold_scale_in_place(layer, params.block_scale_attr)
+            _prepare_for_calls(self, layer, params.WEIGHT, transposed=False)
 
         def apply_block_scaled_mm(self, A, B, As, Bs):
-            return linear_w8a16(A, B, Bs, block_shape=list(self.weight_group_shape),
-                                arch_family=_arch_family())
+            return torch.ops.rocm_enable.w8a16_linear(A, B, Bs, list(self.weight_group_shape),
+                                                      None, self._family)
 
     return RocmW8A16Fp8BlockLinearKernel
 
@@ -102,6 +119,7 @@ def scaled_mm_kernel_class():
             w_name, s_name = self.layer_param_names[:2]
             check_fp8_weights_finite(getattr(layer, w_name), f"{type(layer).__name__}.{w_name}")
             _fold_scale_in_place(layer, s_name)
+            _prepare_for_calls(self, layer, w_name, transposed=True)
 
         def apply_weights(self, layer, x, bias=None):
             w, w_s, _, _ = self._get_layer_params(layer)
@@ -112,7 +130,7 @@ def scaled_mm_kernel_class():
 
         def apply_scaled_mm(self, *, A, B, out_dtype, As, Bs, bias, output_shape):
             # vLLM hands the weight over as (K, N); the kernel reads (N, K) rows.
-            out = linear_w8a16(A, B.t(), Bs, bias=bias, arch_family=_arch_family())
+            out = torch.ops.rocm_enable.w8a16_linear(A, B.t(), Bs, None, bias, self._family)
             return out.to(out_dtype).view(*output_shape)
 
     return RocmW8A16Fp8ScaledMMKernel
