@@ -1,11 +1,65 @@
-"""Print one closing line for several pytest sessions: 'N passed, N failed, N skipped'."""
+"""Close a test run (several pytest sessions, one junit xml each) with:
+  - one line 'N passed, N failed, N skipped';
+  - test-seconds per suite (tests/<dir>) and per vLLM version under test (the [x.y.z] in a test id;
+    'any' for tests that do not depend on the version), so the cost of a new version shows;
+  - the 15 slowest tests, so drift shows in every run's log.
+Times are per test (setup + call + teardown as junit records them), not wall time: with -n 2
+two run at once."""
+from __future__ import annotations
+
+import re
 import sys
 import xml.etree.ElementTree as ET
+from collections import defaultdict
 
-total = failed = skipped = 0
-for path in sys.argv[1:]:
-    for suite in ET.parse(path).getroot().iter("testsuite"):
-        total += int(suite.get("tests", 0))
-        failed += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
-        skipped += int(suite.get("skipped", 0))
-print(f"{total - failed - skipped} passed, {failed} failed, {skipped} skipped")
+SLOWEST = 15
+VERSION = re.compile(r"\[(?:[^\]]*-)?(\d+\.\d+\.\d+)(?:-[^\]]*)?\]")
+
+
+def cases(paths):
+    for path in paths:
+        for case in ET.parse(path).getroot().iter("testcase"):
+            outcome = "passed"
+            for child in case:
+                if child.tag in ("failure", "error"):
+                    outcome = "failed"
+                elif child.tag == "skipped":
+                    outcome = "skipped"
+            yield case.get("classname", ""), case.get("name", ""), float(case.get("time", 0)), outcome
+
+
+def test_id(classname: str, name: str) -> str:
+    """tests.user.test_x.TestK + name -> tests/user/test_x.py::TestK::name"""
+    parts = classname.split(".")
+    module_end = next((i for i, p in enumerate(parts) if p.startswith("test_")), len(parts) - 1)
+    return "/".join(parts[:module_end + 1]) + ".py::" + "::".join(parts[module_end + 1:] + [name])
+
+
+def suite_of(classname: str) -> str:
+    parts = classname.split(".")
+    return "/".join(parts[:2]) if parts[0] == "tests" and len(parts) > 2 else parts[0]
+
+
+def main(paths) -> None:
+    rows = list(cases(paths))
+    counts = defaultdict(int)
+    by_suite, by_version = defaultdict(float), defaultdict(float)
+    for classname, name, seconds, outcome in rows:
+        counts[outcome] += 1
+        by_suite[suite_of(classname)] += seconds
+        match = VERSION.search(name)
+        by_version[match.group(1) if match else "any"] += seconds
+    total = sum(seconds for *_, seconds, _ in rows)
+    print(f"\ntest-seconds: {total:.0f} in all")
+    print("  by suite:        " + ", ".join(f"{k} {v:.0f}" for k, v in
+                                            sorted(by_suite.items(), key=lambda kv: -kv[1])))
+    print("  by vLLM version: " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(by_version.items())))
+    print(f"slowest {SLOWEST} tests:")
+    for classname, name, seconds, outcome in sorted(rows, key=lambda r: -r[2])[:SLOWEST]:
+        print(f"  {seconds:7.1f}s  {test_id(classname, name)}"
+              + ("" if outcome == "passed" else f"  ({outcome})"))
+    print(f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
