@@ -373,7 +373,7 @@ def _probe(spec: dict, act: str, enforce_eager: bool) -> dict:
 
 def _probe_main() -> int:
     req = json.loads(sys.stdin.read())
-    from rocm_enable.cli import prepare_arch
+    from rocm_enable.gates.process_arch import prepare_arch
 
     prepare_arch(req["arch"])
     results = []

@@ -1,68 +1,38 @@
 """vLLM's own fused-MoE Triton kernel, run beside ours in the same benchmark process.
 
 The GPU machine has no vLLM (and vLLM's CUDA extensions would not import there anyway), so
-`extract()` runs where vLLM is installed: it keeps only the top-level ``@triton.jit`` functions
-and constant assignments of vLLM's ``fused_moe.py``, at their original line numbers (compiler
-locations match the wheel's file), and writes them into a git-ignored folder that is carried to
-the GPU machine. The rest of this module mirrors, in plain torch, what vLLM does around the
+`extract()` runs where vLLM is installed: it writes the ``@triton.jit`` functions of vLLM's
+``fused_moe.py`` (verbatim) into a git-ignored folder that is carried to the GPU machine. The rest of this module mirrors, in plain torch, what vLLM does around the
 kernel: its CUDA default config, its expert assignment (moe_align_block_size or the naive
 low-latency path) and ``invoke_fused_moe_triton_kernel``'s grid and arguments. The mirror is of
 vLLM 0.32.0; tests/user/test_bench_harness.py checks it against the installed vLLM's functions."""
 from __future__ import annotations
 
-import ast
 import hashlib
 import importlib.util
 import os
 import sys
 
-FUSED_MOE = os.path.join("model_executor", "layers", "fused_moe", "fused_moe.py")
 EXTRACTED = "vllm_fused_moe_jit.py"
 
 
-def _is_jit(decorator: ast.expr) -> bool:
-    return "jit" in ast.unparse(decorator)
-
-
-def extract_jit(source: str, origin: str) -> str:
-    """Source holding only `source`'s top-level @triton.jit functions and constant (or constexpr)
-    assignments, each at its original line; every other line blank."""
-    lines = source.splitlines()
-    out = [""] * (len(lines) + 1)
-    out[0] = "import triton; import triton.language as tl; from triton import language"
-    for node in ast.parse(source).body:
-        spans = []
-        if isinstance(node, ast.FunctionDef) and any(map(_is_jit, node.decorator_list)):
-            jit = next(filter(_is_jit, node.decorator_list))  # other decorators need vLLM
-            spans = [(jit.lineno, jit.end_lineno), (node.lineno, node.end_lineno)]
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None and (
-                isinstance(node.value, ast.Constant) or "constexpr" in ast.unparse(node.value)):
-            spans = [(node.lineno, node.end_lineno)]
-        for first, last in spans:
-            out[first - 1:last] = lines[first - 1:last]
-    digest = hashlib.sha256(source.encode()).hexdigest()
-    out.append(f"# extracted from {origin} (sha256 {digest}) by benchmarks/_harness/vllm_moe.py")
-    return "\n".join(out) + "\n"
-
-
-def installed_vllm_dir() -> str:
-    spec = importlib.util.find_spec("vllm")
-    if spec is None or spec.origin is None:
-        raise SystemExit("no vLLM here: install one (scripts/setup.sh) or pass --vllm-src DIR "
-                         "(a folder holding vLLM's package, e.g. .vllm-overlay/0.33.0/vllm)")
-    return os.path.dirname(spec.origin)
-
-
 def extract(dest: str, vllm_dir: str | None = None) -> str:
-    """Write vLLM's fused-MoE jit functions into dest/; returns the written path."""
-    vllm_dir = vllm_dir or installed_vllm_dir()
-    path = os.path.join(vllm_dir, FUSED_MOE)
-    with open(path) as f:
-        source = f.read()
+    """Write vLLM's fused-MoE jit functions (rocm_enable.ops.vllm_moe_isa.extract_jit_source, the
+    extraction the ISA report uses) into dest/; returns the written path. `vllm_dir` is a vLLM
+    package folder (e.g. .vllm-overlay/0.33.0/vllm); default: the installed vLLM."""
+    from rocm_enable.ops.vllm_moe_isa import FUSED_MOE_REL, extract_jit_source, vllm_package_dir
+
+    try:
+        path = os.path.join(vllm_dir or vllm_package_dir(), FUSED_MOE_REL)
+    except ImportError:
+        raise SystemExit("no vLLM here: run scripts/setup.sh, or pass --vllm-src DIR (a vLLM "
+                         "package folder, e.g. .vllm-overlay/0.33.0/vllm)") from None
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
     os.makedirs(dest, exist_ok=True)
     out = os.path.join(dest, EXTRACTED)
     with open(out, "w") as f:
-        f.write(extract_jit(source, f"vllm/{FUSED_MOE.replace(os.sep, '/')}"))
+        f.write(extract_jit_source(path) + f"\n# extracted from vllm/{FUSED_MOE_REL} (sha256 {digest})\n")
     return out
 
 

@@ -7,7 +7,7 @@ found through the fix ``moe-config-board-names``) feed two kernels of vLLM's
 copied: at run time the ``@triton.jit`` functions are read out of the installed vLLM's source file
 (vLLM's CPU build disables Triton at import, so its JITFunctions cannot be imported as objects)
 and compiled for ``GPUTarget("hip", arch, 32)`` through Triton's own binder
-(rocm_enable.isa.compile_for_arch) with the arguments vLLM's launchers pass
+(rocm_enable.ops.aot.compile_for_arch) with the arguments vLLM's launchers pass
 (invoke_fused_moe_triton_kernel / invoke_fused_moe_wna16_triton_kernel), for the weight layouts
 vLLM allocates (unquantized: w13 (E, 2I, H), w2 (E, H, I); moe_wna16: uint8 (E, N, K/2) with
 (E, N, K/g) scales and (E, N/2, K/g) zero points).
@@ -131,7 +131,7 @@ def extract_jit_source(path: str) -> str:
 @functools.lru_cache(maxsize=None)
 def load_vllm_moe_kernels(vllm_dir: str | None = None):
     """vLLM's fused-MoE JITFunctions (fused_moe_kernel, fused_moe_kernel_gptq_awq, ...)."""
-    from rocm_enable.isa import load_compilable_kernels
+    from rocm_enable.ops.aot import load_compilable_kernels
 
     path = os.path.join(vllm_dir or vllm_package_dir(), FUSED_MOE_REL)
     text = extract_jit_source(path)
@@ -176,7 +176,7 @@ def bf16_launch(shape: MoeShape, gemm: str, cfg: dict, naive: bool):
     """(kernel name, args, options) of invoke_fused_moe_triton_kernel for a bf16 checkpoint."""
     import triton.language as tl
 
-    from rocm_enable.isa import _t
+    from rocm_enable.ops.aot import fake_tensor as _t
 
     g = shape.gemm(gemm)
     N, K = g["N"], g["K"]
@@ -200,7 +200,7 @@ def int4_launch(shape: MoeShape, gemm: str, cfg: dict, has_zp: bool, group: int 
     """(kernel name, args, options) of invoke_fused_moe_wna16_triton_kernel (moe_wna16 layout)."""
     import triton.language as tl
 
-    from rocm_enable.isa import _t
+    from rocm_enable.ops.aot import fake_tensor as _t
 
     g = shape.gemm(gemm)
     N, K = g["N"], g["K"]
@@ -276,7 +276,7 @@ def launch_key(launch: Launch, arch: str) -> str:
     from triton.compiler.compiler import make_backend
     from triton.runtime.jit import create_function_from_signature
 
-    from rocm_enable.isa import warp_size
+    from rocm_enable.ops.aot import warp_size
 
     kernel, args, options = launch.build()
     fn = getattr(load_vllm_moe_kernels(), kernel)
@@ -290,8 +290,8 @@ def launch_key(launch: Launch, arch: str) -> str:
 
 
 def compile_launch(launch: Launch, arch: str) -> dict:
-    """asm_metrics of one launch compiled for ``arch`` (see rocm_enable.isa.asm_metrics)."""
-    from rocm_enable.isa import asm_metrics, compile_for_arch
+    """asm_metrics of one launch compiled for ``arch`` (see rocm_enable.ops.aot.asm_metrics)."""
+    from rocm_enable.ops.aot import asm_metrics, compile_for_arch
 
     kernel, args, options = launch.build()
     k = compile_for_arch(getattr(load_vllm_moe_kernels(), kernel), args, options, arch)
