@@ -9,6 +9,7 @@ import sys
 from importlib import metadata
 
 from rocm_enable.gates.capabilities import UnknownArchError, capabilities_for
+from rocm_enable.gates.process_arch import prepare_arch, torch_is_rocm
 from rocm_enable.toggles import ARCH_ENV
 
 
@@ -30,26 +31,6 @@ def _vllm_version() -> str | None:
     return getattr(vllm, "__version__", None)
 
 
-def _torch_is_rocm() -> bool:
-    if importlib.util.find_spec("torch") is None:
-        return False
-    import torch
-
-    return bool(getattr(torch.version, "hip", None))
-
-
-def prepare_arch(arch: str | None) -> None:
-    """Make `arch` the arch of this process: an override on a ROCm install, a simulation elsewhere."""
-    if not arch:
-        return
-    caps = capabilities_for(arch)
-    os.environ[ARCH_ENV] = caps.arch
-    if importlib.util.find_spec("vllm") is not None and not _torch_is_rocm():
-        from rocm_enable import sim
-
-        sim.activate(caps.arch)
-
-
 def doctor_report(arch: str | None) -> dict:
     prepare_arch(arch)
     from rocm_enable.runtime import activate
@@ -59,7 +40,7 @@ def doctor_report(arch: str | None) -> dict:
     return {
         "arch": det.arch if det else None,
         "arch_source": det.source if det else None,
-        "simulated": bool(arch) and not _torch_is_rocm(),
+        "simulated": bool(arch) and not torch_is_rocm(),
         "hsa_override": {"value": det.hsa_override, "spoofed_arch": det.spoofed_arch,
                          "warning": det.warning} if det and det.hsa_override else None,
         "platform": report.platform,
@@ -152,7 +133,7 @@ def _default_arch(arch: str | None) -> str:
         return arch
     if os.environ.get(ARCH_ENV):
         return os.environ[ARCH_ENV]
-    if _torch_is_rocm():
+    if torch_is_rocm():
         import torch
 
         return torch.cuda.get_device_properties(0).gcnArchName
