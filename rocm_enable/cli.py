@@ -274,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     from rocm_enable.patches import add_subcommand as add_patches_subcommand
 
     add_patches_subcommand(sub)  # rocm-enable patches {export,check}
+    from rocm_enable.audit import add_subcommand as add_audit_subcommand
+
+    add_audit_subcommand(sub)  # rocm-enable audit --vllm-src PATH
     return parser
 
 

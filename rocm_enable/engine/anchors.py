@@ -35,11 +35,19 @@ def underlying_function(raw):
     return getattr(raw, "__func__", raw)  # staticmethod/classmethod -> function
 
 
-def fingerprint(func) -> str:
-    """sha256 of the dedented source without blank lines and trailing spaces (16 hex digits)."""
-    source = textwrap.dedent(inspect.getsource(func))
+def source_text(func) -> str:
+    """The dedented source a fingerprint is computed from (kept for `rocm-enable audit` diffs)."""
+    return textwrap.dedent(inspect.getsource(func))
+
+
+def text_fingerprint(source: str) -> str:
+    """sha256 of a source without blank lines and trailing spaces (16 hex digits)."""
     lines = [line.rstrip() for line in source.splitlines() if line.strip()]
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
+def fingerprint(func) -> str:
+    return text_fingerprint(source_text(func))
 
 
 def target_fingerprint(target: str) -> str:
