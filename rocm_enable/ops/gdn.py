@@ -1,10 +1,10 @@
-"""Launcher for rocm_enable's GDN chunk-state kernel (rocm_enable.ops.gdn_kernels), with the call
-contract of vLLM's FLA ``chunk_gated_delta_rule_fwd_h`` (chunk_delta_h.py), and the launch
-configuration it uses on wave32 RDNA.
+"""Launchers for rocm_enable's GDN prefill kernels (rocm_enable.ops.gdn_kernels), with the call
+contracts of vLLM's FLA ``chunk_gated_delta_rule_fwd_h`` (chunk_delta_h.py) and
+``recompute_w_u_fwd`` (wy_fast.py), and the launch configurations they use on wave32 RDNA.
 
-The one launch configuration (no autotuning: one compile per shape, nothing timed at start-up) is
-the one AOT compiles show free of VGPR spills and scratch on gfx1151, gfx1100 and gfx1201 at
-K = V = 128 (tests/gdn/test_gdn_isa.py, docs/gdn.md). Graph-safe: no host reads; output shapes
+One launch configuration per kernel (no autotuning: one compile per shape, nothing timed at
+start-up): the one AOT compiles show free of VGPR spills and scratch on gfx1151, gfx1100 and gfx1201
+at K = V = 128 (tests/gdn/test_gdn_isa.py, docs/gdn.md). Graph-safe: no host reads; output shapes
 come from tensor shapes and the caller's chunk_indices.
 """
 from __future__ import annotations
@@ -14,6 +14,34 @@ from __future__ import annotations
 # waves and any num_stages > 1 spill on gfx1151.)
 CHUNK_STATE_CONFIG = {"BV": 32, "num_warps": 8, "num_stages": 1}
 MAX_K = 128  # the state tile above is what was proven spill-free; larger heads stay on vLLM's kernel
+# one [64, 64] block of u or w per program, 8 waves: 160 VGPRs on gfx1151, 0 spills
+WY_CONFIG = {"BC": 64, "num_warps": 8, "num_stages": 1}
+
+# vLLM's own FLA prefill kernels that have spill-free autotune candidates on wave32 RDNA: the one
+# candidate (kwargs, num_warps, num_stages) fix gdn-autotune-no-spill leaves their autotuner at the
+# Qwen3-Next / Qwen3.6 shape (K = V = 128, chunk 64). Chosen from the AOT table in docs/gdn.md among
+# those with 0 spills / 0 scratch within 64 KiB LDS on gfx1151, gfx1100 and gfx1201, fewest VGPRs;
+# one each so that start-up compiles one kernel instead of timing 4-36 and the ISA test covers
+# every config that can run.
+VLLM_NO_SPILL_CANDIDATE = {
+    "chunk_local_cumsum_scalar_kernel": ({}, 4, 3),
+    "chunk_scaled_dot_kkt_fwd_kernel": ({"BK": 64}, 4, 2),
+    "merge_16x16_to_64x64_inverse_kernel": ({}, 8, 2),
+    "chunk_fwd_kernel_o": ({"BK": 64, "BV": 64}, 8, 2),
+}
+NO_SPILL_K, NO_SPILL_BT = 128, 64
+
+
+def prefill_supported(k, v, chunk_size: int, cu_seqlens=None, chunk_indices=None,
+                      chunk_offsets=None) -> str | None:
+    """None when the GDN prefill can run on this module's kernels (state recurrence + WY) with
+    vLLM's others narrowed to VLLM_NO_SPILL_CANDIDATE -- the shape all of them were proven
+    spill-free at -- else why vLLM's pipeline must run."""
+    shape = (k.shape[-1], v.shape[-1], chunk_size)
+    if shape != (NO_SPILL_K, NO_SPILL_K, NO_SPILL_BT):
+        return f"K={shape[0]} V={shape[1]} chunk={shape[2]} is not the proven K=V={NO_SPILL_K}, chunk {NO_SPILL_BT}"
+    return (chunk_state_supported(k, None, chunk_size, cu_seqlens, chunk_indices, chunk_offsets)
+            or wy_supported(k, v, chunk_size, cu_seqlens, chunk_indices))
 
 
 def chunk_state_supported(k, gk=None, chunk_size: int = 64, cu_seqlens=None, chunk_indices=None,
@@ -67,9 +95,45 @@ def chunk_gated_delta_rule_fwd_h(k, w, u, g=None, gk=None, initial_state=None, o
     return h, v_new, final_state
 
 
+def wy_supported(k, v, BT: int, cu_seqlens=None, chunk_indices=None) -> str | None:
+    """None when our WY kernel serves this recompute_w_u_fwd call (chunk size BT), else why vLLM's
+    kernel must."""
+    if max(k.shape[-1], v.shape[-1]) > 256:
+        return f"head dims {k.shape[-1]}/{v.shape[-1]} > 256"
+    if BT & (BT - 1) or BT < 16:
+        return f"chunk size {BT} is not a power of two >= 16"
+    if cu_seqlens is not None and chunk_indices is None:
+        return "variable-length call without precomputed chunk_indices"
+    return None
+
+
+def recompute_w_u_fwd(k, v, beta, g_cumsum, A, cu_seqlens, chunk_indices=None):
+    """(w [B, T, H, K] in k's dtype, u like v), as vLLM's recompute_w_u_fwd returns them."""
+    import torch
+    import triton
+
+    from rocm_enable.ops.gdn_kernels import gdn_wy_kernel
+
+    why = wy_supported(k, v, A.shape[-1], cu_seqlens, chunk_indices)
+    if why:
+        raise ValueError(f"rocm_enable GDN WY kernel: {why}; use vLLM's recompute_w_u_fwd")
+    B, T, Hg, K = k.shape
+    H, V = v.shape[-2], v.shape[-1]
+    BT = A.shape[-1]
+    NT = triton.cdiv(T, BT) if cu_seqlens is None else chunk_indices.shape[0]
+    u = torch.empty_like(v)
+    w = k.new_empty(B, T, H, K)
+    cfg = WY_CONFIG
+    grid = (NT, B * H, triton.cdiv(V, cfg["BC"]) + triton.cdiv(K, cfg["BC"]))
+    gdn_wy_kernel[grid](k, v, beta, w, u, A, g_cumsum, cu_seqlens, chunk_indices, T, H=H, Hg=Hg, K=K, V=V,
+                        BT=BT, BC=cfg["BC"], IS_VARLEN=cu_seqlens is not None,
+                        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
+    return w, u
+
+
 def selectable_configs():
     """(kernel, launch config) pairs this module can launch on wave32 RDNA."""
-    return [("gdn_chunk_state_kernel", dict(CHUNK_STATE_CONFIG))]
+    return [("gdn_chunk_state_kernel", dict(CHUNK_STATE_CONFIG)), ("gdn_wy_kernel", dict(WY_CONFIG))]
 
 
 def isa_cases(arch: str):
@@ -88,10 +152,16 @@ def isa_cases(arch: str):
     bf, f32, i32 = tl.bfloat16, tl.float32, tl.int32
     big = 1 << 28
     for kernel, cfg in selectable_configs():
-        args = dict(k=_t(bf, big), v=_t(bf, big), w=_t(bf, big), v_new=_t(bf, big), g=_t(f32, big),
-                    h=_t(bf, big), h0=_t(f32, big), ht=_t(f32, big), cu_seqlens=_t(i32), chunk_offsets=_t(i32),
-                    T=T_TOKENS, H=H_V, Hg=H_K, K=K, V=V, BT=BT, BK=K, BV=cfg["BV"], USE_G=True,
-                    USE_INITIAL_STATE=True, STORE_FINAL_STATE=True, SAVE_NEW_VALUE=True, IS_VARLEN=True,
-                    USE_EXP2=False)
+        tile = {key: x for key, x in cfg.items() if key not in ("num_warps", "num_stages")}
+        if kernel == "gdn_chunk_state_kernel":
+            args = dict(k=_t(bf, big), v=_t(bf, big), w=_t(bf, big), v_new=_t(bf, big), g=_t(f32, big),
+                        h=_t(bf, big), h0=_t(f32, big), ht=_t(f32, big), cu_seqlens=_t(i32),
+                        chunk_offsets=_t(i32), T=T_TOKENS, H=H_V, Hg=H_K, K=K, V=V, BT=BT, BK=K, USE_G=True,
+                        USE_INITIAL_STATE=True, STORE_FINAL_STATE=True, SAVE_NEW_VALUE=True, IS_VARLEN=True,
+                        USE_EXP2=False, **tile)
+        else:
+            args = dict(k=_t(bf, big), v=_t(bf, big), beta=_t(bf, big), w=_t(bf, big), u=_t(bf, big),
+                        A=_t(bf, big), g=_t(f32, big), cu_seqlens=_t(i32), chunk_indices=_t(i32), T=T_TOKENS,
+                        H=H_V, Hg=H_K, K=K, V=V, BT=BT, IS_VARLEN=True, **tile)
         opts = {"num_warps": cfg["num_warps"], "num_stages": cfg["num_stages"]}
-        yield kernel, getattr(mod, kernel), args, {"BV": cfg["BV"]}, opts
+        yield kernel, getattr(mod, kernel), args, tile, opts

@@ -10,10 +10,11 @@ Two sets of kernels, each compiled through Triton's own binder for ``GPUTarget("
   constants evaluate on a ROCm RDNA device (64 KiB shared memory: BKV_LIST [32, 64], BS_LIST
   [16, 32], chunk_delta_h stages [2, 3]) and the launch parameters of the launchers
   that hard-code them.
-* ``ours``: rocm_enable.ops.gdn_kernels under every config rocm_enable.ops.gdn selects on
-  wave32 RDNA (``gdn.selectable_configs``).
+* ``selected``: what runs on wave32 RDNA with rocm-enable's GDN fixes: rocm_enable.ops.gdn_kernels
+  under their configs (``gdn.selectable_configs``), vLLM's kernels under the one autotune candidate
+  fix gdn-autotune-no-spill leaves them, and vLLM's decode kernels under their fixed launches.
 
-  python -m rocm_enable.ops.gdn_isa gfx1151 [gfx1100 ...] [--set vllm|ours] [--json]
+  python -m rocm_enable.ops.gdn_isa gfx1151 [gfx1100 ...] [--set selected|vllm] [--json]
 """
 from __future__ import annotations
 
@@ -182,19 +183,24 @@ def fla_args(kernel: str, cfg_kwargs: dict) -> dict:
     return a
 
 
-def fla_cases(kernels=None):
-    """(kernel, candidate label, args builder kwargs, options) of every candidate vLLM can launch."""
-    mod, tunes = load_fla()
+def fla_cases(kernels=None, candidate=None):
+    """(kernel, candidate kwargs, options) of every candidate vLLM can launch on ROCm RDNA (only
+    ``candidate`` = (kwargs, num_warps, num_stages) when given)."""
+    if candidate is not None:
+        kwargs, warps, stages = candidate
+        for kernel in kernels:
+            yield kernel, dict(kwargs), {"num_warps": warps, "num_stages": stages}
+        return
+    _, tunes = load_fla()
     for _, kernel in FLA_KERNELS:
         if kernels and kernel not in kernels:
             continue
         if kernel in FIXED_LAUNCH:
             nw, ns, bv = FIXED_LAUNCH[kernel]
-            yield kernel, getattr(mod, kernel), {"BV": bv}, {"num_warps": nw, "num_stages": ns}
+            yield kernel, {"BV": bv}, {"num_warps": nw, "num_stages": ns}
             continue
         for cfg in tunes[kernel]:
-            yield kernel, getattr(mod, kernel), dict(cfg.kwargs), {"num_warps": cfg.num_warps,
-                                                                    "num_stages": cfg.num_stages}
+            yield kernel, dict(cfg.kwargs), {"num_warps": cfg.num_warps, "num_stages": cfg.num_stages}
 
 
 def _row(arch, source, kernel, fn, args, kwargs, opts):
@@ -213,41 +219,63 @@ def _row(arch, source, kernel, fn, args, kwargs, opts):
                 config=" ".join(f"{a}{b}" for a, b in sorted(kwargs.items())) or "-",
                 num_warps=opts["num_warps"], num_stages=opts.get("num_stages"), vgpr=m["vgpr"],
                 vgpr_spills=vspill, spills=m["spills"], scratch=m["scratch"], lds=m["lds"],
-                lds_limit=capabilities_for(arch).lds_per_workgroup_kib * 1024, occupancy=m["occupancy"])
+                lds_limit=capabilities_for(arch).lds_per_workgroup_kib * 1024, occupancy=m["occupancy"],
+                wmma=m["wmma"])
 
 
-def _iter_report(arch: str, source: str, kernels=None):
+def selected_cases():
+    """(kernel, candidate kwargs, options) of vLLM's FLA kernels that can run on wave32 RDNA with
+    rocm-enable's GDN fixes: the one candidate gdn-autotune-no-spill leaves, the decode kernels'
+    fixed launches. (chunk_delta_h and recompute_w_u run on rocm_enable's kernels there.)"""
+    from rocm_enable.ops.gdn import VLLM_NO_SPILL_CANDIDATE
+
+    for kernel, (kwargs, warps, stages) in VLLM_NO_SPILL_CANDIDATE.items():
+        yield kernel, dict(kwargs), {"num_warps": warps, "num_stages": stages}
+    for kernel, (warps, stages, bv) in FIXED_LAUNCH.items():
+        yield kernel, {"BV": bv}, {"num_warps": warps, "num_stages": stages}
+
+
+def _iter_report(arch: str, source: str, kernels=None, candidate=None):
+    mod, _ = load_fla()
     if source == "vllm":
-        for kernel, fn, kwargs, opts in fla_cases(kernels):
-            yield _row(arch, "vllm", kernel, fn, fla_args(kernel, kwargs), kwargs, opts)
-    else:
-        from rocm_enable.ops import gdn
+        for kernel, kwargs, opts in fla_cases(kernels, candidate):
+            yield _row(arch, "vllm", kernel, getattr(mod, kernel), fla_args(kernel, kwargs), kwargs, opts)
+        return
+    from rocm_enable.ops import gdn
 
-        for kernel, fn, args, kwargs, opts in gdn.isa_cases(arch):
-            if not kernels or kernel in kernels:
-                yield _row(arch, "ours", kernel, fn, args, kwargs, opts)
+    for kernel, fn, args, kwargs, opts in gdn.isa_cases(arch):
+        if not kernels or kernel in kernels:
+            yield _row(arch, "rocm_enable", kernel, fn, args, kwargs, opts)
+    for kernel, kwargs, opts in selected_cases():
+        if not kernels or kernel in kernels:
+            yield _row(arch, "vllm", kernel, getattr(mod, kernel), fla_args(kernel, kwargs), kwargs, opts)
 
 
-def gdn_isa_report(arch: str, source: str = "ours", kernels=None) -> list[dict]:
-    """One dict per (kernel, launch config). ``source``: "ours" (every config rocm_enable's GDN
-    kernels can select on ``arch``) or "vllm" (every candidate of vLLM's FLA kernels). Runs the
-    compiles in a clean subprocess when this process has the Triton interpreter on."""
-    if os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes"):
+def gdn_isa_report(arch: str, source: str = "selected", kernels=None, subprocess_: bool = False,
+                   candidate=None) -> list[dict]:
+    """One dict per (kernel, launch config). ``source``: "selected" (every GDN kernel and config
+    that can run on wave32 RDNA with rocm-enable's fixes: rocm_enable's kernels and vLLM's under the
+    candidates those fixes leave) or "vllm" (every candidate of vLLM's FLA kernels). Compiles in a
+    clean subprocess when asked or when this process has the Triton interpreter on."""
+    interp = os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
+    if interp or subprocess_:
         env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
         cmd = [sys.executable, "-m", "rocm_enable.ops.gdn_isa", "--json", "--set", source, arch]
         if kernels:
             cmd += ["--kernels", ",".join(kernels)]
+        if candidate:
+            cmd += ["--candidate", json.dumps(candidate)]
         p = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         if p.returncode:
             raise RuntimeError(f"AOT compile subprocess failed:\n{p.stderr[-4000:]}")
         return [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
-    return list(_iter_report(arch, source, kernels))
+    return list(_iter_report(arch, source, kernels, candidate))
 
 
 COLUMNS = ("arch", "source", "kernel", "config", "num_warps", "num_stages", "vgpr", "vgpr_spills", "spills",
-           "scratch", "lds", "lds_limit", "occupancy")
+           "scratch", "lds", "lds_limit", "occupancy", "wmma")
 
 
 def to_markdown(rows: list[dict]) -> str:
@@ -262,17 +290,20 @@ def main(argv=None):
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("archs", nargs="*", default=["gfx1151"])
-    ap.add_argument("--set", choices=("ours", "vllm"), default="ours")
+    ap.add_argument("--set", choices=("selected", "vllm"), default="selected",
+                    help="selected: what runs on wave32 RDNA with rocm-enable; vllm: every vLLM candidate")
     ap.add_argument("--kernels", help="comma-separated kernel names (default: all)")
+    ap.add_argument("--candidate", help='with --set vllm and --kernels: only this one, JSON [kwargs, warps, stages]')
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     kernels = tuple(a.kernels.split(",")) if a.kernels else None
+    candidate = json.loads(a.candidate) if a.candidate else None
     for arch in a.archs:
         if a.json:
-            for r in _iter_report(arch, a.set, kernels):
+            for r in _iter_report(arch, a.set, kernels, candidate):
                 print(json.dumps(r), flush=True)
         else:
-            print(to_markdown(gdn_isa_report(arch, a.set, kernels)), flush=True)
+            print(to_markdown(gdn_isa_report(arch, a.set, kernels, candidate=candidate)), flush=True)
 
 
 if __name__ == "__main__":

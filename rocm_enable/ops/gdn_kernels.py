@@ -1,4 +1,6 @@
-"""Gated-DeltaNet chunked-prefill state kernel that fits wave32 RDNA registers.
+"""Gated-DeltaNet chunked-prefill kernels that fit wave32 RDNA registers.
+
+gdn_chunk_state_kernel
 
 Same contract as vLLM's FLA ``chunk_gated_delta_rule_fwd_kernel_h_blockdim64`` (chunk_delta_h.py):
 for each sequence and value head it walks the chunks of BT tokens, stores the state entering each
@@ -10,7 +12,15 @@ every tl.dot (``tl.trans(b_h)`` / ``tl.trans(tl.dot(k, v))``); on gfx11/gfx12 WM
 transposes go through registers and every one of its 8 autotune candidates spills (57-1,525 VGPRs
 on gfx1151, docs/gdn.md). Here the state is held transposed, S^T as one [K, BV] tile, so both
 products are plain dots in their natural layouts (w[BT, K] @ S^T[K, BV] and k^T[K, BT] @ v[BT, BV])
-and a narrow BV keeps the tile small: K=128, BV=16, 4 waves -> 16 fp32 VGPRs of state per lane.
+and a narrow BV keeps the tile small: K=128, BV=32, 8 waves -> 16 fp32 VGPRs of state per lane.
+
+gdn_wy_kernel
+Same contract as vLLM's FLA ``recompute_w_u_fwd_kernel`` (wy_fast.py): per chunk, u = A (beta v) and
+w = A (beta e^g k) with A the chunk's [BT, BT] inverse from solve_tril. vLLM's walks all V and K
+columns in one program (two constant-trip loops of [BT, 64] blocks that Triton unrolls and
+pipelines, keeping every block live): all 9 candidates spill on gfx1151 (38-584 VGPRs). Here every
+program makes one [BT, BC] block of u or of w (a third grid axis over the V + K columns): one load of
+A, one dot, one store.
 """
 import triton
 import triton.language as tl
@@ -88,3 +98,42 @@ def gdn_chunk_state_kernel(
 
     if STORE_FINAL_STATE:
         tl.store(ht + i_nh.to(tl.int64) * V * K + off_hT, b_hT.to(ht.dtype.element_ty), mask=m_hT)
+
+
+@triton.jit(do_not_specialize=["T"])
+def gdn_wy_kernel(
+    k, v, beta, w, u, A, g, cu_seqlens, chunk_indices, T,
+    H: tl.constexpr, Hg: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr,
+    BC: tl.constexpr, IS_VARLEN: tl.constexpr,
+):
+    i_t, i_bh, i_c = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    i_b, i_h = i_bh // H, i_bh % H
+    if IS_VARLEN:
+        i_n = tl.load(chunk_indices + i_t * 2).to(tl.int32)
+        i_t = tl.load(chunk_indices + i_t * 2 + 1).to(tl.int32)
+        bos = tl.load(cu_seqlens + i_n).to(tl.int64)
+        T = (tl.load(cu_seqlens + i_n + 1).to(tl.int64) - bos).to(tl.int32)
+    else:
+        bos = i_b.to(tl.int64) * T
+    o_t = i_t * BT + tl.arange(0, BT)
+    m_t = o_t < T
+    b_A = tl.load(A + (bos * H + i_h) * BT + o_t[:, None] * (H * BT) + tl.arange(0, BT)[None, :],
+                  mask=m_t[:, None], other=0.0)
+    b_beta = tl.load(beta + bos * H + i_h + o_t * H, mask=m_t, other=0.0)
+    NV: tl.constexpr = (V + BC - 1) // BC
+    if i_c < NV:
+        o_c = i_c * BC + tl.arange(0, BC)
+        m = m_t[:, None] & (o_c[None, :] < V)
+        off = (bos * H + i_h) * V + o_t[:, None] * (H * V) + o_c[None, :]
+        b_v = tl.load(v + off, mask=m, other=0.0)
+        b_vb = (b_v * b_beta[:, None]).to(b_v.dtype)
+        tl.store(u + off, tl.dot(b_A, b_vb).to(u.dtype.element_ty), mask=m)
+    else:
+        o_c = (i_c - NV) * BC + tl.arange(0, BC)
+        m = m_t[:, None] & (o_c[None, :] < K)
+        b_g = tl.exp(tl.load(g + bos * H + i_h + o_t * H, mask=m_t, other=0.0))
+        b_k = tl.load(k + (bos * Hg + i_h // (H // Hg)) * K + o_t[:, None] * (Hg * K) + o_c[None, :],
+                      mask=m, other=0.0)
+        b_kb = (b_k * b_beta[:, None] * b_g[:, None]).to(b_k.dtype)
+        tl.store(w + (bos * H + i_h) * K + o_t[:, None] * (H * K) + o_c[None, :],
+                 tl.dot(b_A, b_kb).to(w.dtype.element_ty), mask=m)

@@ -13,8 +13,9 @@ LDS per candidate, from Triton 3.9 AOT compiles for gfx1151 at the Qwen3-Next/3.
       (BK64/BV64/stages 4 -> 72 KiB). With 2 warps Triton uses less, so those are never dropped.
 Candidates still spill VGPRs on gfx11 (every chunk_delta_h candidate does, 57-1,525 on gfx1151,
 docs/gdn.md); spilling ones launch and work, so they stay and the autotuner times them. On wave32
-RDNA the fix gdn-chunk-state-rdna (gdn_chunk_state.py) moves chunk_delta_h to a spill-free kernel
-for K <= 128, so this pruning matters for it only on calls that keep vLLM's kernel.
+RDNA the fix gdn-prefill-rdna (gdn_prefill.py) moves chunk_delta_h to a spill-free kernel for
+K <= 128 and narrows chunk_fwd_kernel_o to one candidate that fits, so this pruning matters on calls
+that keep vLLM's pipeline.
 
 vLLM 0.34.0 changed chunk_gated_delta_rule_fwd_h's source (return annotation; the kernel now casts
 its offsets to int64 before multiplying) but neither autotune list nor what the LDS model counts
