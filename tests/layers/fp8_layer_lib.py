@@ -364,11 +364,12 @@ _DENSE_CALLS: list = []
 
 
 def _poison_dense_kernel_output() -> list:
-    """Wrap the dense W8A16 kernel as our linear kernels call it (once per process): each call
-    gets a NaN-filled output buffer and is recorded with what vLLM handed over."""
-    from rocm_enable.stacks.vllm import w8a16_linear
+    """Wrap the dense W8A16 kernel behind the custom op our linear kernels call
+    (torch.ops.rocm_enable.w8a16_linear, once per process): each call gets a NaN-filled output
+    buffer and is recorded with what vLLM handed over."""
+    from rocm_enable.ops import w8a16_ops
 
-    real_linear = w8a16_linear.linear_w8a16
+    real_linear = w8a16_ops.linear_w8a16
     if getattr(real_linear, "_poisoned", False):
         return _DENSE_CALLS
 
@@ -380,7 +381,7 @@ def _poison_dense_kernel_output() -> list:
         return real_linear(x, weight, weight_scale, out=out, **kwargs)
 
     poisoned_linear._poisoned = True
-    w8a16_linear.linear_w8a16 = poisoned_linear
+    w8a16_ops.linear_w8a16 = poisoned_linear
     return _DENSE_CALLS
 
 
