@@ -349,6 +349,8 @@ PATCH_PENDING: dict[str, str] = {
     "gdn-prefill-rdna": "new in issue 16: the source patch would add rocm_enable's GDN prefill kernels "
                         "(rocm_enable/ops/gdn_kernels.py) to vLLM's FLA ops and narrow four autotune "
                         "lists on ROCm RDNA; runtime only for now",
+    "fp8-lm-head": "opt-in (ROCM_ENABLE_FP8_LM_HEAD=1), changes the logits: a source patch would have to read "
+                   "rocm-enable's toggle inside vLLM's tree; runtime only",
 }
 
 

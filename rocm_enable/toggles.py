@@ -4,6 +4,7 @@
   ROCM_ENABLE_DISABLE=a,b      apply every fix except these
   ROCM_ENABLE_ONLY=a,b         apply only these fixes
   ROCM_ENABLE_ARCH=gfx1151     use this arch's capabilities (override or simulation)
+  ROCM_ENABLE_FP8_LM_HEAD=1    opt in to fix fp8-lm-head (quantizes the BF16 lm_head; off by default)
 """
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ ENABLE_ENV = "ROCM_ENABLE"
 DISABLE_ENV = "ROCM_ENABLE_DISABLE"
 ONLY_ENV = "ROCM_ENABLE_ONLY"
 ARCH_ENV = "ROCM_ENABLE_ARCH"
+FP8_LM_HEAD_ENV = "ROCM_ENABLE_FP8_LM_HEAD"
+# Fixes that change the model's numerics: off unless their variable is 1.
+OPT_IN = {"fp8-lm-head": FP8_LM_HEAD_ENV}
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -28,12 +32,15 @@ class Selection:
     enabled: bool
     disabled: frozenset[str]
     only: frozenset[str] | None
+    opted_in: frozenset[str] = frozenset()
 
     def why_not_selected(self, fix_name: str) -> str | None:
         if not self.enabled:
             return f"{ENABLE_ENV}=0"
         if fix_name in self.disabled:
             return f"listed in {DISABLE_ENV}"
+        if fix_name in OPT_IN and fix_name not in self.opted_in:
+            return f"off by default (it changes the logits); {OPT_IN[fix_name]}=1 enables it"
         if self.only is not None and fix_name not in self.only:
             return f"not listed in {ONLY_ENV}"
         return None
@@ -74,4 +81,5 @@ def read_selection(valid_fix_names: set[str], environ=None) -> Selection:
         raise ToggleError(
             f"{', '.join(sorted(disabled & only))} is both in {ONLY_ENV} and {DISABLE_ENV}; choose one"
         )
-    return Selection(enabled, disabled, only)
+    opted_in = frozenset(name for name, var in OPT_IN.items() if env.get(var, "") != "" and _parse_bool(var, env[var]))
+    return Selection(enabled, disabled, only, opted_in)
