@@ -286,8 +286,8 @@ def plan(model: str, arch: str, memory: str | None = None, context: int | None =
     ] + ([f"tensor parallel {tp}" + (" with expert parallelism" if expert_parallel else "")
           + ": each rank reads its shard of every sharded weight, the KV heads and GDN heads it holds, and "
           "the replicated routers and norms whole; step time = one rank's time (ranks run in lock step)"
-          + (", with expert parallelism the busier rank's expected share of the routed experts" if expert_parallel
-             else ""),
+          + (", with expert parallelism the busier rank's expected share of a token's routed experts (exact "
+             "for 2 ranks at batch 1, uniform routing; the mean share otherwise)" if expert_parallel else ""),
           f"collectives: {decode_model.LINK_SOURCE}; ring all-reduce 2(p-1) latencies + 2(p-1)/p x bytes per "
           "rank, added to the step (not overlapped)"] if tp > 1 else [])
     return {
