@@ -27,7 +27,9 @@ FAMILIES = {
 # batch 1 on these boards (shared research anchors §1.5: llama.cpp 52-57 % of the 8-bit ceiling on
 # gfx1151), applied per family.
 UNMEASURED_EFFICIENCY = (0.5, 0.6)
-UNMEASURED_SOURCE = "50-60 % of peak, what llama.cpp reaches at batch 1 on gfx1151 (research anchors §1.5)"
+UNMEASURED_SOURCE = ("50-60 % of peak, what llama.cpp reaches at batch 1 on gfx1151 (research anchors §1.5); an "
+                     "end-to-end figure that already contains llama.cpp's own launch costs, so adding launches "
+                     "on top makes the unmeasured projection pessimistic")
 
 # Per-kernel cost of a HIP-graph replay on RDNA: 3.865 us per node for 941 serialized tiny
 # dispatches replayed from one hipGraph on gfx1100 (Radeon PRO W7900), ROCm/rocm-systems#10834
