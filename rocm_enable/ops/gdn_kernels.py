@@ -119,15 +119,14 @@ def gdn_wy_kernel(
     m_t = o_t < T
     b_A = tl.load(A + (bos * H + i_h) * BT + o_t[:, None] * (H * BT) + tl.arange(0, BT)[None, :],
                   mask=m_t[:, None], other=0.0)
-    # products in fp32, one rounding to the operand dtype (vLLM's rounds bf16 * bf16 once more)
-    b_beta = tl.load(beta + bos * H + i_h + o_t * H, mask=m_t, other=0.0).to(tl.float32)
+    b_beta = tl.load(beta + bos * H + i_h + o_t * H, mask=m_t, other=0.0)
     NV: tl.constexpr = (V + BC - 1) // BC
     if i_c < NV:
         o_c = i_c * BC + tl.arange(0, BC)
         m = m_t[:, None] & (o_c[None, :] < V)
         off = (bos * H + i_h) * V + o_t[:, None] * (H * V) + o_c[None, :]
         b_v = tl.load(v + off, mask=m, other=0.0)
-        b_vb = (b_v.to(tl.float32) * b_beta[:, None]).to(b_v.dtype)
+        b_vb = (b_v * b_beta[:, None]).to(b_v.dtype)
         tl.store(u + off, tl.dot(b_A, b_vb).to(u.dtype.element_ty), mask=m)
     else:
         o_c = (i_c - NV) * BC + tl.arange(0, BC)
@@ -135,6 +134,6 @@ def gdn_wy_kernel(
         b_g = tl.exp(tl.load(g + bos * H + i_h + o_t * H, mask=m_t, other=0.0))
         b_k = tl.load(k + (bos * Hg + i_h // (H // Hg)) * K + o_t[:, None] * (Hg * K) + o_c[None, :],
                       mask=m, other=0.0)
-        b_kb = (b_k.to(tl.float32) * (b_beta * b_g)[:, None]).to(b_k.dtype)
+        b_kb = (b_k * b_beta[:, None] * b_g[:, None]).to(b_k.dtype)
         tl.store(w + (bos * H + i_h) * K + o_t[:, None] * (H * K) + o_c[None, :],
                  tl.dot(b_A, b_kb).to(w.dtype.element_ty), mask=m)

@@ -19,12 +19,36 @@ import torch  # noqa: E402
 
 from rocm_enable.ops import gdn  # noqa: E402
 
-# Triton's interpreter multiplies bf16 dot operands as their uint16 storage; the attention tests'
-# session fixture widens them to fp32 first (exact). Shared from there, not copied.
+# Triton's interpreter keeps bf16 as uint16 storage and computes on it: tl.dot (the attention tests'
+# session fixture widens dot operands to fp32 first; shared from there, not copied) and bf16 * bf16
+# elementwise arithmetic (fixed below the same way: fp32 op, rounded back to bf16, which is what the
+# GPU computes). Only the interpreter is touched.
 _spec = importlib.util.spec_from_file_location("_attention_conftest", Path(__file__).parents[1] / "attention" / "conftest.py")
 _conftest = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_conftest)
 _interpreter_bf16_dot = _conftest._interpreter_bf16_dot
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _interpreter_bf16_arithmetic():
+    import triton.language as tl
+    from triton.runtime import interpreter as I
+
+    saved = {name: getattr(I.InterpreterBuilder, name) for name in ("create_fadd", "create_fsub", "create_fmul")}
+
+    def widened(orig):
+        def op(self, lhs, rhs):
+            if lhs.dtype.scalar == tl.bfloat16 and rhs.dtype.scalar == tl.bfloat16:
+                out = orig(self, self.cast_impl(lhs, tl.float32), self.cast_impl(rhs, tl.float32))
+                return self.cast_impl(out, tl.bfloat16)
+            return orig(self, lhs, rhs)
+        return op
+
+    for name, orig in saved.items():
+        setattr(I.InterpreterBuilder, name, widened(orig))
+    yield
+    for name, orig in saved.items():
+        setattr(I.InterpreterBuilder, name, orig)
 
 f64 = torch.float64
 
