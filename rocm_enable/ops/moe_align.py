@@ -15,14 +15,16 @@ import torch
 import triton
 import triton.language as tl
 
-_BLOCK_T = 128  # routes per step of the align program (a BLOCK_T^2 compare gives stable ranks)
+_BLOCK_T = 64  # routes per step of the align program (a BLOCK_T^2 compare gives stable ranks)
 
 
 @dataclass
 class MoeRouting:
     """What the GEMM kernel needs to map M-blocks to (token, slot) pairs and experts.
 
-    naive:  block b holds the single pair b (sorted_token_ids None), expert_ids = ids per pair.
+    naive:  block b holds the single pair b (sorted_token_ids None), expert_ids = ids per pair
+            (topk_ids itself when there is no expert map: no launch; the GEMMs write zeros for
+            id -1); num_tokens_post_padded None (never read).
     sorted: pairs grouped by expert, each group padded to a multiple of block_m with the
             sentinel ``num_pairs``; expert_ids[b] is the (local) expert of block b, -1 if not
             on this rank; blocks at or past num_tokens_post_padded are skipped.
@@ -32,7 +34,7 @@ class MoeRouting:
     num_pairs: int
     num_blocks: int  # grid size along M (upper bound for sorted)
     expert_ids: torch.Tensor
-    num_tokens_post_padded: torch.Tensor
+    num_tokens_post_padded: Optional[torch.Tensor]
     sorted_token_ids: Optional[torch.Tensor] = None
 
     @property
@@ -58,14 +60,16 @@ def moe_align_kernel(ids_ptr, map_ptr, sorted_ptr, expert_ids_ptr, ntpp_ptr, scr
                      scatter_ptr, n, num_experts, num_buckets, max_len, num_blocks, past_end_expert,
                      HAS_MAP: tl.constexpr, PLACE_INVALID: tl.constexpr, NAIVE: tl.constexpr,
                      HAS_SCATTER: tl.constexpr, BLOCK_M: tl.constexpr, NB: tl.constexpr,
-                     BLOCK_T: tl.constexpr):
+                     LOG_NB: tl.constexpr, BLOCK_T: tl.constexpr):
     """One program. Buckets 0..num_buckets-1 are experts; bucket ``num_buckets`` collects the
     invalid routes: PLACE_INVALID gives them padded blocks of expert -1 (the GEMM writes
     zeros there, so a top-k sum over every slot stays right), else they are left out (vLLM's
     ignore_invalid_experts layout). Within an expert, routes keep their flat order (what a
     stable sort gives; vLLM's golden reference orders them so too). NB: bins, a power of two
-    > num_buckets + 1: lanes past the routes count in the last bin, which gets no slots (a
-    histogram without a mask, for older Triton). scratch_ptr: NB int32 (next free slot per bucket)."""
+    > num_buckets. Counts are integer atomics into scratch (exact, order-free); ranks come from
+    the compare. scratch_ptr: 2 * NB int32 (count, then next free slot per bucket; then each
+    bucket's end: blocks find their bucket by binary search over the ends, so no [routes, NB]
+    or [blocks, NB] tensor lives in registers, which spilled on RDNA)."""
     offs_t = tl.arange(0, BLOCK_T)
     if NAIVE:  # block p holds route p: only the per-route expert (mapped, -1 if invalid)
         for c in range(0, n, BLOCK_T):
@@ -74,29 +78,37 @@ def moe_align_kernel(ids_ptr, map_ptr, sorted_ptr, expert_ids_ptr, ntpp_ptr, scr
         tl.store(ntpp_ptr, n * BLOCK_M)
         return
     bins = tl.arange(0, NB)
-    counts = tl.zeros((NB,), dtype=tl.int32)
+    tl.store(scratch_ptr + bins, tl.zeros((NB,), dtype=tl.int32))
+    tl.debug_barrier()
     for c in range(0, n, BLOCK_T):
         key, live, valid = _route_keys(ids_ptr, map_ptr, c + offs_t, n, num_experts, num_buckets,
                                        HAS_MAP)
-        counts += tl.histogram(tl.where(live, key, NB - 1), NB)
+        tl.atomic_add(scratch_ptr + key, 1, mask=live, sem="relaxed", scope="cta")
+    tl.debug_barrier()
+    counts = tl.load(scratch_ptr + bins)
+    tl.debug_barrier()
     padded = (counts + BLOCK_M - 1) // BLOCK_M * BLOCK_M
-    padded = tl.where(bins > num_buckets, 0, padded)
     if not PLACE_INVALID:
         padded = tl.where(bins == num_buckets, 0, padded)
     ends = tl.cumsum(padded, 0)
     total = tl.sum(padded, 0)
     tl.store(ntpp_ptr, total)
     tl.store(scratch_ptr + bins, ends - padded)
+    tl.store(scratch_ptr + NB + bins, ends)
     for c in range(0, max_len, BLOCK_T):
         tl.store(sorted_ptr + c + offs_t, tl.zeros((BLOCK_T,), tl.int32) + n, mask=c + offs_t < max_len)
+    tl.debug_barrier()
     for c in range(0, num_blocks, BLOCK_T):
         blk = c + offs_t
         start = blk * BLOCK_M
-        bucket = tl.sum((ends[None, :] <= start[:, None]).to(tl.int32), axis=1)
+        bucket = tl.zeros((BLOCK_T,), tl.int32)  # number of bucket ends <= start
+        for s in tl.static_range(LOG_NB):
+            step = (NB // 2) >> s
+            end = tl.load(scratch_ptr + NB + bucket + step - 1)
+            bucket = tl.where(end <= start, bucket + step, bucket)
         expert = tl.where(bucket == num_buckets, -1, bucket)
         expert = tl.where(start < total, expert, past_end_expert)
         tl.store(expert_ids_ptr + blk, expert, mask=blk < num_blocks)
-    tl.debug_barrier()
     earlier = offs_t[None, :] < offs_t[:, None]
     for c in range(0, n, BLOCK_T):
         offs = c + offs_t
@@ -110,8 +122,7 @@ def moe_align_kernel(ids_ptr, map_ptr, sorted_ptr, expert_ids_ptr, ntpp_ptr, scr
         if HAS_SCATTER:
             tl.store(scatter_ptr + offs, tl.where(valid, offs, -1), mask=live)
         tl.debug_barrier()  # every lane has read its base before the bases move on
-        hist = tl.histogram(tl.where(live, key, NB - 1), NB)
-        tl.store(scratch_ptr + bins, tl.load(scratch_ptr + bins) + hist)
+        tl.atomic_add(scratch_ptr + key, 1, mask=live, sem="relaxed", scope="cta")
         tl.debug_barrier()
 
 
@@ -130,8 +141,8 @@ def launch_align(topk_ids: torch.Tensor, block_m: int, num_experts: int, num_buc
     topk_ids; num_buckets: experts after the map (local count) or num_experts unmapped."""
     ids = topk_ids.reshape(-1)
     n = ids.numel()
-    nb = triton.next_power_of_2(num_buckets + 2)
-    scratch = torch.empty(nb, dtype=torch.int32, device=ids.device)
+    nb = triton.next_power_of_2(num_buckets + 1)
+    scratch = torch.empty(2 * nb, dtype=torch.int32, device=ids.device)
     max_len = sorted_ids.numel() if sorted_ids is not None else 0
     moe_align_kernel[(1,)](
         ids, expert_map if expert_map is not None else ids,
@@ -139,7 +150,8 @@ def launch_align(topk_ids: torch.Tensor, block_m: int, num_experts: int, num_buc
         scatter_idx if scatter_idx is not None else expert_ids,
         n, num_experts, num_buckets, max_len, expert_ids.numel(), past_end_expert,
         HAS_MAP=expert_map is not None, PLACE_INVALID=place_invalid, NAIVE=naive,
-        HAS_SCATTER=scatter_idx is not None, BLOCK_M=block_m, NB=nb, BLOCK_T=_BLOCK_T,
+        HAS_SCATTER=scatter_idx is not None, BLOCK_M=block_m, NB=nb,
+        LOG_NB=nb.bit_length() - 1, BLOCK_T=_BLOCK_T,
         num_warps=4)
 
 
@@ -151,17 +163,20 @@ def moe_align(topk_ids: torch.Tensor, block_m: int, num_experts: int,
     num_experts: the GLOBAL expert count (ids range); expert_map: optional [num_experts]
     global -> local id, -1 for experts on another rank (their rows are written as zeros, as are
     the rows of routes marked -1); num_local_experts: the map's value range (default
-    num_experts). One launch; buffers sized from shapes.
+    num_experts). At most one launch (none for naive routing without a map); buffers sized from
+    shapes.
     """
     n = topk_ids.numel()
     dev = topk_ids.device
     buckets = num_experts if expert_map is None else (num_local_experts or num_experts)
+    if naive and expert_map is None:
+        return MoeRouting(True, block_m, n, n, topk_ids.reshape(-1), None)
     ntpp = torch.empty(1, dtype=torch.int32, device=dev)
     if naive:
         expert_ids = torch.empty(n, dtype=torch.int32, device=dev)
         launch_align(topk_ids, block_m, num_experts, buckets, None, expert_ids, ntpp,
                      expert_map=expert_map, place_invalid=True, naive=True)
-        return MoeRouting(True, block_m, n, n, expert_ids, ntpp)
+        return MoeRouting(True, block_m, n, n, expert_ids, None)
     max_len = sorted_upper_bound(n, buckets + 1, block_m)
     sorted_ids = torch.empty(max_len, dtype=torch.int32, device=dev)
     expert_ids = torch.empty(max_len // block_m, dtype=torch.int32, device=dev)

@@ -117,7 +117,8 @@ def launch_w8a16_gemm(a: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, c: 
         num_valid, grid_m = routing.num_pairs, routing.num_blocks
         routing_kind = ROUTING_NAIVE if routing.naive else ROUTING_SORTED
         em, sorted_ids = routing.em, routing.sorted_token_ids
-        expert_ids, ntpp = routing.expert_ids, routing.num_tokens_post_padded
+        expert_ids = routing.expert_ids
+        ntpp = dummy if routing.num_tokens_post_padded is None else routing.num_tokens_post_padded
     grid_n = triton.cdiv(n_out, meta["BLOCK_N"])
     k_steps = triton.cdiv(K, bk)
     if routing is None or routing.naive:
@@ -282,7 +283,8 @@ def fused_experts_w8a16(hidden_states: torch.Tensor, w13: torch.Tensor, w2: torc
     expert ids; expert_map [global_num_experts] -> local id or -1; topk_weights any float dtype
     (the kernels read it as is). workspace13 / workspace2: flat buffers of at least
     workspace_sizes() elements in hidden_states.dtype (vLLM's workspaces), else allocated.
-    Launches: align, w13 (+ SiLU launch when the bucket does not fuse it), w2, top-k sum.
+    Launches: align (not for naive routing without an expert map), w13 (+ SiLU launch when the
+    bucket does not fuse it), w2, top-k sum.
     """
     if activation != "silu":
         raise NotImplementedError(f"activation {activation!r}: only 'silu' is implemented")
