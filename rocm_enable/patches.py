@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # The vLLM versions the fix records (anchors) and the series were verified on.
-VERIFIED_VLLM_VERSIONS = ("0.32.0", "0.33.0")
+VERIFIED_VLLM_VERSIONS = ("0.32.0", "0.33.0", "0.34.0")
 STACK = "vllm"
 DIST = "rocm-enable"
 DATA_SUBDIR = Path("share") / DIST / "patches" / STACK
@@ -255,6 +255,18 @@ def check_vllm_tree(vllm_src: str | os.PathLike, series_dir: Path) -> list[Patch
         copy_tree(root, work, only=set().union(*map(touched_paths, texts)) if texts else set())
         init_git(work)
         return apply_series(work, series_dir, names=names)
+
+
+def check_newest_series(vllm_src: str | os.PathLike,
+                        root: Path | None = None) -> tuple[str, list[PatchCheck]]:
+    """(newest series version, each of its patches checked against the vLLM at `vllm_src`): the
+    release audit's question "does our newest series apply to this tree?" (`rocm-enable audit`;
+    `rocm-enable patches check --version V` asks it of any one series)."""
+    root = root or series_root()
+    versions = series_versions(root)
+    if not versions:
+        raise PatchesError(f"{root} holds no series")
+    return versions[-1], check_vllm_tree(vllm_src, root / versions[-1])
 
 
 def patched_copy(vllm_src: str | os.PathLike, series_dir: Path, dest: Path) -> list[PatchCheck]:

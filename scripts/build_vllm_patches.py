@@ -8,7 +8,7 @@ apply each fix's recipe (rocm_enable/stacks/vllm/<topic>_recipes.py, beside its 
 so re-running this after a kernel change updates the series; tests/patches/test_series.py fails
 while the checked-in series differs from a fresh run.
 
-    .venv/bin/python scripts/build_vllm_patches.py                 # both verified versions
+    .venv/bin/python scripts/build_vllm_patches.py                 # every verified version
     .venv/bin/python scripts/build_vllm_patches.py --check         # exit 1 if anything is stale
     .venv/bin/python scripts/build_vllm_patches.py --vllm 0.33.0=/path/holding/vllm
 """
@@ -36,9 +36,12 @@ DATE = "2026-01-01T00:00:00+00:00"  # fixed: regenerating the same inputs gives 
 
 
 def default_trees() -> dict[str, Path]:
+    """Each verified version's vLLM sources as scripts/test.sh installs them: the venv's own
+    vLLM (the oldest) and the wheel sources of the others under .vllm-overlay/<version>."""
     site = sorted(glob.glob(str(REPO / ".venv" / "lib" / "python*" / "site-packages")))
-    return {"0.32.0": Path(site[0]) if site else REPO / ".venv",
-            "0.33.0": REPO / ".vllm-overlay" / "0.33.0"}
+    oldest, *others = rp.VERIFIED_VLLM_VERSIONS
+    return {oldest: Path(site[0]) if site else REPO / ".venv",
+            **{v: REPO / ".vllm-overlay" / v for v in others}}
 
 
 def _git(args, cwd: Path) -> str:

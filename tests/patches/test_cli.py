@@ -56,3 +56,14 @@ def test_check_names_a_path_without_vllm(tmp_path, capsys):
 
 def test_series_found_from_the_source_checkout():
     assert rp.series_root() == Path(__file__).resolve().parents[2] / "patches" / "vllm"
+
+
+def test_newest_series_is_checked_against_any_tree(series_root, versions_under_test):
+    """What the release audit calls: the newest series, patch by patch, against a vLLM tree."""
+    newest = rp.series_versions(series_root)[-1]
+    for vllm in versions_under_test:
+        version, results = rp.check_newest_series(installed_root(vllm), series_root)
+        assert version == newest
+        assert [r.patch for r in results] == rp.read_series(series_root / newest)
+        if vllm.version == newest:
+            assert all(r.ok for r in results), [r.message for r in results if not r.ok]

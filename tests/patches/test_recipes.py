@@ -39,3 +39,17 @@ def test_the_plugin_path_imports_no_recipe():
             "or m.startswith('rocm_enable.stacks.vllm.recipe')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_rdna_backend_module_is_generated_from_the_runtime_classes():
+    """A runtime change reaches the vLLM module; a runtime that lost what a rename expects fails
+    the build, naming it."""
+    from rocm_enable.stacks.vllm import attention_rdna_recipes as ar
+
+    runtime = ar.RUNTIME.read_text()
+    assert "return head_size in ops.SUPPORTED_HEAD_DIMS" in runtime
+    changed = ar.backend_module(runtime.replace("return head_size in ops.SUPPORTED_HEAD_DIMS",
+                                                "return head_size == 128"))
+    assert "return head_size == 128" in changed and changed != ar.backend_module()
+    with pytest.raises(recipe.RecipeError, match="_target\\(device\\)"):
+        ar.backend_module(runtime.replace("_target(device)", "_plan(device)"))

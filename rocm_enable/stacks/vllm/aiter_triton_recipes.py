@@ -2,12 +2,15 @@
 attention, RoPE) on every RDNA GPU."""
 from __future__ import annotations
 
-from rocm_enable.stacks.vllm.recipe import AITER_OPS, ROCM, Recipe, Tree
+from packaging.version import Version
+
+from rocm_enable.stacks.vllm.aiter_triton import AITER_UNIFIED_ATTENTION
+from rocm_enable.stacks.vllm.recipe import AITER_OPS, ROCM, Recipe, RecipeError, Tree, patch_needed
 
 
 def aiter_gdn_triton_decode(tree: Tree) -> None:
     tree.replace_once(
-        "vllm/_aiter_ops.py",
+        AITER_OPS,
         "    def is_rdna_gdn_triton_kernels_available(cls) -> bool:\n"
         '        """RDNA4 (gfx12) analog of are_gdn_triton_kernels_available()."""\n'
         "        return cls.is_rdna_aiter_enabled() and cls._gdn_triton_kernels_importable()\n",
@@ -25,7 +28,6 @@ def aiter_gdn_triton_decode(tree: Tree) -> None:
     )
 
 
-AITER_OPS = "vllm/_aiter_ops.py"
 AITER_TRITON_PROBE = '''
     @staticmethod
     def _aiter_module_importable(module: str) -> bool:
@@ -42,9 +44,8 @@ AITER_TRITON_PROBE = '''
         """aiter's Triton kernel `module` can serve this RDNA GPU (gfx11 or
         gfx12): aiter found, enabled by the user, and shipping the module.
         Triton kernels compile for every RDNA arch, aiter's HIP/CK kernels do
-        not, so this is asked per kernel instead of is_rdna_aiter_enabled()
-        (RDNA4 only), which also gates aiter fusion passes whose ops are
-        registered on CDNA3+/RDNA4 only."""
+        not, so this is asked per kernel rather than through
+        is_rdna_aiter_enabled(), which also gates aiter's fusion passes."""
         if not current_platform.is_rocm() or not IS_AITER_FOUND:
             return False
         from vllm.platforms.rocm import on_rdna
@@ -53,15 +54,31 @@ AITER_TRITON_PROBE = '''
             on_rdna() and cls._AITER_ENABLED and cls._aiter_module_importable(module)
         )
 '''
-IS_RDNA_AITER_ENABLED_END = ("        from vllm.platforms.rocm import on_rdna4\n"
-                             "\n"
-                             "        return on_rdna4() and cls._AITER_ENABLED\n")
+# the end of rocm_aiter_ops.is_rdna_aiter_enabled(): on_rdna4() up to 0.33, on_rdna() from 0.34
+IS_RDNA_AITER_ENABLED_END = (r"^        from vllm\.platforms\.rocm import on_rdna4?\n\n"
+                             r"        return on_rdna4?\(\) and cls\._AITER_ENABLED\n")
 UNIFIED_ATTN = "vllm/v1/attention/backends/rocm_aiter_unified_attn.py"
+PROBE = "def is_rdna_triton_kernel_available("
+
+
+def _add_triton_kernel_probe(tree: Tree) -> None:
+    """rocm_aiter_ops.is_rdna_triton_kernel_available(), added by the first patch of the series
+    that asks it."""
+    if PROBE not in tree.read(AITER_OPS):
+        tree.replace_regex_once(AITER_OPS, f"({IS_RDNA_AITER_ENABLED_END})",
+                                lambda m: m.group(1) + AITER_TRITON_PROBE)
 
 
 def aiter_unified_attention_rdna(tree: Tree) -> None:
-    tree.replace_once(AITER_OPS, IS_RDNA_AITER_ENABLED_END,
-                      IS_RDNA_AITER_ENABLED_END + AITER_TRITON_PROBE)
+    # From 0.34 vLLM offers the backend on every RDNA arch itself and its ranking stands (the
+    # record's get_valid_backends patch ends there): only the fusion hook is answered.
+    if patch_needed(AITER_UNIFIED_ATTENTION, "RocmPlatform.get_valid_backends", tree.version):
+        _add_triton_kernel_probe(tree)
+        _rank_unified_attention_on_rdna(tree)
+    _no_hip_fusion_on_rdna(tree)
+
+
+def _rank_unified_attention_on_rdna(tree: Tree) -> None:
     tree.replace_once(
         ROCM,
         "    elif rocm_aiter_ops.is_rdna_aiter_enabled():\n"
@@ -75,6 +92,9 @@ def aiter_unified_attention_rdna(tree: Tree) -> None:
         "    ):\n"
         "        backends.insert(0, AttentionBackendEnum.ROCM_AITER_UNIFIED_ATTN)\n",
     )
+
+
+def _no_hip_fusion_on_rdna(tree: Tree) -> None:
     tree.replace_once(
         UNIFIED_ATTN,
         "    def fused_qk_norm_mrope_kvcache_supported(self) -> bool:\n"
@@ -89,9 +109,12 @@ def aiter_unified_attention_rdna(tree: Tree) -> None:
     )
 
 
+# register_ops_once registers aiter's ops on every RDNA arch (gfx11 included) from this release.
+REGISTERS_ON_EVERY_RDNA = "0.34.0"
+
+
 def aiter_triton_rope(tree: Tree) -> None:
-    tree.require(AITER_OPS, "def is_rdna_triton_kernel_available(",
-                 "rocm_aiter_ops.is_rdna_triton_kernel_available()", "aiter-unified-attention-rdna")
+    _add_triton_kernel_probe(tree)
     tree.replace_once(
         AITER_OPS,
         "    @classmethod\n"
@@ -108,6 +131,11 @@ def aiter_triton_rope(tree: Tree) -> None:
         '            "aiter.ops.triton.rope.rope"\n'
         "        )\n",
     )
+    if Version(tree.version) >= Version(REGISTERS_ON_EVERY_RDNA):
+        if "is_aiter_found_and_supported_on_rdna()" not in tree.read(AITER_OPS):
+            raise RecipeError(f"vLLM {tree.version} {AITER_OPS}: register_ops_once no longer "
+                              "registers aiter's ops on every RDNA arch")
+        return
     tree.replace_once(
         AITER_OPS,
         "                    fake_impl=rocm_aiter_sparse_attn_indexer_fake,\n"
@@ -148,17 +176,19 @@ RECIPES = (
         "widening is_rdna_aiter_enabled(), which also switches on aiter fusion passes whose ops "
         "are registered on CDNA3+/RDNA4 only. RocmAiterUnifiedAttentionImpl."
         "fused_qk_norm_mrope_kvcache_supported() answers False on RDNA: that fusion runs aiter's "
-        "HIP kernel.",
+        "HIP kernel. From vLLM 0.34.0, which offers the backend on every RDNA arch itself (after "
+        "TRITON_ATTN off RDNA4, on purpose), the patch is that answer only.",
         aiter_unified_attention_rdna),
     Recipe(
         "aiter-triton-rope",
-        "rocm_aiter_ops.is_rdna_triton_kernel_available(\"aiter.ops.triton.rope.rope\") (from "
-        "the aiter-unified-attention-rdna patch)",
+        "rocm_aiter_ops.is_rdna_triton_kernel_available(\"aiter.ops.triton.rope.rope\") (added "
+        "by the aiter-unified-attention-rdna patch, or by this one where that patch does not "
+        "rank the backend)",
         "rocm_aiter_ops.is_triton_rotary_embed_enabled() leaves the CDNA3+ umbrella "
         "(@if_aiter_supported): on CDNA3+ it answers as before, on RDNA it holds when "
         "VLLM_ROCM_USE_AITER_TRITON_ROPE is set and aiter's Triton RoPE is available. "
         "register_ops_once() registers rocm_aiter_triton_rotary_embedding on gfx11 when aiter is "
-        "found (RDNA4 and CDNA3+ already register it). Needs the aiter-unified-attention-rdna "
-        "patch.",
+        "found (RDNA4 and CDNA3+ already register it; from vLLM 0.34.0 vLLM registers it on "
+        "every RDNA arch itself).",
         aiter_triton_rope),
 )

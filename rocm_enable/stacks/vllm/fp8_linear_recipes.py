@@ -18,36 +18,21 @@ def fp8_linear_w8a16(tree: Tree) -> None:
         tree.write(embedded_path(source), embed_module(source))
     tree.write("vllm/model_executor/kernels/linear/scaled_mm/triton_w8a16_fp8.py",
                template("triton_w8a16_fp8.py"))
-    tree.replace_once(
-        LINEAR,
-        "from vllm.model_executor.kernels.linear.scaled_mm.xpu import (\n",
+    tree.insert_between(
+        LINEAR, "", "from vllm.model_executor.kernels.linear.scaled_mm.xpu import (\n",
         "from vllm.model_executor.kernels.linear.scaled_mm.triton_w8a16_fp8 import (\n"
-        "    RocmW8A16Fp8BlockLinearKernel,\n"
-        "    RocmW8A16Fp8ScaledMMKernel,\n"
-        ")\n"
-        "from vllm.model_executor.kernels.linear.scaled_mm.xpu import (\n",
+        + "".join(f"    {k},\n" for k in W8A16_LINEAR_KERNELS) + ")\n",
     )
-    tree.replace_once(
-        LINEAR,
-        '    "triton": {\n',
-        '    "triton": {\n'
-        "        RocmW8A16Fp8BlockLinearKernel,\n"
-        "        RocmW8A16Fp8ScaledMMKernel,\n",
-    )
+    tree.insert_between(LINEAR, '    "triton": {\n', "",
+                        "".join(f"        {k},\n" for k in W8A16_LINEAR_KERNELS))
     # Head of the ROCm FP8 tables: is_supported() admits them only without FP8 compute.
-    tree.replace_once(
-        LINEAR,
-        "    PlatformEnum.ROCM: [\n        AiterHipbMMPerTokenFp8ScaledMMLinearKernel,\n",
-        "    PlatformEnum.ROCM: [\n        RocmW8A16Fp8ScaledMMKernel,\n"
-        "        AiterHipbMMPerTokenFp8ScaledMMLinearKernel,\n",
-    )
-    tree.replace_once(
-        LINEAR,
-        "    PlatformEnum.ROCM: [\n        AiterFp8BlockScaledMMKernel,\n"
-        "        TritonFp8BlockScaledMMKernel,\n    ],\n",
-        "    PlatformEnum.ROCM: [\n        RocmW8A16Fp8BlockLinearKernel,\n"
-        "        AiterFp8BlockScaledMMKernel,\n        TritonFp8BlockScaledMMKernel,\n    ],\n",
-    )
+    tree.insert_between(LINEAR, "    PlatformEnum.ROCM: [\n",
+                        "        AiterHipbMMPerTokenFp8ScaledMMLinearKernel,\n",
+                        "        RocmW8A16Fp8ScaledMMKernel,\n")
+    tree.insert_between(LINEAR, "    PlatformEnum.ROCM: [\n",
+                        "        AiterFp8BlockScaledMMKernel,\n"
+                        "        TritonFp8BlockScaledMMKernel,\n    ],\n",
+                        "        RocmW8A16Fp8BlockLinearKernel,\n")
     tree.replace_once(
         LINEAR,
         "_POSSIBLE_WFP8A16_KERNELS: dict[PlatformEnum, list[type[FP8ScaledMMLinearKernel]]] = {\n"
@@ -59,12 +44,8 @@ def fp8_linear_w8a16(tree: Tree) -> None:
         "        MarlinFP8ScaledMMLinearKernel,\n    ],\n"
         "    PlatformEnum.ROCM: [\n        RocmW8A16Fp8ScaledMMKernel,\n    ],\n",
     )
-    tree.replace_once(
-        LINEAR,
-        '    "ROCmFP8ScaledMMLinearKernel",\n',
-        '    "ROCmFP8ScaledMMLinearKernel",\n'
-        + "".join(f'    "{k}",\n' for k in W8A16_LINEAR_KERNELS),
-    )
+    tree.insert_between(LINEAR, '    "ROCmFP8ScaledMMLinearKernel",\n', "",
+                        "".join(f'    "{k}",\n' for k in W8A16_LINEAR_KERNELS))
 
 
 RECIPES = (

@@ -2,7 +2,7 @@
 chosen by select_fp8_moe_backend where RocmPlatform.has_native_fp8_compute() is false."""
 from __future__ import annotations
 
-from rocm_enable.stacks.vllm.recipe import ROCM, Recipe, Tree, template
+from rocm_enable.stacks.vllm.recipe import ROCM, Recipe, RecipeError, Tree, template
 from rocm_enable.stacks.vllm.recipe_embed import KERNEL_PKG, embed_module, embedded_path, kernel_config_files
 
 
@@ -26,6 +26,15 @@ def _add_has_native_fp8_compute(tree: Tree) -> None:
     )
 
 
+ORACLE = "vllm/model_executor/layers/fused_moe/oracle/fp8.py"
+# how select_fp8_moe_backend logs the backend it settles on: a local helper up to 0.33, the
+# Fp8MoEKernelOracle's method from 0.34
+BACKEND_LOG_CALLS = (
+    ("def _make_log_backend(", "_make_log_backend(Fp8MoeBackend.TRITON)"),
+    ("oracle.make_log_backend(", "oracle.make_log_backend(Fp8MoeBackend.TRITON, AVAILABLE_BACKENDS)"),
+)
+
+
 def fp8_moe_w8a16(tree: Tree) -> None:
     _add_has_native_fp8_compute(tree)
     tree.write(f"{KERNEL_PKG}/__init__.py", template("w8a16_fp8__init__.py"))
@@ -35,8 +44,14 @@ def fp8_moe_w8a16(tree: Tree) -> None:
         tree.write(rel, text)
     tree.write("vllm/model_executor/layers/fused_moe/experts/triton_w8a16_fp8_moe.py",
                template("triton_w8a16_fp8_moe.py"))
-    tree.replace_once(
-        "vllm/model_executor/layers/fused_moe/oracle/fp8.py",
+    oracle = tree.read(ORACLE)
+    log = next((call for marker, call in BACKEND_LOG_CALLS if marker in oracle), None)
+    if log is None:
+        raise RecipeError(f"vLLM {tree.version} {ORACLE}: no backend log helper "
+                          f"({', '.join(m for m, _ in BACKEND_LOG_CALLS)})")
+    tree.insert_between(
+        ORACLE,
+        "",
         "    # Handle explicit moe_backend from user.\n",
         "    # FP8 weights on ROCm GPUs without FP8 compute: W8A16 experts (weights\n"
         "    # decoded in the kernel, activations unquantized), ahead of AITER (gfx9\n"
@@ -55,10 +70,9 @@ def fp8_moe_w8a16(tree: Tree) -> None:
         "            activation_format,\n"
         "        )\n"
         "        if supported:\n"
-        "            logger.info_once(_make_log_backend(Fp8MoeBackend.TRITON))\n"
+        f"            logger.info_once({log})\n"
         "            return Fp8MoeBackend.TRITON, RocmW8A16Fp8Experts\n"
-        "\n"
-        "    # Handle explicit moe_backend from user.\n",
+        "\n",
     )
 
 

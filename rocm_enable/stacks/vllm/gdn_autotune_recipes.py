@@ -87,10 +87,11 @@ def gdn_autotune_lds(tree: Tree) -> None:
     )
     tree.replace_once(delta_h, "from .utils import FLA_CHUNK_SIZE, use_cuda_graph\n",
                       "from .utils import FLA_CHUNK_SIZE, prune_configs_by_lds, use_cuda_graph\n")
-    tree.replace_once(
+    tree.insert_between(
         delta_h,
         "_CHUNK_DELTA_H_NUM_STAGES = [2, 3] if torch.version.hip else [2, 3, 4]\n",
-        "_CHUNK_DELTA_H_NUM_STAGES = [2, 3] if torch.version.hip else [2, 3, 4]\n" + DELTA_H_LDS,
+        "",
+        DELTA_H_LDS,
     )
     tree.replace_once(
         delta_h,
@@ -106,10 +107,11 @@ def gdn_autotune_lds(tree: Tree) -> None:
         "from .utils import (\n    FLA_CHUNK_SIZE,\n    check_shared_mem,\n    is_nvidia_hopper,\n"
         "    prune_configs_by_lds,\n)\n",
     )
-    tree.replace_once(
+    tree.insert_between(
         chunk_o,
         "NUM_WARPS = [2, 4] if is_nvidia_hopper else [2, 4, 8]\n",
-        "NUM_WARPS = [2, 4] if is_nvidia_hopper else [2, 4, 8]\n" + CHUNK_O_LDS,
+        "",
+        CHUNK_O_LDS,
     )
     tree.replace_once(
         chunk_o,

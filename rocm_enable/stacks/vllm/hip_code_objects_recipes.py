@@ -68,7 +68,7 @@ def code_object_reader(tree: Tree) -> None:
         "    from vllm.platforms.rocm_code_objects import CodeObjectVerdict\n"
         "    from vllm.utils.argparse_utils import FlexibleArgumentParser\n",
     )
-    tree.replace_once(ROCM, IS_NAVI, IS_NAVI + CODE_OBJECT_METHODS)
+    tree.insert_between(ROCM, IS_NAVI, "", CODE_OBJECT_METHODS)
 
 
 def silu_and_mul_code_object(tree: Tree) -> None:
@@ -156,7 +156,7 @@ LACKS_CODE_OBJECT_END = "        return on_rdna() and cls.code_object_status(*ex
 def rdna3_kernels_code_object(tree: Tree) -> None:
     tree.require(ROCM, LACKS_CODE_OBJECT_END, "RocmPlatform.lacks_code_object()",
                  "silu-and-mul-code-object")
-    tree.replace_once(ROCM, LACKS_CODE_OBJECT_END, LACKS_CODE_OBJECT_END + RDNA3_KERNELS_METHOD)
+    tree.insert_between(ROCM, LACKS_CODE_OBJECT_END, "", RDNA3_KERNELS_METHOD)
     tree.replace_once(
         "vllm/model_executor/kernels/linear/mixed_precision/rdna3_w4a16.py",
         "        from vllm.platforms.rocm import on_gfx1100\n"
@@ -235,10 +235,11 @@ def topk_softmax_code_object(tree: Tree) -> None:
 def c_ops_code_object(tree: Tree) -> None:
     tree.require(ROCM, LACKS_CODE_OBJECT_END, "RocmPlatform.lacks_code_object()",
                  "silu-and-mul-code-object")
-    tree.replace_once(
+    tree.insert_between(
         CUSTOM_OPS,
+        "",
         "def apply_repetition_penalties_cuda(\n",
-        C_LACKS_CODE_OBJECT + "def apply_repetition_penalties_cuda(\n",
+        C_LACKS_CODE_OBJECT,
     )
     tree.replace_once(
         CUSTOM_OPS,
@@ -254,8 +255,9 @@ def c_ops_code_object(tree: Tree) -> None:
         "        return\n"
         "    torch.ops._C.apply_repetition_penalties_(\n",
     )
-    tree.replace_once(
+    tree.insert_between(
         CUSTOM_OPS,
+        "",
         "    else:\n"
         "        torch.ops._C.static_scaled_fp8_quant(output, input, scale, group_shape)\n",
         "    elif (\n"
@@ -271,9 +273,7 @@ def c_ops_code_object(tree: Tree) -> None:
         "            (input.float() / scale.float().reshape(()))\n"
         "            .clamp(info.min, info.max)\n"
         "            .to(out_dtype)\n"
-        "        )\n"
-        "    else:\n"
-        "        torch.ops._C.static_scaled_fp8_quant(output, input, scale, group_shape)\n",
+        "        )\n",
     )
     tree.replace_once(
         CUSTOM_OPS,
@@ -301,9 +301,12 @@ def c_ops_code_object(tree: Tree) -> None:
         "    torch.ops._C_cache_ops.reshape_and_cache_flash(\n",
     )
     base = "vllm/model_executor/layers/rotary_embedding/base.py"
-    tree.replace_once(base, "from vllm.model_executor.custom_op import CustomOp\n",
-                      "from vllm.model_executor.custom_op import CustomOp\n"
-                      "from vllm.platforms import current_platform\n")
+    tree.insert_between(
+        base,
+        "from vllm.model_executor.custom_op import CustomOp\n",
+        "",
+        "from vllm.platforms import current_platform\n",
+    )
     tree.replace_once(  # forward_cuda: after its flashinfer branch (forward_cpu has the rest too)
         base,
         "            return query, key\n"
@@ -335,10 +338,10 @@ VLLM_C_KERNELS = "vllm/kernels/vllm_c.py"
 def ir_vllm_c_code_object(tree: Tree) -> None:
     tree.require(ROCM, LACKS_CODE_OBJECT_END, "RocmPlatform.lacks_code_object()",
                  "silu-and-mul-code-object")
-    tree.replace_once(
+    tree.insert_between(
         VLLM_C_KERNELS,
         "GPGPU_DEVICE = CUDA_ALIKE or current_platform.is_xpu()\n",
-        "GPGPU_DEVICE = CUDA_ALIKE or current_platform.is_xpu()\n"
+        "",
         "C_OPS_LAUNCHABLE = not (\n"
         "    IS_ROCM\n"
         f"    and current_platform.lacks_code_object({C_EXTENSIONS[0]}, {C_EXTENSIONS[1]})\n"

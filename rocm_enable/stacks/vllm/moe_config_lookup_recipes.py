@@ -2,15 +2,20 @@
 the board names RocmPlatform.get_device_name() produces."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
+from rocm_enable.stacks.vllm.moe_config_lookup import (
+    DEVICE_FIELD,  # the plugin's reading of a file name's device field (0.34: "_down" files too)
+    MOE_CONFIG_BOARD_NAMES,
+    shipped_config_dir,
+)
 from rocm_enable.stacks.vllm.recipe import Recipe, RecipeError, Tree
 
-
 MOE_CONFIGS = "vllm/model_executor/layers/fused_moe/configs"
-# the device field ends at the next "," or at ".json" (files without dtype end with the device name)
-DEVICE_FIELD = re.compile(r"device_name=([^,]+?)(?=,|\.json$)")
+
+
+def _device(match) -> str:
+    return match.group(0).removeprefix("device_name=")
 
 
 def _config_name_aliases(condition) -> dict[str, str]:
@@ -30,22 +35,20 @@ def _config_name_aliases(condition) -> dict[str, str]:
 
 
 def moe_config_board_names(tree: Tree) -> None:
-    from rocm_enable.stacks.vllm.moe_config_lookup import MOE_CONFIG_BOARD_NAMES, shipped_config_dir
-
     aliases = _config_name_aliases(MOE_CONFIG_BOARD_NAMES.condition)
     changed = 0
     for path in sorted(tree.path(MOE_CONFIGS).glob("*.json")):
         m = DEVICE_FIELD.search(path.name)
-        if not m or m.group(1) not in aliases:
+        if not m or _device(m) not in aliases:
             continue
-        target = path.name.replace(m.group(0), f"device_name={aliases[m.group(1)]}")
+        target = path.name.replace(m.group(0), f"device_name={aliases[_device(m)]}")
         if not tree.exists(f"{MOE_CONFIGS}/{target}"):
             tree.rename(f"{MOE_CONFIGS}/{path.name}", f"{MOE_CONFIGS}/{target}")
             changed += 1
     for path in sorted(Path(shipped_config_dir()).glob("*.json")):  # configs rocm-enable ships
         m = DEVICE_FIELD.search(path.name)
         name = path.name if not m else path.name.replace(
-            m.group(0), f"device_name={aliases.get(m.group(1), m.group(1))}")
+            m.group(0), f"device_name={aliases.get(_device(m), _device(m))}")
         if not tree.exists(f"{MOE_CONFIGS}/{name}"):
             tree.write(f"{MOE_CONFIGS}/{name}", path.read_text())
             changed += 1

@@ -6,10 +6,10 @@ from rocm_enable.stacks.vllm.recipe import ROCM, Recipe, Tree
 
 
 def rms_norm_not_aiter_hip(tree: Tree) -> None:
-    tree.replace_once(
+    tree.insert_between(
         ROCM,
         "    @classmethod\n    def use_custom_op_collectives(cls) -> bool:\n        return True\n",
-        "    @classmethod\n    def use_custom_op_collectives(cls) -> bool:\n        return True\n"
+        "",
         "\n"
         "    @classmethod\n"
         "    def has_aiter_hip_kernels(cls) -> bool:\n"
@@ -18,9 +18,11 @@ def rms_norm_not_aiter_hip(tree: Tree) -> None:
         '        GPU must not be routed to them."""\n'
         "        return get_cdna_version() >= 3\n",
     )
+    # The arch exclusions vLLM lists (0.32: RDNA4; 0.33: RDNA4, gfx90a; 0.34: gfx90a) become
+    # the one CDNA3+ test.
     tree.replace_regex_once(
         ROCM,
-        r"^            and not on_rdna4\(\)\n(?:            and not on_gfx90a\(\)[^\n]*\n)?"
+        r"^(?:            and not on_(?:rdna4|gfx90a)\(\)[^\n]*\n)+"
         r"(        \):\n            rms_norm = \[\"aiter\"\] \+ default\n)",
         lambda m: "            and cls.has_aiter_hip_kernels()\n" + m.group(1),
     )
@@ -29,12 +31,11 @@ def rms_norm_not_aiter_hip(tree: Tree) -> None:
 def rms_norm_aiter_ir_priority(tree: Tree) -> None:
     tree.require(ROCM, "def has_aiter_hip_kernels(cls)", "RocmPlatform.has_aiter_hip_kernels()",
                  "rms-norm-not-aiter-hip")
-    tree.replace_once(
+    tree.insert_between(
         "vllm/config/kernel.py",
         "                current_op_priority.extend(unique_op_priority)\n"
         "\n",
-        "                current_op_priority.extend(unique_op_priority)\n"
-        "\n"
+        "",
         "        if current_platform.is_rocm() and not current_platform.has_aiter_hip_kernels():\n"
         "            # aiter's rms_norm implementations are registered as supported\n"
         "            # wherever aiter imports, but run aiter's HIP/CK kernel, which has\n"
@@ -56,7 +57,7 @@ RECIPES = (
         "rms-norm-not-aiter-hip", "RocmPlatform.has_aiter_hip_kernels() (new)",
         "Adds RocmPlatform.has_aiter_hip_kernels() (get_cdna_version() >= 3) and puts 'aiter' "
         "first in the rms_norm / fused_add_rms_norm IR priority only where it holds, instead of "
-        "on every arch except RDNA4 (and, in 0.33, gfx90a).",
+        "on every arch except RDNA4 (0.32), RDNA4 and gfx90a (0.33), gfx90a (0.34).",
         rms_norm_not_aiter_hip),
     Recipe(
         "rms-norm-aiter-ir-priority",

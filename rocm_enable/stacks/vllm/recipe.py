@@ -79,6 +79,11 @@ class Tree:
             raise RecipeError(f"vLLM {self.version} {rel}: anchor found {n} times (need 1):\n{old}")
         self.write(rel, text.replace(old, new))
 
+    def insert_between(self, rel: str, before: str, after: str, text: str) -> None:
+        """Insert `text` where `before` is directly followed by `after` (found once; either may be
+        empty): the anchor is written once instead of being repeated in a replacement."""
+        self.replace_once(rel, before + after, before + text + after)
+
     def replace_regex_once(self, rel: str, pattern: str, repl: Callable | str) -> None:
         text = self.read(rel)
         found = re.findall(pattern, text, flags=re.M)
@@ -100,6 +105,15 @@ class Recipe:
     how: str  # what the patch changes in vLLM's tree
     apply: Callable[[Tree], None]
     embeds: tuple[str, ...] = field(default=())  # rocm_enable/ops sources the patch carries
+
+
+def patch_needed(fix, qualname: str, version: str) -> bool:
+    """Whether the record `fix` still wraps `qualname` on vLLM `version` (Patch.fixed_upstream_in):
+    a recipe edits what the plugin changes on that version, no more."""
+    found = [p for p in fix.patches if p.qualname == qualname]
+    if len(found) != 1:
+        raise RecipeError(f"fix {fix.name}: {len(found)} patches of {qualname} (need 1)")
+    return found[0].needed_on(version)
 
 
 def recipe_modules() -> list[str]:
