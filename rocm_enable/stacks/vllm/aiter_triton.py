@@ -48,8 +48,8 @@ site by site, each answered where vLLM asks it and nowhere else:
          rope_cached_thd_positions_offsets_2c_fwd_inplace), the first time RotaryEmbedding asks
          for it (model construction, before compilation).
   vLLM 0.34.0 moved its RDNA switch to on_rdna() (gfx11 and gfx12): the GDN decode check is
-  fixed upstream there, the attention ranking is vLLM's own (the backend is offered, after
-  TRITON_ATTN off RDNA4), and register_ops_once registers the aiter ops on every RDNA arch.
+  fixed upstream there, the attention ranking is vLLM's own (the backend is offered, after vLLM's
+  default backend off RDNA4), and register_ops_once registers the aiter ops on every RDNA arch.
 
   B4, the aiter fusion passes: NOT widened (0.32/0.33; 0.34.0 widens them itself). They key on `is_rdna_aiter_enabled()` itself, and
          widening that predicate is not safe on gfx11: compilation/passes/pass_manager.py imports
@@ -170,7 +170,8 @@ AITER_UNIFIED_ATTENTION = Fix(
     stack="vllm",
     patches=(
         # 0.34.0 offers the backend on every RDNA arch itself (is_rdna_aiter_enabled() is
-        # on_rdna()) and ranks it behind TRITON_ATTN off RDNA4 on purpose: vLLM's ranking stands.
+        # on_rdna()) and ranks it after its default backend off RDNA4 on purpose: vLLM's ranking
+        # stands.
         Patch("vllm.platforms.rocm:RocmPlatform.get_valid_backends",
               _valid_backends_with_aiter_unified_attention,
               {"0.32.0": "599b1a9be347c9f9", "0.33.0": "599b1a9be347c9f9"},
@@ -204,7 +205,8 @@ AITER_UNIFIED_ATTENTION = Fix(
         "when applied, still puts ROCM_RDNA_ATTN before it). The global switch (fusion passes, "
         "FP8 GEMM) is not widened. fused_qk_norm_mrope_kvcache_supported answers False. "
         "vLLM 0.34.0: is_rdna_aiter_enabled() became on_rdna() (and aiter enabled), so vLLM itself "
-        "offers the backend on gfx11, ranked first on RDNA4 and after TRITON_ATTN elsewhere; the "
+        "offers the backend on gfx11, ranked first on RDNA4 and after its default backend "
+        "elsewhere (ROCM_ATTN; TRITON_ATTN on gfx1100, which 0.34.0 prefers there); the "
         "ranking part ends there (vLLM's order stands) and only the fusion hook is answered."
     ),
     upstream="audit B3/A10 (replacement: on_gfx1x() plus a per-kernel availability probe)",
