@@ -116,15 +116,17 @@ def cmd_isa(args) -> int:
         print("rocm-enable isa: needs Triton (pip install triton, or a ROCm torch that brings it)",
               file=sys.stderr)
         return 2
-    from rocm_enable.isa import attention_isa_report, isa_report, to_markdown
+    from rocm_enable.isa import attention_isa_report, gdn_isa_report, isa_report, to_markdown
     from rocm_enable.ops.attention_isa import to_markdown as attention_markdown
+    from rocm_enable.ops.gdn_isa import to_markdown as gdn_markdown
 
-    rows, attention = isa_report(arch), attention_isa_report(arch)
+    rows, attention, gdn = isa_report(arch), attention_isa_report(arch), gdn_isa_report(arch)
     if args.json:
-        print(json.dumps({"arch": arch, "kernels": rows, "attention": attention}, indent=2))
+        print(json.dumps({"arch": arch, "kernels": rows, "attention": attention, "gdn": gdn}, indent=2))
     else:
         print(f"## W8A16 FP8 GEMM kernels ({arch})\n\n{to_markdown(rows)}\n")
-        print(f"## RDNA attention kernels ({arch})\n\n{attention_markdown(attention)}")
+        print(f"## RDNA attention kernels ({arch})\n\n{attention_markdown(attention)}\n")
+        print(f"## Gated-DeltaNet kernels ({arch})\n\n{gdn_markdown(gdn)}")
     return 0
 
 

@@ -261,6 +261,15 @@ def attention_isa_report(arch: str) -> list[dict]:
     return _report(arch)
 
 
+def gdn_isa_report(arch: str) -> list[dict]:
+    """AOT report of every Gated-DeltaNet kernel and launch config that can run on ``arch`` with
+    rocm-enable's GDN fixes (prefill and decode, Qwen3-Next / Qwen3.6 shape). Lives in
+    rocm_enable.ops.gdn_isa; this is the entry point for tools."""
+    from rocm_enable.ops.gdn_isa import gdn_isa_report as _report
+
+    return _report(arch, "selected")
+
+
 COLUMNS = ("case", "function", "specialisation", "tile", "options", "vgpr", "spills", "scratch", "cndmask",
            "loop_cndmask", "wmma", "loop_mma", "loop_insts", "loop_insts_per_wmma",
            "loop_insts_per_256_weights", "lds",

@@ -46,6 +46,12 @@ ROCM_RDNA_CONSTANTS = {
     "BKV_LIST": [32, 64], "NUM_WARPS": [2, 4, 8], "BS_LIST": [16, 32], "BT_LIST": [8, 16, 32, 64, 128],
     "_CHUNK_DELTA_H_NUM_STAGES": [2, 3],
 }
+# The same names on an H100 (benchmarks/bench_gdn.py times vLLM's kernels over the candidates vLLM
+# autotunes there: Hopper, 227 KiB shared memory, CUDA).
+CUDA_HOPPER_CONSTANTS = {
+    "BKV_LIST": [64, 128], "NUM_WARPS": [2, 4], "BS_LIST": [32, 64], "BT_LIST": [8, 16, 32, 64, 128],
+    "_CHUNK_DELTA_H_NUM_STAGES": [2, 3, 4],
+}
 # Launchers that hard-code their launch parameters (no autotune): (num_warps, num_stages, BV).
 FIXED_LAUNCH = {
     "fused_recurrent_gated_delta_rule_fwd_kernel": (1, 3, 32),
@@ -89,8 +95,9 @@ def _jit_functions(src: str):
 
 
 @functools.lru_cache(maxsize=None)
-def load_fla(vllm_dir: str | None = None):
-    """(module of vLLM's FLA @triton.jit functions, {kernel: [triton.Config]} autotune lists)."""
+def load_fla(vllm_dir: str | None = None, hopper: bool = False):
+    """(module of vLLM's FLA @triton.jit functions, {kernel: [triton.Config]} autotune lists as they
+    evaluate on ROCm RDNA, or on an H100 with ``hopper``)."""
     import triton
 
     from rocm_enable.isa import load_compilable_kernels
@@ -117,7 +124,8 @@ def load_fla(vllm_dir: str | None = None):
     configs = {}
     for name, expr in tunes.items():
         try:
-            configs[name] = eval(expr, {"triton": triton, **ROCM_RDNA_CONSTANTS})  # noqa: S307 vLLM's own list
+            constants = CUDA_HOPPER_CONSTANTS if hopper else ROCM_RDNA_CONSTANTS
+            configs[name] = eval(expr, {"triton": triton, **constants})  # noqa: S307 vLLM's own list
         except NameError as e:
             raise ImportError(f"FLA autotune list of {name} reads a name rocm_enable.ops.gdn_isa does not "
                               f"model ({e}); add it to ROCM_RDNA_CONSTANTS") from e

@@ -23,6 +23,7 @@ def test_isa_json_reports_every_shipped_kernel(arch):
     assert {r["function"] for r in data["kernels"]} == {"w8a16_gemm_kernel", "w8a16_gemv_kernel"}
     assert all(r["loop_insts_per_256_weights"] for r in data["kernels"] if r["function"] == "w8a16_gemv_kernel")
     assert data["attention"], "the RDNA attention backend's kernels are part of the report"
+    assert data["gdn"] and all(r["spills"] == 0 and r["scratch"] == 0 for r in data["gdn"]), data["gdn"]
 
 
 def test_isa_unknown_arch():
