@@ -3,7 +3,7 @@ what fits on two 128 GB Strix Halo boxes, the all-reduces of a decode step and t
 network link (PROJECTION), and the input it refuses."""
 import pytest
 
-from rocm_enable import cli, decode_model
+from rocm_enable import cli
 from rocm_enable.models import load_model
 from rocm_enable.plan import GIB, PlanError, _expected_max_share, components, plan, render
 
