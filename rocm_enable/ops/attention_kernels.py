@@ -181,16 +181,16 @@ def paged_decode_kernel(
         n = start + tl.arange(0, BLOCK_N)
         n_mask = n < hi
         k_tile, k_rows = _kv_tile(k_base, bt_row, start, block_size, stride_kb, stride_ks, BLOCK_N)
-        v_tile, v_rows = _kv_tile(v_base, bt_row, start, block_size, stride_vb, stride_vs, BLOCK_N)
-        # V is issued before the scores: its load does not depend on them, so K and V are in
-        # flight together (memory-bound decode wants bytes in flight; one stage, no LDS ring)
-        v = _v_tile(v_tile, v_rows, n_mask, BLOCK_N, HEAD_DIM, KV_FP8)
         s = _scores(q_rows, r_mask, k_tile, k_rows, n_mask, ROWS, BLOCK_N, HEAD_DIM, DC, KV_FP8) * qk
         s = tl.where(n_mask[None, :], s, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(s, 1))
         alpha = tl.exp2(m_i - m_new)
         p = tl.exp2(s - m_new[:, None])
         l_i = l_i * alpha + tl.sum(p, 1)
+        # V after the scores: issued before them it stays live across Q K^T, and with 4 waves
+        # and 32 keys at head_dim 256 that spills on gfx1151
+        v_tile, v_rows = _kv_tile(v_base, bt_row, start, block_size, stride_vb, stride_vs, BLOCK_N)
+        v = _v_tile(v_tile, v_rows, n_mask, BLOCK_N, HEAD_DIM, KV_FP8)
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
         m_i = m_new
 

@@ -8,7 +8,8 @@ Why these tiles (docs/attention.md has the ISA evidence):
   * decode: ROWS = 16 query rows (the WMMA M), all QPKV query heads of one KV head share each K/V
     tile; BLOCK_N keys per tile is the largest power of two whose K+V tiles fit half of LDS.
     vLLM 0.32's decode launches (seqs x kv_heads) programs -- 2 on a 40-CU GPU at batch 1 for
-    Qwen3-Next -- so the KV range is split (flash-decoding) until about 2 programs per CU exist.
+    Qwen3-Next -- so the KV range is split (flash-decoding) until about PROGRAMS_PER_CU programs
+    per CU exist (no split once seqs x kv heads fill that).
   * prefill: BLOCK_M query rows (tokens x heads of one KV head) per program, with num_warps chosen
     so the fp32 accumulator (BLOCK_M x head_dim) needs at most 64 VGPRs per lane: at head_dim 256
     on wave32 that is 8 warps for BLOCK_M = 64 (vLLM's prefix_prefill uses BLOCK_M = 128 with 4
@@ -30,7 +31,7 @@ FP8_KV_DTYPES = (torch.float8_e4m3fn, torch.uint8)
 DECODE_ROWS = 16          # WMMA/MMA M: query rows per decode program
 MAX_SPLITS = 64           # flash-decoding splits per (seq, kv head)
 COMBINE_SPLIT_CHUNK = 16  # partial rows the combine kernel sums per step
-PROGRAMS_PER_CU = 2       # decode programs per CU the split count aims for
+PROGRAMS_PER_CU = 8       # decode programs per CU the split count aims for (H100 sweep: docs/attention.md)
 ACC_VGPRS_PER_LANE = 32   # budget for the prefill fp32 accumulator per lane (see ISA sweep)
 
 
@@ -79,16 +80,19 @@ def _tile_budget_n(head_dim: int, target: AttnTarget, cap: int) -> int:
 
 def decode_config(head_dim: int, target: AttnTarget, block_size: int | None = None,
                   kv_fp8: bool = False) -> dict:
-    """ROWS = 16 (the matrix-unit M); BLOCK_N keys per tile from the LDS budget, 32 at most at
-    head_dim >= 256 and 64 below (64 keys at head_dim 256 need ~250 VGPRs on gfx1151);
-    num_warps: one wave per 32 head-dim columns of the PV product, at least 4, at most 8 (the
-    accumulator is ROWS x head_dim fp32: 16 VGPRs per lane at 8 warps x 32 lanes for 256);
-    DC = 64-wide head_dim chunks for Q K^T; one stage (paged gathers are not pipelined)."""
+    """ROWS = 16 (the matrix-unit M); num_warps = 4; BLOCK_N keys per tile from the LDS budget,
+    32 at most at head_dim >= 256 and 64 below (64 keys at head_dim 256 need ~250 VGPRs on
+    gfx1151); DC = 64-wide head_dim chunks for Q K^T; one stage (paged gathers are not pipelined).
+
+    Why 4 warps: decode streams K/V bytes, and smaller programs let more of them be resident per
+    CU (H100 stand-in, same run: 4 warps 80-91% of the copy rate at batch 8-32 / 32K-128K where 8
+    warps reached 57-72%). With 4 waves the 16 x 256 fp32 accumulator takes 32 VGPRs per lane;
+    the kernel loads V after the scores so that a 32-key tile stays spill-free (240 / 254 VGPRs
+    bf16 / fp8 cache on gfx1151; V issued before Q K^T spilled 2-40)."""
     cap = 32 if head_dim >= 256 else 64
     block_n = _fit_block(_tile_budget_n(head_dim, target, cap), block_size)
-    warps = max(4, min(8, head_dim // 32))
     return dict(ROWS=DECODE_ROWS, BLOCK_N=block_n, DC=min(head_dim, 64), KV_FP8=kv_fp8,
-                num_warps=warps, num_stages=1)
+                num_warps=4, num_stages=1)
 
 
 def prefill_config(head_dim: int, target: AttnTarget, block_size: int | None = None,
@@ -112,11 +116,13 @@ def num_groups(qpkv: int) -> int:
     return triton.cdiv(qpkv, DECODE_ROWS)
 
 
-def decode_num_splits(num_seqs: int, num_kv_heads: int, qpkv: int, target: AttnTarget) -> int:
-    """Split each seq's KV range so that about PROGRAMS_PER_CU decode programs exist per CU.
-    Depends only on the batch shape (not on context lengths), so it is fixed per CUDA graph."""
+def decode_num_splits(num_seqs: int, num_kv_heads: int, qpkv: int, target: AttnTarget,
+                      programs_per_cu: int = PROGRAMS_PER_CU) -> int:
+    """Split each seq's KV range so that about ``programs_per_cu`` decode programs exist per CU;
+    no split once seqs x kv heads x head groups already fill that. Depends only on the batch shape
+    (not on context lengths), so it is fixed per CUDA graph."""
     programs = max(1, num_seqs * num_kv_heads * num_groups(qpkv))
-    want = triton.cdiv(PROGRAMS_PER_CU * target.num_cus, programs)
+    want = triton.cdiv(programs_per_cu * target.num_cus, programs)
     return max(1, min(MAX_SPLITS, want))
 
 

@@ -43,7 +43,8 @@ def test_zero_vgpr_spills_within_lds(report):
 def test_fp8_cache_decoded_by_integer_bit_operations(report):
     """An fp8 cast would show as v_cvt_*_fp8 (gfx12) or as a per-byte compare/select ladder
     (gfx11: ~9 v_cndmask per byte, hundreds per tile); the e4m3 rows have no conversion
-    instruction and no more selects in the key loop than the same kernel on a 16-bit cache."""
+    instruction and no more selects in the key loop (up to codegen noise) than the same kernel on
+    a 16-bit cache."""
     _, rows = report
     plain = {(r["kernel"], r["head_dim"], r["gqa"], r["dtype"], r["tile"]): r for r in rows if r["kv"] != "fp8"}
     fp8 = [r for r in rows if r["kv"] == "fp8"]
@@ -52,7 +53,8 @@ def test_fp8_cache_decoded_by_integer_bit_operations(report):
         assert r["fp8_cvt"] == 0, r
         same = plain.get((r["kernel"], r["head_dim"], r["gqa"], r["dtype"], r["tile"]))
         if same is not None:
-            assert r["loop_cndmask"] <= same["loop_cndmask"], (r, same)
+            # codegen noise of a few selects either way; a ladder adds ~9 per cache byte a lane holds
+            assert r["loop_cndmask"] <= same["loop_cndmask"] + 4, (r, same)
         # a ladder over one 16-key tile at head_dim 256 alone: 2 x 16 x 256 bytes over 256 lanes,
         # ~9 selects per byte = ~290 per lane
         assert r["loop_cndmask"] < 64, r

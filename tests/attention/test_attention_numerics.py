@@ -95,9 +95,12 @@ def test_decode_block_sizes(block_size):
 
 
 def test_decode_batch1_default_splits_fill_cus():
-    # batch 1, 2 KV heads: the plan splits the KV range so that 2 programs per CU exist
-    assert A.decode_num_splits(1, 2, 8, TARGET) == 40
-    assert A.decode_num_splits(64, 2, 8, TARGET) == 1
+    # the plan splits the KV range until PROGRAMS_PER_CU programs per CU exist: batch 1 with
+    # 2 KV heads at the cap, batch 8 part-way, none once seqs x kv heads fill the CUs
+    assert A.PROGRAMS_PER_CU * TARGET.num_cus == 320
+    assert A.decode_num_splits(1, 2, 8, TARGET) == A.MAX_SPLITS
+    assert A.decode_num_splits(8, 2, 8, TARGET) == 20
+    assert A.decode_num_splits(160, 2, 8, TARGET) == 1
     run_case([1], [300], 16, 2, 64, 16, torch.bfloat16)
 
 
