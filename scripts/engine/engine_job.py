@@ -94,6 +94,13 @@ def describe(llm) -> dict:
                         inner = getattr(v, "fused_experts", None)
                         if inner is not None:
                             desc += f"({type(inner).__name__})"
+            scheme = getattr(m, "scheme", None)  # compressed-tensors: the scheme holds the kernel
+            if scheme is not None:
+                desc += f" scheme={type(scheme).__name__}"
+                for attr in ("kernel", "fp8_linear", "w8a8_block_fp8_linear"):
+                    v = getattr(scheme, attr, None)
+                    if v is not None:
+                        desc += f" {attr}={type(v).__name__}"
             impl = getattr(m, "impl", None)
             if impl is not None:
                 desc += f" impl={type(impl).__name__}"

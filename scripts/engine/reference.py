@@ -15,6 +15,12 @@ LOGPROB_BOUND = 8 * u * sigma = 0.125 nats for |vLLM logprob - reference logprob
 token, and call a step a near-tie when the reference's margin between its top token and vLLM's token
 is within 2 * LOGPROB_BOUND (both logits may move by the bound). FP8 weights add no error here: the
 reference dequantizes the very FP8 values vLLM loads.
+
+Routing near-ties: the router's logits (standard deviation ~ROUTER_STD = 3) are computed in bf16 by
+vLLM too; where the 4th and 5th expert of a token are closer than ROUTER_TIE = 4 * u * ROUTER_STD
+(~0.047), bf16 can pick the other expert, which moves that token's hidden state by a whole expert's
+share and its logprob by far more than the bound. Each step records the smallest top-k/(k+1)
+router margin over the layers at that position, so steps over the bound can be told apart.
 """
 from __future__ import annotations
 
@@ -27,14 +33,40 @@ U_BF16 = 2.0 ** -8
 LOGIT_SIGMA = 4.0
 LOGPROB_BOUND = 8 * U_BF16 * LOGIT_SIGMA
 TIE_MARGIN = 2 * LOGPROB_BOUND
+ROUTER_STD = 3.0
+ROUTER_TIE = 4 * U_BF16 * ROUTER_STD
 
 
-def compare_sequence(model, prompt, tokens, logprobs, device):
+class RouterMargins:
+    """Forward hooks on every `*.mlp.gate`: per position, the smallest margin between the k-th and
+    (k+1)-th router logit over the layers."""
+
+    def __init__(self, model, top_k: int):
+        self.top_k, self.per_layer = top_k, []
+        for name, mod in model.named_modules():
+            if name.endswith("mlp.gate"):
+                mod.register_forward_hook(self._hook)
+
+    def _hook(self, mod, inp, out):
+        logits = (out[0] if isinstance(out, tuple) else out).float()
+        top = logits.topk(self.top_k + 1, dim=-1).values
+        self.per_layer.append(top[:, self.top_k - 1] - top[:, self.top_k])
+
+    def take(self):
+        import torch
+
+        m = torch.stack(self.per_layer).min(0).values
+        self.per_layer = []
+        return m
+
+
+def compare_sequence(model, prompt, tokens, logprobs, device, router=None):
     import torch
 
     ids = torch.tensor([prompt + tokens[:-1]], device=device)
     with torch.no_grad():
         logits = model(ids).logits[0, len(prompt) - 1:].float()
+    router_margin = router.take()[len(prompt) - 1:] if router is not None else None
     lp = torch.log_softmax(logits, dim=-1)
     top2 = logits.topk(2, dim=-1)
     chosen = torch.tensor(tokens, device=device)
@@ -58,6 +90,11 @@ def compare_sequence(model, prompt, tokens, logprobs, device):
         diff = (torch.tensor(logprobs, device=device) - ref_lp).abs()
         out["max_abs_logprob_diff"] = round(diff.max().item(), 5)
         out["mean_abs_logprob_diff"] = round(diff.mean().item(), 5)
+        over = (diff > LOGPROB_BOUND).nonzero().flatten().tolist()
+        out["steps_over_bound"] = [
+            {"step": i, "abs_diff": round(diff[i].item(), 4),
+             "router_margin": None if router_margin is None else round(router_margin[i].item(), 4)}
+            for i in over]
     return out
 
 
@@ -71,6 +108,11 @@ def summarize(seqs) -> dict:
         "disagreements_not_near_tie": sum(not d["near_tie"] for s in seqs for d in s["disagreements"]),
         "max_abs_logprob_diff": max((s.get("max_abs_logprob_diff", 0.0) for s in seqs), default=None),
         "within_bound": all(s.get("max_abs_logprob_diff", 0.0) <= LOGPROB_BOUND for s in seqs),
+        "mean_abs_logprob_diff": round(sum(s.get("mean_abs_logprob_diff", 0.0) for s in seqs) / max(n, 1), 5),
+        "steps_over_bound": sum(len(s.get("steps_over_bound", [])) for s in seqs),
+        "steps_over_bound_at_router_near_tie": sum(
+            1 for s in seqs for o in s.get("steps_over_bound", [])
+            if o["router_margin"] is not None and o["router_margin"] <= ROUTER_TIE),
     }
 
 
@@ -78,6 +120,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("results", help="folder of engine_job JSON results")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--models", help="folder of the checkpoints, if not where the engine read them")
     args = ap.parse_args(argv)
     import torch
 
@@ -85,8 +129,9 @@ def main(argv=None) -> None:
     torch.backends.cudnn.allow_tf32 = False
     from rocm_enable.models.tiny import load_reference
 
-    device = "cuda"
-    models, report = {}, {"logprob_bound": LOGPROB_BOUND, "tie_margin": TIE_MARGIN, "runs": {}}
+    device = args.device
+    models, report = {}, {"logprob_bound": LOGPROB_BOUND, "tie_margin": TIE_MARGIN,
+                          "router_tie": ROUTER_TIE, "runs": {}}
     for path in sorted(glob.glob(os.path.join(args.results, "*.json"))):
         with open(path) as f:
             res = json.load(f)
@@ -95,12 +140,19 @@ def main(argv=None) -> None:
         if not res.get("ok") or run is None:
             continue
         model_dir = res["args"]["model"]
+        if args.models:  # checkpoints regenerated elsewhere (same seed, same bytes)
+            model_dir = os.path.join(args.models, os.path.basename(model_dir))
         if model_dir not in models:
-            models[model_dir] = load_reference(model_dir, device)
-        model = models[model_dir]
+            model = load_reference(model_dir, device)
+            with open(os.path.join(model_dir, "config.json")) as f:
+                cfg = json.load(f)
+            top_k = cfg.get("text_config", cfg)["num_experts_per_tok"]
+            models[model_dir] = (model, RouterMargins(model, top_k))
+        model, router = models[model_dir]
         ps = run["prompts"]
-        b1 = [compare_sequence(model, ps[0], r["tokens"], r["logprobs"], device) for r in run["batch1"]]
-        b8 = [compare_sequence(model, p, r["tokens"], r["logprobs"], device) for p, r in zip(ps, run["batch8"])]
+        b1 = [compare_sequence(model, ps[0], r["tokens"], r["logprobs"], device, router) for r in run["batch1"]]
+        b8 = [compare_sequence(model, p, r["tokens"], r["logprobs"], device, router)
+              for p, r in zip(ps, run["batch8"])]
         report["runs"][name] = {
             "batch1": summarize(b1), "batch8": summarize(b8), "batch8_detail": b8,
             "batch1_equals_batch8_prompt0": run["batch1"][0]["tokens"] == run["batch8"][0]["tokens"],
