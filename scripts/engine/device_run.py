@@ -73,6 +73,11 @@ PLANS = {
     + [llm(f"{c}.default.v033", c, "default", vllm="0.33.0") for c in ("next-fp8-block", "qwen36-fp8-block")]
     + [llm(f"{c}.default.v034", c, "default", vllm="0.34.0") for c in ("next-fp8-block", "qwen36-fp8-block")]
     + [serve("serve.next-fp8-block", "next-fp8-block")],
+    # issue 18: tensor parallel 2 (± expert parallel) through vLLM's multiprocess executor and NCCL;
+    # needs a two-GPU kind (nvidia-h100-x2); TP=1 in the same call is the baseline
+    "tp2": [llm(f"{c}.tp{tp}{'.ep' if ep else ''}", c, "default",
+                extra=["--tensor-parallel-size", str(tp)] + (["--enable-expert-parallel"] if ep else []))
+            for c in ("next-fp8-block", "qwen36-fp8-block") for tp, ep in ((1, False), (2, False), (2, True))],
     # engine-level speed on full-size configs with dummy weights (one at a time: timings)
     "speed": [speed("speed.qwen36-35b-fp8", "Qwen3.6-35B-A3B-FP8.json"),
               speed("speed.qwen36-35b-bf16", "Qwen3.6-35B-A3B.json")],
