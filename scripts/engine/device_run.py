@@ -73,6 +73,12 @@ PLANS = {
     + [llm(f"{c}.default.v033", c, "default", vllm="0.33.0") for c in ("next-fp8-block", "qwen36-fp8-block")]
     + [llm(f"{c}.default.v034", c, "default", vllm="0.34.0") for c in ("next-fp8-block", "qwen36-fp8-block")]
     + [serve("serve.next-fp8-block", "next-fp8-block")],
+    # the smallest call that completes the CUDA-graph evidence after `faults` (~6 min of device time)
+    "graphs": [llm(f"{c}.default", c, "default") for c in ("qwen36-fp8-block", "qwen36-fp8-channel", "next-fp8-channel")]
+    + [llm("next-fp8-block.default.gfx1100", "next-fp8-block", "default", arch="gfx1100"),
+       llm("qwen36-fp8-block.default.gfx1201", "qwen36-fp8-block", "default", arch="gfx1201"),
+       llm("next-fp8-block.default.v034", "next-fp8-block", "default", vllm="0.34.0"),
+       serve("serve.next-fp8-block", "next-fp8-block")],
     # issue 18: tensor parallel 2 (± expert parallel) through vLLM's multiprocess executor and NCCL;
     # needs a two-GPU kind (nvidia-h100-x2); TP=1 in the same call is the baseline
     "tp2": [llm(f"{c}.tp{tp}{'.ep' if ep else ''}", c, "default",
@@ -124,11 +130,13 @@ def env_for(env_paths, job) -> dict:
     return env
 
 
-def make_checkpoints(env_paths) -> dict:
+def make_checkpoints(env_paths, wanted) -> dict:
     models = {}
     procs = {}
     env = dict(os.environ, PYTHONPATH=env_paths["site"])
     for family, quant in CHECKPOINTS:
+        if f"{family}-{quant}" not in wanted:
+            continue
         d = os.path.join(WORK, "models", f"{family}-{quant}")
         models[f"{family}-{quant}"] = d
         if not os.path.exists(os.path.join(d, "model.safetensors")):
@@ -252,7 +260,8 @@ def main(argv=None) -> None:
     jobs = [dict(j) for j in PLANS[args.plan] if not args.jobs or j["name"] in args.jobs]
     env_paths = setup(sorted({j["vllm"] for j in jobs}))
     print(f"setup {time.time() - t0:.0f}s", flush=True)
-    models = make_checkpoints(env_paths) if any(not j["model"].startswith("dummy:") for j in jobs) else {}
+    wanted = {j["model"] for j in jobs if not j["model"].startswith("dummy:")}
+    models = make_checkpoints(env_paths, wanted) if wanted else {}
     print(f"checkpoints {time.time() - t0:.0f}s", flush=True)
     results, logs = os.path.join(WORK, "results"), os.path.join(WORK, "logs")
     os.makedirs(results, exist_ok=True)
