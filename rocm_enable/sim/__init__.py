@@ -7,6 +7,9 @@ under that arch. It installs, before vLLM's platform module is imported:
   - empty stand-ins for vLLM's compiled extensions (the CPU build's AVX-512 `_C` dies with
     SIGILL on some hosts; a CUDA build's cannot load without CUDA);
 and then sets vLLM's current platform to RocmPlatform().
+
+On a machine with a real GPU, `rocm_enable.sim.gpu.activate_on_gpu` adds what running vLLM's engine
+needs (host-side op schemas, a CDNA-only image behind the stubs); scripts/engine uses it.
 """
 from __future__ import annotations
 
