@@ -79,7 +79,7 @@ def _tile_budget_n(head_dim: int, target: AttnTarget, cap: int) -> int:
 
 
 def decode_config(head_dim: int, target: AttnTarget, block_size: int | None = None,
-                  kv_fp8: bool = False) -> dict:
+                  kv_fp8: bool = False, split: bool = True) -> dict:
     """ROWS = 16 (the matrix-unit M); num_warps = 4; BLOCK_N keys per tile from the LDS budget,
     32 at most at head_dim >= 256 and 64 below (64 keys at head_dim 256 need ~250 VGPRs on
     gfx1151); DC = 64-wide head_dim chunks for Q K^T; one stage (paged gathers are not pipelined).
@@ -88,8 +88,12 @@ def decode_config(head_dim: int, target: AttnTarget, block_size: int | None = No
     CU (H100 stand-in, same run: 4 warps 80-91% of the copy rate at batch 8-32 / 32K-128K where 8
     warps reached 57-72%). With 4 waves the 16 x 256 fp32 accumulator takes 32 VGPRs per lane;
     the kernel loads V after the scores so that a 32-key tile stays spill-free (240 / 254 VGPRs
-    bf16 / fp8 cache on gfx1151; V issued before Q K^T spilled 2-40)."""
+    bf16 / fp8 cache on gfx1151; V issued before Q K^T spilled 2-40). The one exception: the
+    no-split kernel with an e4m3 cache at head_dim 256 spills 1 VGPR with 32 keys on gfx1100, so it
+    takes 16 (it only runs from seqs x kv_heads >= PROGRAMS_PER_CU x CUs up)."""
     cap = 32 if head_dim >= 256 else 64
+    if kv_fp8 and not split and head_dim >= 256:
+        cap = 16
     block_n = _fit_block(_tile_budget_n(head_dim, target, cap), block_size)
     return dict(ROWS=DECODE_ROWS, BLOCK_N=block_n, DC=min(head_dim, 64), KV_FP8=kv_fp8,
                 num_warps=4, num_stages=1)
@@ -141,8 +145,8 @@ def selectable_configs(target: AttnTarget):
     for hd in SUPPORTED_HEAD_DIMS:
         for bs in (None, 32, 16):  # None: the table's tile; 32 / 16: block-size fallbacks
             for fp8 in (False, True):
-                for kind, cfg in (("decode_split", decode_config(hd, target, bs, fp8)),
-                                  ("decode_direct", decode_config(hd, target, bs, fp8)),
+                for kind, cfg in (("decode_split", decode_config(hd, target, bs, fp8, split=True)),
+                                  ("decode_direct", decode_config(hd, target, bs, fp8, split=False)),
                                   ("prefill", prefill_config(hd, target, bs, fp8))):
                     key = (kind, hd, tuple(sorted(cfg.items())))
                     if key not in seen:
@@ -196,10 +200,10 @@ def paged_attention(q, key_cache, value_cache, out, block_table, seq_lens, cu_se
               v.stride(0), v.stride(1), v.stride(2),
               out.stride(0), out.stride(1), block_table.stride(0), block_size)
     if max_query_len == 1:
-        cfg = decode_config(head_dim, target, block_size, kv_fp8)
         groups = num_groups(qpkv)
         splits = num_splits or decode_num_splits(num_seqs, num_kv_heads, qpkv, target)
         split = splits > 1
+        cfg = decode_config(head_dim, target, block_size, kv_fp8, split)
         if split:
             if scratch is None:
                 scratch = alloc_scratch(target, num_kv_heads, qpkv, head_dim, q.device)
