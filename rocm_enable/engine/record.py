@@ -42,6 +42,10 @@ class Patch:
     anchors: Mapping[str, str]
     fixed_upstream_in: str | None = None
 
+    def __post_init__(self):
+        if self.fixed_upstream_in:
+            Version(self.fixed_upstream_in)  # malformed: fails at import, in tests, not in vLLM
+
     def needed_on(self, version: str) -> bool:
         return not (self.fixed_upstream_in and Version(version) >= Version(self.fixed_upstream_in))
 
@@ -78,6 +82,8 @@ class Fix:
 
     def __post_init__(self):
         SpecifierSet(self.versions)  # a malformed range fails at import, in tests, not in vLLM
+        if self.unverified_before:
+            Version(self.unverified_before)
         if not self.patches:
             raise ValueError(f"fix {self.name} has no patch")
         if self.fixed_upstream_in and self.supports_version(self.fixed_upstream_in):
