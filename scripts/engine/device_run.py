@@ -79,6 +79,11 @@ PLANS = {
        llm("qwen36-fp8-block.default.gfx1201", "qwen36-fp8-block", "default", arch="gfx1201"),
        llm("next-fp8-block.default.v034", "next-fp8-block", "default", vllm="0.34.0"),
        serve("serve.next-fp8-block", "next-fp8-block")],
+    # what the last minutes of a session's device time buy: the BF16 MoE path under vLLM's
+    # defaults (after moe-expert-ops-code-object), Qwen3.6 FP8 with graphs, the user's `vllm serve`
+    "last": [llm("next-bf16.default", "next-bf16", "default"),
+             llm("qwen36-fp8-block.default", "qwen36-fp8-block", "default"),
+             serve("serve.next-fp8-block.eager", "next-fp8-block", extra=["--enforce-eager"])],
     # issue 18: tensor parallel 2 (± expert parallel) through vLLM's multiprocess executor and NCCL;
     # needs a two-GPU kind (nvidia-h100-x2); TP=1 in the same call is the baseline
     "tp2": [llm(f"{c}.tp{tp}{'.ep' if ep else ''}", c, "default",
@@ -255,9 +260,14 @@ def main(argv=None) -> None:
     ap.add_argument("plan", choices=sorted(PLANS))
     ap.add_argument("--jobs", nargs="*", help="only these job names of the plan")
     ap.add_argument("--serial", action="store_true", help="one job at a time (timings)")
+    ap.add_argument("--job-timeout-s", type=int,
+                    help="cap every job's timeout (so the summary is written inside a short call)")
     args = ap.parse_args(argv)
     t0 = time.time()
     jobs = [dict(j) for j in PLANS[args.plan] if not args.jobs or j["name"] in args.jobs]
+    for job in jobs:
+        if args.job_timeout_s:
+            job["timeout"] = min(job["timeout"], args.job_timeout_s)
     env_paths = setup(sorted({j["vllm"] for j in jobs}))
     print(f"setup {time.time() - t0:.0f}s", flush=True)
     wanted = {j["model"] for j in jobs if not j["model"].startswith("dummy:")}
