@@ -1,6 +1,8 @@
 """The repository stands on its own: no committed file names a path of the machine it was written
 on (a workspace, a home directory, a named scratch folder) — such a path works for its author only.
-System paths a user's machine also has (/usr/bin/env, /usr/local, /opt in a Dockerfile) are fine."""
+System paths a user's machine also has (/usr/bin/env, /usr/local, /opt in a Dockerfile) are fine,
+and so is the project's own scratch folder (/tmp/rocm-enable-*, /tmp/rocm_enable_*), which its
+scripts create wherever they run (e.g. the engine harness on the GPU machine, in its run records)."""
 import re
 import subprocess
 from pathlib import Path
@@ -15,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # name them itself.
 _ROOTS = "|".join(["wo" + "rk", "work" + "space", "ro" + "ot", "ho" + "me/[A-Za-z0-9_.-]+",
                    "Us" + "ers/[A-Za-z0-9_.-]+", "m" + "nt", "med" + "ia",
-                   "t" + "mp/[A-Za-z0-9_][A-Za-z0-9_.+-]*"])
+                   "t" + "mp/(?!rocm[-_]enable)[A-Za-z0-9_][A-Za-z0-9_.+-]*"])
 MACHINE_PATH = re.compile(r"(?<![\w.~}/$-])/(?:" + _ROOTS + r")/[^\s'\"`)\]>,;]*")
 WINDOWS_HOME = re.compile(r"\b[A-Za-z]:\\\\?Us" + r"ers\\\\?[^\s'\"`]+")
 
@@ -37,6 +39,9 @@ def machine_paths(text: str) -> list[str]:
     ("relative docs/work/notes.md and tests/home/x", []),
     ("https://github.com/home/repo and ~/work/x and ${HOME}/work", []),
     ("tmp_path / 'x' and mktemp -d", []),
+    ('"serve", "/' + 'tmp/rocm-enable-engine/models/next"', []),
+    ("/" + "tmp/rocm_enable_isa_x/k.s", []),
+    ("/" + "tmp/rocmenable/x", ["/" + "tmp/rocmenable/x"]),
 ])
 def test_detector(text, found):
     assert machine_paths(text) == found
