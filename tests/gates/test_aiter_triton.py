@@ -7,11 +7,19 @@ aiter kernel is executed or compiled by these tests."""
 import os
 
 import pytest
+from packaging.version import Version
 
+from shared_sim import run_shared
 from sim_harness import run_python
 
 pytestmark = pytest.mark.vllm_sim
 FAKE_AITER = os.path.join(os.path.dirname(__file__), "fakeaiter")
+
+
+def rdna_switch_is_vllms(vllm) -> bool:
+    """vLLM 0.34.0 made is_rdna_aiter_enabled() on_rdna() (gfx11 and gfx12): the GDN decode check,
+    the unified-attention offer and the op registrations became vLLM's own there."""
+    return Version(vllm.version) >= Version("0.34.0")
 
 DECIDE = """
 import importlib
@@ -36,10 +44,14 @@ def decide(arch, vllm, plugin, **env):
 def test_gfx11_gets_aiter_triton_gdn_decode(arch, vllm_under_test):
     before = decide(arch, vllm_under_test, plugin=False)
     after = decide(arch, vllm_under_test, plugin=True)
-    assert before["gdn_aiter_triton"] is False          # vLLM: RDNA4 only
     assert after["gdn_aiter_triton"] is True
-    # the HIP/CK umbrella and the broad RDNA switch stay off: no gfx9 kernel is reachable
-    assert after["hip_umbrella"] is False and after["rdna_aiter_enabled"] is False
+    assert after["hip_umbrella"] is False               # no gfx9 HIP/CK kernel is reachable
+    if rdna_switch_is_vllms(vllm_under_test):
+        # fixed upstream (the record is not applicable): vLLM's own answer, nothing changed
+        assert before == after and before["rdna_aiter_enabled"] is True
+    else:
+        assert before["gdn_aiter_triton"] is False      # vLLM: RDNA4 only
+        assert after["rdna_aiter_enabled"] is False     # the broad RDNA switch is not widened
 
 
 def test_aiter_env_off_keeps_fla(vllm_under_test):
@@ -54,7 +66,7 @@ def test_other_archs_unchanged(arch, vllm_under_test):
 
 def test_disable_toggle_restores_vllm(vllm_under_test):
     after = decide("gfx1151", vllm_under_test, plugin=True, ROCM_ENABLE_DISABLE="aiter-gdn-triton-decode")
-    assert after["gdn_aiter_triton"] is False
+    assert after["gdn_aiter_triton"] is rdna_switch_is_vllms(vllm_under_test)  # vLLM's own answer
 
 
 WIDEN = """
@@ -74,7 +86,8 @@ def test_widening_rdna_switch_is_unsafe(arch, registered, vllm_under_test):
     env = {"PYTHONPATH": os.pathsep.join(p for p in (vllm_under_test.pythonpath, FAKE_AITER) if p),
            "VLLM_ROCM_USE_AITER": "1"}
     out = run_python(WIDEN, arch=arch, vllm=None, env=env)["result"]
-    assert out["fusion_op_registered"] is registered
+    # vLLM 0.34.0 registers them on every RDNA arch itself (and widens its switch with them)
+    assert out["fusion_op_registered"] is (registered or rdna_switch_is_vllms(vllm_under_test))
 
 
 # ---- aiter-unified-attention-rdna (B3/A10) ---------------------------------------------------
@@ -116,12 +129,17 @@ def select(arch, vllm, aiter=FAKE_AITER, **env):
     base = {"PYTHONPATH": os.pathsep.join(p for p in (vllm.pythonpath, aiter) if p),
             "VLLM_ROCM_USE_AITER": "1", "LOAD_PLUGIN": "1"}
     base.update(env)
-    return run_python(SELECT, arch=arch, vllm=None, env=base)["result"]
+    return run_shared(SELECT, arch=arch, vllm=None, env=base)["result"]
 
 
 @pytest.mark.parametrize("arch", ["gfx1151", "gfx1100"])
 def test_gfx11_offers_aiter_unified_attention(arch, vllm_under_test):
     out = select(arch, vllm_under_test, ROCM_ENABLE_DISABLE="rdna-attention")
+    if rdna_switch_is_vllms(vllm_under_test):
+        # vLLM offers it on gfx11 itself, after its default backend on purpose: its ranking stands
+        assert UA in out["before"]["priorities"] and out["before"]["priorities"][0] != UA
+        assert out["after"] == out["before"]
+        return
     assert UA not in out["before"]["priorities"]                     # vLLM: RDNA4 only (A10)
     assert out["before"]["qwen3-next/bf16/b544"] == out["before"]["qwen3-next/fp8kv/b544"] == "ROCM_ATTN"
     assert out["after"]["priorities"][0] == UA                        # ranked as vLLM ranks it on RDNA4
@@ -131,6 +149,10 @@ def test_gfx11_offers_aiter_unified_attention(arch, vllm_under_test):
 
 def test_with_rdna_attention_it_serves_what_ours_does_not(vllm_under_test):
     out = select("gfx1151", vllm_under_test)
+    if rdna_switch_is_vllms(vllm_under_test):
+        assert out["after"]["priorities"][0] == "ROCM_RDNA_ATTN" and UA in out["after"]["priorities"]
+        assert out["after"]["qwen3-next/bf16/b544"] == "ROCM_RDNA_ATTN"
+        return
     assert out["after"]["priorities"][:2] == ["ROCM_RDNA_ATTN", UA]
     assert out["after"]["qwen3-next/bf16/b544"] == "ROCM_RDNA_ATTN"
     assert out["after"]["qwen3-next/fp8kv/b544"] == UA                 # fp8 KV: was ROCM_ATTN
@@ -143,7 +165,10 @@ def test_unified_attention_needs_aiter_env_and_module(vllm_under_test, tmp_path)
     (tmp_path / "aiter").mkdir()
     (tmp_path / "aiter" / "__init__.py").write_text("")  # an aiter without the Triton unified attention
     bare = select("gfx1151", vllm_under_test, aiter=str(tmp_path), ROCM_ENABLE_DISABLE="rdna-attention")
-    assert UA not in bare["after"]["priorities"]
+    if rdna_switch_is_vllms(vllm_under_test):
+        assert bare["after"] == bare["before"]  # the ranking is vLLM's own there
+    else:
+        assert UA not in bare["after"]["priorities"]
 
 
 @pytest.mark.parametrize("arch", ["gfx1201", "gfx942", "gfx950"])
@@ -157,7 +182,8 @@ def test_unified_attention_other_archs_unchanged(arch, vllm_under_test):
 def test_unified_attention_disable_restores_vllm(vllm_under_test):
     out = select("gfx1151", vllm_under_test,
                  ROCM_ENABLE_DISABLE="rdna-attention,aiter-unified-attention-rdna")
-    assert out["after"] == out["before"] and UA not in out["after"]["priorities"]
+    assert out["after"] == out["before"]
+    assert (UA in out["after"]["priorities"]) is rdna_switch_is_vllms(vllm_under_test)
 
 
 IMPL = """
@@ -182,8 +208,8 @@ def test_unified_attention_impl_uses_no_aiter_hip_kernel(arch, vllm_under_test):
     that hands a pass aiter's HIP kernel (the MRoPE+KV-cache one answered IS_AITER_FOUND)."""
     env = {"PYTHONPATH": os.pathsep.join(p for p in (vllm_under_test.pythonpath, FAKE_AITER) if p),
            "VLLM_ROCM_USE_AITER": "1"}
-    before = run_python(IMPL, arch=arch, vllm=None, env={**env, "LOAD_PLUGIN": "0"})["result"]
-    after = run_python(IMPL, arch=arch, vllm=None, env={**env, "LOAD_PLUGIN": "1"})["result"]
+    before = run_shared(IMPL, arch=arch, vllm=None, env={**env, "LOAD_PLUGIN": "0"})["result"]
+    after = run_shared(IMPL, arch=arch, vllm=None, env={**env, "LOAD_PLUGIN": "1"})["result"]
     assert before["aiter_kernel"] == after["aiter_kernel"] == "aiter.ops.triton.unified_attention"
     assert before["mrope_kvcache_fusion"] is True and after["mrope_kvcache_fusion"] is False
     assert not after["rope_kvcache_fusion"] and not after["qk_norm_rope_kvcache_fusion"]

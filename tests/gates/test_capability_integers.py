@@ -3,6 +3,7 @@ simulated archs, before and after the plugin loads (one process)."""
 import pytest
 
 from sim_harness import run_python
+from shared_sim import run_shared
 
 pytestmark = pytest.mark.vllm_sim
 
@@ -35,19 +36,19 @@ W8A8, W8A16 = "CompressedTensorsW8A8Fp8", "CompressedTensorsW8A16Fp8"
 
 @pytest.mark.parametrize("arch", ["gfx1151", "gfx1100"])
 def test_gfx11_chooses_w8a16(arch, vllm_under_test):
-    out = run_python(DECIDE, arch=arch, vllm=vllm_under_test)["result"]
+    out = run_shared(DECIDE, arch=arch, vllm=vllm_under_test)["result"]
     assert out["before"] == {"channel": W8A8, "tensor": W8A8, "probe89": True, "probe80": True}
     assert out["after"] == {"channel": W8A16, "tensor": W8A16, "probe89": False, "probe80": True}
 
 
 @pytest.mark.parametrize("arch", ["gfx1201", "gfx942", "gfx950"])
 def test_fp8_archs_unchanged(arch, vllm_under_test):
-    out = run_python(DECIDE, arch=arch, vllm=vllm_under_test)["result"]
+    out = run_shared(DECIDE, arch=arch, vllm=vllm_under_test)["result"]
     assert out["after"] == out["before"] and out["after"]["channel"] == W8A8
 
 
 def test_disable_toggle_restores_vllm(vllm_under_test):
-    out = run_python(DECIDE, arch="gfx1151", vllm=vllm_under_test,
+    out = run_shared(DECIDE, arch="gfx1151", vllm=vllm_under_test,
                      env={"ROCM_ENABLE_DISABLE": "ct-fp8-scheme-by-fp8-compute"})["result"]
     assert out["after"] == out["before"] and out["after"]["channel"] == W8A8
 
@@ -73,7 +74,7 @@ result = {"before": before, "after": decide()}
 
 @pytest.mark.parametrize("arch", ["gfx1151", "gfx1100"])
 def test_i8_fp8_kv_cache_store_accepted(arch, vllm_under_test):
-    out = run_python(I8_DECIDE, arch=arch, vllm=vllm_under_test)["result"]
+    out = run_shared(I8_DECIDE, arch=arch, vllm=vllm_under_test)["result"]
     # vLLM's decision: accepted, via the integer capability (gfx11 reads as 115 / 110 >= 89)
     assert out["before"] == {"fp8": True, "fp8_e4m3": True, "cap89": True, "fp8_dtype": "torch.float8_e4m3fn"}
     assert out["after"] == out["before"]                     # nothing rocm-enable changes

@@ -1,7 +1,7 @@
 """fp8-linear-w8a16: vLLM's real dense FP8 kernel selection on simulated archs, before/after."""
 import pytest
 
-from sim_harness import run_python
+from shared_sim import run_shared
 
 pytestmark = pytest.mark.vllm_sim
 
@@ -44,7 +44,7 @@ NO_KERNEL = "raises ValueError: Failed to find a kernel that can implement the S
 
 @pytest.mark.parametrize("arch", ["gfx1151", "gfx1100"])
 def test_no_fp8_arch_selects_w8a16_linear(arch, vllm_under_test):
-    out = run_python(SELECT, arch=arch, vllm=vllm_under_test)["result"]
+    out = run_shared(SELECT, arch=arch, vllm=vllm_under_test)["result"]
     # vLLM's own answers (both versions): per-channel/per-tensor and W8A16 fail, block emulates W8A8.
     assert out["before"]["block128"] == "TritonFp8BlockScaledMMKernel"
     for case in ("channel", "tensor", "w8a16-channel"):
@@ -55,16 +55,16 @@ def test_no_fp8_arch_selects_w8a16_linear(arch, vllm_under_test):
 
 @pytest.mark.parametrize("arch", ["gfx1201", "gfx942"])
 def test_fp8_arch_keeps_vllm_kernels(arch, vllm_under_test):
-    out = run_python(SELECT, arch=arch, vllm=vllm_under_test)["result"]
+    out = run_shared(SELECT, arch=arch, vllm=vllm_under_test)["result"]
     assert out["after"] == out["before"]
     assert BLOCK not in out["after"].values() and SCALED not in out["after"].values()
 
 
 def test_disabled_kernels_env_and_toggle_restore_vllm(vllm_under_test):
-    out = run_python(SELECT, arch="gfx1151", vllm=vllm_under_test,
+    out = run_shared(SELECT, arch="gfx1151", vllm=vllm_under_test,
                      env={"ROCM_ENABLE_DISABLE": "fp8-linear-w8a16"})["result"]
     assert out["after"] == out["before"]
-    out = run_python(SELECT, arch="gfx1151", vllm=vllm_under_test,
+    out = run_shared(SELECT, arch="gfx1151", vllm=vllm_under_test,
                      env={"VLLM_DISABLED_KERNELS": BLOCK})["result"]
     assert out["after"]["block128"] == "TritonFp8BlockScaledMMKernel"
     assert out["after"]["channel"] == SCALED

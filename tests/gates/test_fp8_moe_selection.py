@@ -1,8 +1,9 @@
-"""fp8-moe-w8a16: vLLM's real FP8 MoE oracle on simulated archs, vLLM 0.32.0 and 0.33.0,
-before and after the plugin loads (the same process, so both answers come from one vLLM)."""
+"""fp8-moe-w8a16: vLLM's real FP8 MoE oracle on simulated archs, every vLLM under test (0.32.0,
+0.33.0, 0.34.0), before and after the plugin loads (the same process, so both answers come from
+one vLLM; the process is shared with the other cases of its vLLM, arch and environment)."""
 import pytest
 
-from sim_harness import run_python
+from shared_sim import run_shared
 
 pytestmark = pytest.mark.vllm_sim
 
@@ -56,14 +57,14 @@ NO_BACKEND = "raises NotImplementedError: No FP8 MoE backend supports the deploy
 
 @pytest.mark.parametrize("arch", ["gfx1151", "gfx1100"])
 def test_no_fp8_arch_selects_w8a16_experts(arch, vllm_under_test):
-    out = run_python(ORACLE, arch=arch, vllm=vllm_under_test)["result"]
+    out = run_shared(ORACLE, arch=arch, vllm=vllm_under_test)["result"]
     for key, before in out["before"].items():
         if vllm_under_test.version == "0.32.0":
             # vLLM 0.32.0's own answer: the refusal users hit (explicit triton: a ValueError).
             expected = NO_BACKEND if key.endswith("/auto") else "raises ValueError"
             assert before.startswith(expected), (key, before)
         else:
-            # vLLM 0.33.0's own answer: the emulated W8A8 TritonExperts.
+            # vLLM 0.33.0's and 0.34.0's own answer: the emulated W8A8 TritonExperts.
             assert before == "TRITON:TritonExperts", (key, before)
     for view in ("after", "after_fp8_method", "after_ct_method"):
         assert set(out[view].values()) == {OURS}, out[view]
@@ -71,7 +72,7 @@ def test_no_fp8_arch_selects_w8a16_experts(arch, vllm_under_test):
 
 @pytest.mark.parametrize("arch", ["gfx1201", "gfx942"])
 def test_fp8_arch_keeps_vllm_native_path(arch, vllm_under_test):
-    out = run_python(ORACLE, arch=arch, vllm=vllm_under_test)["result"]
+    out = run_shared(ORACLE, arch=arch, vllm=vllm_under_test)["result"]
     assert out["after"] == out["before"]
     assert all(OURS not in v for v in out["after"].values())
     assert out["before"]["qwen3-next/block128/auto"] == "TRITON:TritonExperts"
@@ -79,13 +80,13 @@ def test_fp8_arch_keeps_vllm_native_path(arch, vllm_under_test):
 
 def test_aiter_env_falls_back_instead_of_raising(vllm_under_test):
     env = {"VLLM_ROCM_USE_AITER": "1", "VLLM_ROCM_USE_AITER_MOE": "1"}
-    out = run_python(ORACLE, arch="gfx1151", vllm=vllm_under_test, env=env)["result"]
+    out = run_shared(ORACLE, arch="gfx1151", vllm=vllm_under_test, env=env)["result"]
     assert out["before"]["qwen3-next/block128/auto"].startswith(
         "raises ValueError: FP8 MoE backend AITER does not support")  # gate C1
     assert set(out["after"].values()) == {OURS}
 
 
 def test_disable_toggle_restores_vllm(vllm_under_test):
-    out = run_python(ORACLE, arch="gfx1151", vllm=vllm_under_test,
+    out = run_shared(ORACLE, arch="gfx1151", vllm=vllm_under_test,
                      env={"ROCM_ENABLE_DISABLE": "fp8-moe-w8a16"})["result"]
     assert out["after"] == out["before"]

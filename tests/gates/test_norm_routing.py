@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from sim_harness import run_python
+from shared_sim import run_shared
 
 pytestmark = pytest.mark.vllm_sim
 
@@ -27,7 +27,7 @@ AITER_ENV = {"VLLM_ROCM_USE_AITER": "1", "VLLM_ROCM_USE_AITER_RMSNORM": "1", "LO
 
 @pytest.mark.parametrize("arch", ["gfx1151", "gfx1100"])
 def test_gfx11_keeps_rms_norm_off_aiter(arch, vllm_under_test):
-    out = run_python(DECIDE, arch=arch, vllm=vllm_under_test, env=AITER_ENV)["result"]
+    out = run_shared(DECIDE, arch=arch, vllm=vllm_under_test, env=AITER_ENV)["result"]
     assert out["before"]["rms_norm"][0] == "aiter"  # vLLM's own decision: the gfx9-only kernel first
     assert "aiter" not in out["after"]["rms_norm"] and "aiter" not in out["after"]["fused_add_rms_norm"]
     assert out["after"]["rms_norm"] == out["before"]["rms_norm"][1:]
@@ -35,14 +35,29 @@ def test_gfx11_keeps_rms_norm_off_aiter(arch, vllm_under_test):
 
 def test_disable_toggle_restores_vllm(vllm_under_test):
     env = dict(AITER_ENV, ROCM_ENABLE_DISABLE="rms-norm-not-aiter-hip")
-    out = run_python(DECIDE, arch="gfx1151", vllm=vllm_under_test, env=env)["result"]
+    out = run_shared(DECIDE, arch="gfx1151", vllm=vllm_under_test, env=env)["result"]
     assert out["after"] == out["before"] and out["after"]["rms_norm"][0] == "aiter"
 
 
-@pytest.mark.parametrize("arch", ["gfx942", "gfx950", "gfx1201"])
+@pytest.mark.parametrize("arch", ["gfx942", "gfx950"])
 def test_other_archs_unchanged(arch, vllm_under_test):
-    out = run_python(DECIDE, arch=arch, vllm=vllm_under_test, env=AITER_ENV)["result"]
+    out = run_shared(DECIDE, arch=arch, vllm=vllm_under_test, env=AITER_ENV)["result"]
     assert out["after"] == out["before"]
+
+
+def test_rdna4_follows_vllm_then_drops_aiter(vllm_under_test):
+    """gfx1201 has no aiter HIP kernels either. Before 0.34.0 vLLM's default kept aiter off RDNA4
+    (`not on_rdna4()`), so nothing changes; 0.34.0 dropped that term, vLLM puts aiter first there
+    too, and the record takes it out."""
+    from packaging.version import Version
+
+    out = run_shared(DECIDE, arch="gfx1201", vllm=vllm_under_test, env=AITER_ENV)["result"]
+    if Version(vllm_under_test.version) < Version("0.34.0"):
+        assert out["after"] == out["before"] and "aiter" not in out["before"]["rms_norm"]
+    else:
+        assert out["before"]["rms_norm"][0] == "aiter"
+        assert out["after"]["rms_norm"] == out["before"]["rms_norm"][1:]
+        assert "aiter" not in out["after"]["fused_add_rms_norm"]
 
 
 # ---- rms-norm-aiter-ir-priority (B8): a priority the user names ------------------------------
@@ -78,7 +93,7 @@ def user_priority(arch, vllm, **env):
     base = {"PYTHONPATH": os.pathsep.join(p for p in (vllm.pythonpath, FAKE_AITER) if p),
             "LOAD_PLUGIN": "1"}
     base.update(env)
-    return run_python(USER_PRIORITY, arch=arch, vllm=None, env=base)["result"]
+    return run_shared(USER_PRIORITY, arch=arch, vllm=None, env=base)["result"]
 
 
 @pytest.mark.parametrize("arch", ["gfx1151", "gfx1100", "gfx1201"])

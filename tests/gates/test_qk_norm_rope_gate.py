@@ -82,14 +82,23 @@ BUILD = """
 import sys, torch
 sys.path.insert(0, os.environ["LAYERS_LIB"])
 import fp8_layer_lib as L   # builds vLLM layers from rocm_enable/models/qwen3_next_tiny_fp8.json
-L.setup_vllm(load_plugins=os.environ.get("LOAD_PLUGIN") == "1")
+L.setup_vllm(load_plugins=False)
 vc = L.model_context("fp8_block128", torch.bfloat16)
 from vllm.model_executor.models.qwen3_next import Qwen3NextAttention
-with L.loading(vc):
-    attn = Qwen3NextAttention(vc.model_config.hf_text_config, model_config=vc.model_config,
-                              cache_config=vc.cache_config, quant_config=vc.quant_config,
-                              prefix="model.layers.3.self_attn")
-result = {"fused": attn.use_fused_qk_norm_rope_gate, "backend": attn.attn.attn_backend.get_name()}
+def build(layer):
+    with L.loading(vc):
+        return Qwen3NextAttention(vc.model_config.hf_text_config, model_config=vc.model_config,
+                                  cache_config=vc.cache_config, quant_config=vc.quant_config,
+                                  prefix=f"model.layers.{layer}.self_attn")
+# vLLM alone, then (LOAD_PLUGIN=1) the same construction after the plugin loaded, one process
+attn = build(3)
+before = {"fused": attn.use_fused_qk_norm_rope_gate, "backend": attn.attn.attn_backend.get_name()}
+if os.environ.get("LOAD_PLUGIN") == "1":
+    import vllm.plugins
+    vllm.plugins.load_general_plugins()
+    attn = build(7)
+result = {"before": before, "fused": attn.use_fused_qk_norm_rope_gate,
+          "backend": attn.attn.attn_backend.get_name()}
 if os.environ.get("RUN_PROJECTION") == "1":
     # The model's own _project_qkv_gate (the fused Triton kernel when the flag is set, in the
     # interpreter) against its eager split + GemmaRMSNorm + RoPE, built from the same modules.
@@ -110,8 +119,9 @@ if os.environ.get("RUN_PROJECTION") == "1":
 """
 
 
-def build(arch, vllm, plugin, **env):
-    base = {"LAYERS_LIB": LAYERS_LIB, "LOAD_PLUGIN": "1" if plugin else "0"}
+def build(arch, vllm, **env):
+    """{'before': vLLM's own layer, 'fused'/'backend': the layer built after the plugin loaded}."""
+    base = {"LAYERS_LIB": LAYERS_LIB, "LOAD_PLUGIN": "1"}
     base.update(env)
     return run_python(BUILD, arch=arch, vllm=vllm, env=base)["result"]
 
@@ -120,23 +130,24 @@ def build(arch, vllm, plugin, **env):
 def test_model_attention_layer_decides_fused_path(arch, vllm_under_test):
     """J1 at model construction: vLLM's Qwen3NextAttention.__init__ computes
     use_fused_qk_norm_rope_gate itself; vLLM alone says no on ROCm, the plugin says yes."""
-    assert build(arch, vllm_under_test, plugin=False)["fused"] is False
-    assert build(arch, vllm_under_test, plugin=True)["fused"] is True
+    out = build(arch, vllm_under_test)
+    assert out["before"]["fused"] is False and out["fused"] is True
 
 
 @pytest.mark.parametrize("arch", ["gfx942", "gfx950"])
 def test_model_attention_layer_cdna_unchanged(arch, vllm_under_test):
-    before = build(arch, vllm_under_test, plugin=False)
-    assert build(arch, vllm_under_test, plugin=True) == before and before["fused"] is False
-
-
-def test_model_attention_layer_disable_restores_vllm(vllm_under_test):
-    out = build("gfx1151", vllm_under_test, plugin=True, ROCM_ENABLE_DISABLE="fused-qk-norm-rope-gate")
+    out = build(arch, vllm_under_test)
+    assert out["before"] == {"fused": out["fused"], "backend": out["backend"]}
     assert out["fused"] is False
 
 
+def test_model_attention_layer_disable_restores_vllm(vllm_under_test):
+    out = build("gfx1151", vllm_under_test, ROCM_ENABLE_DISABLE="fused-qk-norm-rope-gate")
+    assert out["fused"] is False and out["before"]["fused"] is False
+
+
 def test_model_projection_runs_fused_kernel(vllm_under_test):
-    out = build("gfx1151", vllm_under_test, plugin=True, RUN_PROJECTION="1", TRITON_INTERPRET="1")
+    out = build("gfx1151", vllm_under_test, RUN_PROJECTION="1", TRITON_INTERPRET="1")
     assert out["fused"] is True
     assert out["v"] == 0.0 and out["gate"] == 0.0
     assert out["q"] < 0.07 and out["k"] < 0.07, out  # bf16 output rounding, as above
