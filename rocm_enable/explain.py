@@ -257,6 +257,13 @@ def _probe(spec: dict, act: str, enforce_eager: bool) -> dict:
             out.append(_row("attention decode", backend, kern, f"{act}, fp32 accumulate",
                             f"use_rocm_custom_paged_attention(head {head}, GQA {nq // nkv}) = {hip}",
                             ATTN_GATES))
+        elif "RdnaAttention" in backend:  # rocm-enable's backend (rdna-attention)
+            kv = "bf16/fp16 or e4m3 KV (fp8, integer bit decode)"
+            out.append(_row("attention prefill", backend, "rocm_enable paged_prefill_kernel (Triton)",
+                            f"{act} Q, {kv}, fp32 accumulate", decided, ATTN_GATES, how=READ + " (kernel)"))
+            out.append(_row("attention decode", backend,
+                            "rocm_enable paged_decode_kernel + split_combine_kernel (Triton, split-KV)",
+                            f"{act} Q, {kv}, fp32 accumulate", decided, ATTN_GATES, how=READ + " (kernel)"))
         elif "Triton" in backend:
             out.append(_row("attention prefill", backend, "kernel_unified_attention (Triton, 2D)",
                             f"{act}, fp32 accumulate", decided, ATTN_GATES, how=READ + " (kernel)"))
