@@ -328,9 +328,11 @@ that folder's `series` file (quilt style; paths `a/vllm/...`, relative to the fo
 why, how, the capability predicate, upstream references and the removal condition. Where the
 runtime fix adds kernels, the patch adds them to vLLM's tree as vLLM modules; their sources are
 generated from `rocm_enable/ops` (and the offload-bundle reader from `rocm_enable/gates`), so they
-cannot drift from the runtime code. The vLLM classes the patches add around them
-(`rocm_enable/stacks/vllm/templates`) repeat the runtime classes; `tests/patches/test_template_drift.py`
-fails, naming the class and member, when the two differ beyond the declared differences.
+cannot drift from the runtime code. The RDNA attention backend module is generated from the
+runtime classes too (`rocm_enable/stacks/vllm/attention_rdna_recipes.py`); the W8A16 vLLM classes
+(`rocm_enable/stacks/vllm/templates`) repeat the runtime classes, and
+`tests/patches/test_template_drift.py` fails, naming the class and member, when they differ beyond
+the declared differences.
 
 Verified vLLM versions: {verified}. Series: {series}.
 

@@ -109,7 +109,7 @@ def embed_module(source: str) -> str:
     for old, new in EMBED_EDITS.get(source, ()):
         if text.count(old) != 1:
             raise RecipeError(f"rocm_enable/{source}: embed edit anchor found {text.count(old)} "
-                              f"times (need 1): {old!r} (scripts/vllm_patches/recipes.py "
+                              f"times (need 1): {old!r} (rocm_enable/stacks/vllm/recipe_embed.py "
                               "EMBED_EDITS)")
         text = text.replace(old, new)
     text = re.sub(r"^import triton\nimport triton\.language as tl\n",
@@ -134,11 +134,11 @@ def embed_module(source: str) -> str:
     bad = re.findall(r"^\s*(?:from|import)\s+rocm_enable\S*", text, flags=re.M)
     if bad:
         raise RecipeError(f"rocm_enable/{source} imports {bad}: embed that module too "
-                          "(scripts/vllm_patches/recipes.py EMBEDDED)")
+                          "(rocm_enable/stacks/vllm/recipe_embed.py EMBEDDED)")
     if source in EMBED_APPEND:
         text = text.rstrip("\n") + "\n" + EMBED_APPEND[source]()
     keep = ("keep the two identical" if source not in EMBED_EDITS else
-            "keep the two in step (scripts/vllm_patches/recipes.py EMBED_EDITS)")
+            "keep the two in step (rocm_enable/stacks/vllm/recipe_embed.py EMBED_EDITS)")
     return (SPDX + f"# Generated from rocm-enable rocm_enable/{source} "
             f"(scripts/build_vllm_patches.py); {keep}.\n" + text)
 
