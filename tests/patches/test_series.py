@@ -70,7 +70,7 @@ def test_series_and_ledger_equal_a_fresh_build(versions_under_test):
     every = set(trees) == set(rp.series_versions(REPO / "patches" / "vllm"))
     fresh = {k: v for k, v in fresh.items() if k != "README.md" or every}
     current = {k: v for k, v in current.items()
-               if (k == "README.md" and every) or k.split("/")[1] in trees}
+               if (every if k == "README.md" else k.split("/")[1] in trees)}
     stale = sorted(k for k in fresh.keys() | current.keys() if fresh.get(k) != current.get(k))
     assert not stale, (f"patches/ is stale (run .venv/bin/python scripts/build_vllm_patches.py): "
                        f"{stale}")
