@@ -43,7 +43,7 @@ def make_release(src_root: str | os.PathLike, dest_root: str | os.PathLike, vers
     """`dest_root/vllm`: the vLLM under `src_root` with its version set to `version`, and, when
     asked, one statement added at the top of `edit_function`'s body in `in_file` (relative to the
     package root, e.g. "vllm/model_executor/kernels/linear/__init__.py")."""
-    src, dest = Path(src_root), Path(dest_root)
+    src, dest = Path(src_root).resolve(), Path(dest_root)  # links must not be relative
     version_file = _materialise(src, dest, Path("vllm/_version.py"))
     text = version_file.read_text()
     old = re.search(r"__version__ = version = '([^']+)'", text).group(1)
