@@ -22,13 +22,15 @@ from test_hip_code_objects import bundle, elf_with_fatbin, write  # noqa: E402
 
 pytestmark = pytest.mark.vllm_sim
 
-ALIGN = """
-import os, sys, torch
-_lib = torch.library.Library("_moe_C", "FRAGMENT")
-_lib.define("moe_align_block_size(Tensor topk_ids, int num_experts, int block_size, "
-            "Tensor(a!) sorted_token_ids, Tensor(b!) experts_ids, Tensor(c!) num_tokens_post_pad, "
-            "Tensor? expert_map, Tensor(d!)? scatter_idx) -> ()")
-_lib.impl("moe_align_block_size", lambda ids, e, b, st, ex, nt, m, sc: (st.fill_(-7), None)[1], "CPU")
+# The stand-in op (registered once per process: tests/patches/equivalence.py reuses both parts)
+ALIGN_STANDIN = """
+_lib_align = torch.library.Library("_moe_C", "FRAGMENT")
+_lib_align.define("moe_align_block_size(Tensor topk_ids, int num_experts, int block_size, "
+                  "Tensor(a!) sorted_token_ids, Tensor(b!) experts_ids, Tensor(c!) num_tokens_post_pad, "
+                  "Tensor? expert_map, Tensor(d!)? scatter_idx) -> ()")
+_lib_align.impl("moe_align_block_size", lambda ids, e, b, st, ex, nt, m, sc: (st.fill_(-7), None)[1], "CPU")
+"""
+ALIGN_DECIDE = """
 for _name in ("vllm._moe_C", "vllm._moe_C_stable_libtorch"):
     if os.environ.get("EXT_FILE"):
         sys.modules[_name].__file__ = os.environ["EXT_FILE"]
@@ -69,6 +71,7 @@ before = decide()
 import vllm.plugins; vllm.plugins.load_general_plugins()
 result = {"before": before, "after": decide()}
 """
+ALIGN = "import os, sys, torch\n" + ALIGN_STANDIN + ALIGN_DECIDE
 
 
 def _decide(tmp_path, vllm, targets):

@@ -44,6 +44,8 @@ import test_fp8_moe_selection as gate_fp8_moe
 import test_gdn_autotune as gate_gdn
 import test_hip_code_objects as gate_hip
 import test_moe_config_lookup as gate_moe_config
+import test_moe_align_code_object as gate_moe_align
+import test_moe_expert_ops_code_object as gate_moe_ops
 import test_norm_routing as gate_norm
 from sim_harness import VllmUnderTest, run_python
 
@@ -112,6 +114,15 @@ HIP_2 = (_STANDIN_2_IMPORTS + _once("_rocm_enable_eq_hip_standins_2", gate_hip.S
 def _hip_2_env() -> dict[str, str]:
     return {**_hip_env(), **gate_hip.ENV_2}
 
+
+# ---- BF16 MoE ops (tests/layers/test_moe_align_code_object.py, test_moe_expert_ops_code_object.py)
+# The same "built for gfx1151 and gfx942" extension file as above (HIP_TARGETS): gfx1100 / gfx1201
+# route vLLM's align, SiLU-and-mul and top-k sum around _moe_C / _C, gfx1151 and gfx942 keep the
+# HIP ops. The align runs in Triton's interpreter, which more-hip-ops already sets for the process.
+MOE_ALIGN = ("import os, sys, torch\n" + _once("_rocm_enable_eq_moe_align", gate_moe_align.ALIGN_STANDIN)
+             + gate_moe_align.ALIGN_DECIDE)
+MOE_EXPERT_OPS = ("import os, sys, torch\n" + _once("_rocm_enable_eq_moe_ops", gate_moe_ops.OPS_STANDIN)
+                  + gate_moe_ops.OPS_DECIDE)
 
 # ---- GDN autotune (tests/gates/test_gdn_autotune.py DECIDE) ----------------------------------
 # The gate snippet replaces the autotuner's run() and records `tuner.configs`, where the runtime
@@ -209,6 +220,8 @@ CASES = (
     Case("rms-norm-priority", ("rms-norm-not-aiter-hip",), gate_norm.DECIDE),
     Case("more-hip-ops", ("topk-softmax-code-object", "c-ops-code-object", "ir-vllm-c-code-object",
                           "gdn-mtp-decode-code-object"), HIP_2, _hip_2_env),
+    Case("moe-align", ("moe-align-code-object",), MOE_ALIGN, _hip_2_env),
+    Case("moe-expert-ops", ("moe-expert-ops-code-object",), MOE_EXPERT_OPS, _hip_env),
     Case("qk-norm-rope-gate", ("fused-qk-norm-rope-gate",), QK_NORM_ROPE_GATE),
     Case("ct-fp8-scheme", ("ct-fp8-scheme-by-fp8-compute",), gate_ct.DECIDE),
     Case("gdn-autotune", ("gdn-autotune-lds",), GDN),
