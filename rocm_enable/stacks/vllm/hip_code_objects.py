@@ -30,16 +30,16 @@ MoE experts and its RDNA (or vLLM's Triton) attention, TP=1, from source reading
                                VLLM_GDN_DECODE_KERNEL=cuda (the default) on 0.32.0
                                (qwen_gdn_linear_attn.py:597-649, 1844); 0.33.0 runs a Triton port on
                                ROCm (:113-123)                                             gdn-mtp-decode-code-object
+  BF16/int4 MoE experts (vLLM's TritonExperts; the W8A16 experts have their own routing and sum):
+    _moe_C.moe_align_block_size                                         moe-align-code-object
+    _C.silu_and_mul in apply_moe_activation, _moe_C.moe_sum             moe-expert-ops-code-object
   not reached on this path (listed so nobody looks again):
-    _moe_C.moe_align_block_size / moe_sum, _C.silu_and_mul inside the experts: vLLM's TritonExperts
-      (BF16/int4 checkpoints), not the W8A16 experts (own torch routing and top-k sum). vLLM has no
-      native twin for moe_align_block_size; a BF16 MoE on a build without the arch still dies there.
     _C reshape_and_cache (ROCM_ATTN, block 16/32 only), paged_attention (HIP decode, head <= 128),
       vocab_parallel_embedding (TP>1), greedy_argmax / fused_gumbel_argmax (CPU platform only),
       weak_ref_tensor (host-side, no device code).
   no native alternative in vLLM: the per-token / group FP8 activation quant ops
       (dynamic_per_token_scaled_fp8_quant, per_token_group_fp8_quant) of W8A8 FP8 paths, which the
-      W8A16 records keep off gfx11; moe_align_block_size (above).
+      W8A16 records keep off gfx11.
 """
 from __future__ import annotations
 
