@@ -11,7 +11,7 @@ bash scripts/setup.sh
 ROOT="$PWD"
 PY="$ROOT/.venv/bin/python"
 PIP="$ROOT/.venv/bin/pip"
-OVERLAY_VERSIONS=(0.33.0)
+OVERLAY_VERSIONS=(0.33.0 0.34.0)
 
 # The test tools: the package's [test] extra (pytest, xdist), Docker's own Dockerfile parser and
 # ShellCheck (wheels) for tests/user; installed once.

@@ -5,8 +5,6 @@ rocm_enable.patches.copy_tree) and its series applied; the equivalence tests imp
 that copy."""
 from __future__ import annotations
 
-import importlib.util
-import os
 import sys
 from pathlib import Path
 
@@ -22,22 +20,9 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from rocm_enable import patches as rp  # noqa: E402
 from sim_harness import VllmUnderTest, vllm_versions_under_test  # noqa: E402
+from trees import installed_root  # noqa: E402
 
 SERIES_ROOT = REPO / "patches" / "vllm"
-
-
-def installed_root(vllm: VllmUnderTest) -> Path:
-    """The folder holding the `vllm` package this VllmUnderTest imports."""
-    if vllm.pythonpath:
-        return rp.vllm_package_root(vllm.pythonpath.split(os.pathsep)[0])
-    spec = importlib.util.find_spec("vllm")
-    return Path(spec.origin).resolve().parent.parent
-
-
-def patched_under_test(vllm: VllmUnderTest, patched_root: Path) -> VllmUnderTest:
-    # The patched copy first; the rest of the original path (0.33's overlay holds orjson) after.
-    rest = [p for p in vllm.pythonpath.split(os.pathsep) if p]
-    return VllmUnderTest(vllm.version, os.pathsep.join([str(patched_root), *rest]))
 
 
 @pytest.fixture(scope="session")

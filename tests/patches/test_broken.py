@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 import equivalence as eq
-from conftest import installed_root, patched_under_test
+from trees import installed_root, patched_under_test
 from rocm_enable import patches as rp
 
 RMS = "0004-rms-norm-not-aiter-hip.patch"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import installed_root
+from trees import installed_root
 from rocm_enable import cli
 from rocm_enable import patches as rp
 

@@ -3,7 +3,7 @@ vLLM with the plugin, for every fix that has a patch, on each simulated arch and
 import pytest
 
 import equivalence as eq
-from conftest import patched_under_test
+from trees import patched_under_test
 from rocm_enable import patches as rp
 
 pytestmark = pytest.mark.vllm_sim

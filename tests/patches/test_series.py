@@ -59,7 +59,7 @@ def test_embedded_sources_equal_rocm_enable(series_root, version):
 
 def test_series_and_ledger_equal_a_fresh_build(versions_under_test):
     import build_vllm_patches as build
-    from conftest import installed_root
+    from trees import installed_root
 
     trees = {v.version: installed_root(v) for v in versions_under_test}
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,7 +80,7 @@ def test_build_check_mode_accepts_the_checked_in_series(versions_under_test, cap
     """`scripts/build_vllm_patches.py --check` (what a contributor runs) compares only what it
     writes: the vLLM series and the ledger, not patches/atom/."""
     import build_vllm_patches as build
-    from conftest import installed_root
+    from trees import installed_root
 
     args = ["--check"] + [a for v in versions_under_test
                           for a in ("--vllm", f"{v.version}={installed_root(v)}")]
