@@ -13,6 +13,7 @@ import zlib
 import pytest
 
 from rocm_enable.gates import code_objects as co
+from rocm_enable.sim.gpu import elf_with_fatbin  # noqa: F401 (also imported from here by other tests)
 from sim_harness import run_python
 
 HOST = "host-x86_64-unknown-linux-gnu-"
@@ -38,25 +39,6 @@ def compressed(inner, version=2, method=1):
     else:
         head = struct.pack("<4sHHQQQ", b"CCOB", 3, method, 32 + len(payload), len(inner), 0)
     return head + payload
-
-
-def elf_with_fatbin(fatbin: bytes) -> bytes:
-    """A minimal ELF64 LE file: sections NULL, .hip_fatbin, .shstrtab."""
-    names = b"\0.hip_fatbin\0.shstrtab\0"
-    data_off = 64
-    str_off = data_off + len(fatbin)
-    sh_off = (str_off + len(names) + 7) & ~7
-    hdr = bytearray(64)
-    hdr[:6] = b"\x7fELF\x02\x01"
-    struct.pack_into("<Q", hdr, 0x28, sh_off)
-    struct.pack_into("<HHH", hdr, 0x3A, 64, 3, 2)
-
-    def sh(name, off, size, typ=1):
-        return struct.pack("<IIQQQQIIQQ", name, typ, 0, 0, off, size, 0, 0, 1, 0)
-
-    body = bytes(hdr) + fatbin + names
-    body += b"\0" * (sh_off - len(body))
-    return body + sh(0, 0, 0, 0) + sh(1, data_off, len(fatbin)) + sh(12, str_off, len(names), 3)
 
 
 def write(tmp_path, name, data):
