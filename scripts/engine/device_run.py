@@ -84,6 +84,15 @@ PLANS = {
     "last": [llm("next-bf16.default", "next-bf16", "default"),
              llm("qwen36-fp8-block.default", "qwen36-fp8-block", "default"),
              serve("serve.next-fp8-block.eager", "next-fp8-block", extra=["--enforce-eager"])],
+    # everything on the tiny checkpoints that `faults` left: vLLM's defaults (torch.compile +
+    # FULL_AND_PIECEWISE graphs) on every checkpoint BF16 included, gfx1100 / gfx1201, 0.33 / 0.34,
+    # and the unmodified `vllm serve` with its defaults (~9 min of device time)
+    "defaults": [llm(f"{c}.default", c, "default") for c in CK]
+    + [llm("next-fp8-block.default.gfx1100", "next-fp8-block", "default", arch="gfx1100"),
+       llm("qwen36-fp8-block.default.gfx1201", "qwen36-fp8-block", "default", arch="gfx1201"),
+       llm("next-fp8-block.default.v033", "next-fp8-block", "default", vllm="0.33.0"),
+       llm("qwen36-fp8-block.default.v034", "qwen36-fp8-block", "default", vllm="0.34.0"),
+       serve("serve.next-fp8-block", "next-fp8-block")],
     # issue 18: tensor parallel 2 (± expert parallel) through vLLM's multiprocess executor and NCCL;
     # needs a two-GPU kind (nvidia-h100-x2); TP=1 in the same call is the baseline
     "tp2": [llm(f"{c}.tp{tp}{'.ep' if ep else ''}", c, "default",
