@@ -1,19 +1,35 @@
 """Close a test run (several pytest sessions, one junit xml each) with:
   - one line 'N passed, N failed, N skipped';
-  - test-seconds per suite (tests/<dir>) and per vLLM version under test (the [x.y.z] in a test id;
-    'any' for tests that do not depend on the version), so the cost of a new version shows;
+  - test-seconds per suite (tests/<dir>) and per vLLM version under test (a test id whose
+    parameters include one of the versions of ROCM_ENABLE_TEST_VLLM, as scripts/test.sh exports it;
+    'any' for tests that do not depend on the version), so the cost of a new version shows. Only
+    those versions count: other version-like parameters (HSA_OVERRIDE_GFX_VERSION's 11.0.0) are not
+    vLLM versions;
   - the 15 slowest tests, so drift shows in every run's log.
 Times are per test (setup + call + teardown as junit records them), not wall time: with -n 2
 two run at once."""
 from __future__ import annotations
 
-import re
+import os
 import sys
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 
 SLOWEST = 15
-VERSION = re.compile(r"\[(?:[^\]]*-)?(\d+\.\d+\.\d+)(?:-[^\]]*)?\]")
+ENV_VERSIONS = "ROCM_ENABLE_TEST_VLLM"  # "0.32.0=;0.33.0=path;..." (tests/sim_harness.py)
+
+
+def versions_under_test() -> set[str]:
+    spec = os.environ.get(ENV_VERSIONS, "")
+    return {item.partition("=")[0].strip() for item in spec.split(";") if item.strip()}
+
+
+def vllm_version_of(name: str, versions: set[str]) -> str:
+    """The vLLM version a test ran against: a parameter of its id (pytest joins parameter ids with
+    '-') that is a version under test; 'any' when none is."""
+    params = name[name.find("[") + 1:name.rfind("]")] if name.endswith("]") else ""
+    found = [p for p in params.split("-") if p in versions]
+    return found[0] if found else "any"
 
 
 def cases(paths):
@@ -42,13 +58,13 @@ def suite_of(classname: str) -> str:
 
 def main(paths) -> None:
     rows = list(cases(paths))
+    versions = versions_under_test()
     counts = defaultdict(int)
     by_suite, by_version = defaultdict(float), defaultdict(float)
     for classname, name, seconds, outcome in rows:
         counts[outcome] += 1
         by_suite[suite_of(classname)] += seconds
-        match = VERSION.search(name)
-        by_version[match.group(1) if match else "any"] += seconds
+        by_version[vllm_version_of(name, versions)] += seconds
     total = sum(seconds for *_, seconds, _ in rows)
     print(f"\ntest-seconds: {total:.0f} in all")
     print("  by suite:        " + ", ".join(f"{k} {v:.0f}" for k, v in
