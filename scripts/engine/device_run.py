@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Device side of the engine harness: run on the GPU machine from the repository root.
 
-    python3 scripts/engine/device_run.py PLAN [--jobs NAME ...] [--budget-s 540]
+    python3 scripts/engine/device_run.py PLAN [--jobs NAME ...] [--serial] [--budget-s 570]
 
 PLAN is one of PLANS below. It installs the carried wheels (.engine-carry/wheels, rocm-enable's
 own wheel among them, so vLLM loads the plugin through its `vllm.general_plugins` entry point),
@@ -51,9 +51,11 @@ def serve(name, model, vllm="0.32.0", arch="gfx1151", extra=(), timeout=420):
             "extra": list(extra), "timeout": timeout}
 
 
-def speed(name, config, vllm="0.32.0", arch="gfx1151", extra=(), timeout=540):
+def speed(name, config, min_gpu_gib, vllm="0.32.0", arch="gfx1151", extra=(), timeout=400):
+    """A full-size bundled config with dummy weights (engine_job.py --speed); skipped on a GPU with
+    less than min_gpu_gib of memory (weights + the 4 GiB KV cache + runtime)."""
     return {"name": name, "kind": "llm", "model": f"dummy:{config}", "mode": "default", "vllm": vllm,
-            "arch": arch, "extra": ["--speed", *extra], "timeout": timeout}
+            "arch": arch, "extra": ["--speed", *extra], "timeout": timeout, "min_gpu_gib": min_gpu_gib}
 
 
 CK = [f"{f}-{q}" for f, q in CHECKPOINTS]
@@ -98,10 +100,16 @@ PLANS = {
     "tp2": [llm(f"{c}.tp{tp}{'.ep' if ep else ''}", c, "default",
                 extra=["--tensor-parallel-size", str(tp)] + (["--enable-expert-parallel"] if ep else []))
             for c in ("next-fp8-block", "qwen36-fp8-block") for tp, ep in ((1, False), (2, False), (2, True))],
-    # engine-level speed on full-size configs with dummy weights (one at a time: timings)
-    "speed": [speed("speed.qwen36-35b-fp8", "Qwen3.6-35B-A3B-FP8.json"),
-              speed("speed.qwen36-35b-bf16", "Qwen3.6-35B-A3B.json")],
+    # issue 14 point 4: engine-level decode speed and per-step kernel profile on full-size configs
+    # with dummy weights, by importance; run with --serial (timings) and --budget-s. min_gpu_gib:
+    # `rocm-enable plan`'s text weights (33.3 / 64.6 / 74.9 GiB) + 4 GiB KV + 4 GiB runtime
+    "speed": [speed("speed.qwen36-35b-fp8", "Qwen3.6-35B-A3B-FP8.json", 42),
+              speed("speed.qwen36-35b-bf16", "Qwen3.6-35B-A3B.json", 73),
+              speed("speed.coder-next-80b-fp8", "Qwen3-Coder-Next-FP8.json", 83)],
 }
+# --budget-s: what a job needs at least to be worth starting, and what the summary needs at the end
+MIN_JOB_S = 120
+SUMMARY_RESERVE_S = 25
 
 
 def sh(cmd, **kw):
@@ -128,17 +136,19 @@ def setup(versions) -> dict:
     return {"site": site, "simsite": simsite, "vllm": paths}
 
 
-def env_for(env_paths, job) -> dict:
+def env_for(env_paths, job, serial=False) -> dict:
     env = dict(os.environ)
     env.update({
         "PYTHONPATH": os.pathsep.join([env_paths["simsite"], env_paths["vllm"][job["vllm"]], env_paths["site"]]),
         "ROCM_ENABLE_SIM_ARCH": job["arch"], "PYTHONUNBUFFERED": "1",
         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
-        "TOKENIZERS_PARALLELISM": "false", "TORCHINDUCTOR_COMPILE_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
         "VLLM_CACHE_ROOT": os.path.join(WORK, "cache", job["name"]),
         # the lent multi-GPU machines require NVLink multicast off
         "NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1",
     })
+    if not serial:  # many engines start at once: one inductor compile worker each
+        env["TORCHINDUCTOR_COMPILE_THREADS"] = "1"
     if job["kind"] == "llm" and "--tensor-parallel-size" not in job["extra"]:
         env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # in-process engine: introspection and profiles
     return env
@@ -163,23 +173,66 @@ def make_checkpoints(env_paths, wanted) -> dict:
     return models
 
 
+# The linears released Qwen FP8 block checkpoints keep in BF16 (the tiny checkpoints' list, which
+# run 1 proved through vLLM's loader): GDN in_proj_ba (Qwen3-Next) / in_proj_a, in_proj_b
+# (Qwen3.5/3.6), the router, the shared-expert gate, lm_head. The bundled configs do not carry
+# modules_to_not_convert; without it vLLM would build in_proj_ba as a block-FP8 linear of 64 rows.
+KEPT_BF16 = {"qwen3_next": ("linear_attn.in_proj_ba", "mlp.gate", "mlp.shared_expert_gate"),
+             "qwen3_5_moe": ("linear_attn.in_proj_a", "linear_attn.in_proj_b", "mlp.gate",
+                             "mlp.shared_expert_gate")}
+LAYER_PREFIX = {"qwen3_next": "model.layers", "qwen3_5_moe": "model.language_model.layers"}
+# Fields the bundled Qwen3.6 config leaves out (not verified there) that vLLM's M-RoPE path reads:
+# the tiny qwen36 checkpoints' values (run 1). They change no byte a decode step reads.
+QWEN36_ROPE = {"rope_type": "default", "rope_theta": 10000000.0, "partial_rotary_factor": 0.25,
+               "mrope_section": [11, 11, 10], "mrope_interleaved": True}
+
+
+def dummy_config(cfg: dict) -> dict:
+    """A bundled config as the dummy-weight engine gets it: without the bundle's own notes, with
+    the released checkpoints' modules_to_not_convert and Qwen3.6's rope parameters."""
+    cfg = json.loads(json.dumps({k: v for k, v in cfg.items() if not k.startswith("_")}))
+    model_type = cfg["model_type"]
+    text = cfg.get("text_config", cfg)
+    if model_type == "qwen3_5_moe":
+        text.setdefault("rope_parameters", dict(QWEN36_ROPE))
+    q = cfg.get("quantization_config")
+    if q and q.get("quant_method") == "fp8" and "modules_to_not_convert" not in q:
+        kept = [f"{LAYER_PREFIX[model_type]}.{i}.{m}" for i in range(text["num_hidden_layers"])
+                for m in KEPT_BF16[model_type]
+                if not m.startswith("linear_attn") or text["layer_types"][i] == "linear_attention"]
+        q["modules_to_not_convert"] = ["lm_head"] + kept
+    return cfg
+
+
 def dummy_model(config_file: str) -> str:
     """A folder holding a bundled full-size config.json (load_format=dummy needs no weights)."""
     with open(os.path.join(BUNDLED, config_file)) as f:
-        cfg = {k: v for k, v in json.load(f).items() if not k.startswith("_")}
+        cfg = dummy_config(json.load(f))
     d = os.path.join(WORK, "dummy", config_file[:-5])
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(cfg, f)
+    with open(os.path.join(d, "generation_config.json"), "w") as f:  # as the tiny checkpoints have one
+        json.dump({"do_sample": False}, f)
     return d
 
 
-def run_llm(job, env_paths, model_dir, results, logs):
+def gpu_memory_gib() -> float | None:
+    """Total memory of GPU 0 from nvidia-smi (None when it cannot be read)."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=30).stdout
+        return int(out.split()[0]) / 1024
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return None
+
+
+def run_llm(job, env_paths, model_dir, results, logs, serial=False):
     out = os.path.join(results, job["name"] + ".json")
     cmd = [sys.executable, os.path.join(ROOT, "scripts", "engine", "engine_job.py"), "--model", model_dir,
            "--mode", job["mode"], "--out", out, *job["extra"]]
     with open(os.path.join(logs, job["name"] + ".log"), "w") as log:
-        p = subprocess.Popen(cmd, env=env_for(env_paths, job), stdout=log, stderr=subprocess.STDOUT,
+        p = subprocess.Popen(cmd, env=env_for(env_paths, job, serial), stdout=log, stderr=subprocess.STDOUT,
                              start_new_session=True)
         try:
             rc = p.wait(timeout=job["timeout"])
@@ -236,7 +289,8 @@ def summarize(jobs, results) -> dict:
     summary = {}
     for job in jobs:
         name = job["name"]
-        entry = {"kind": job["kind"], "vllm": job["vllm"], "arch": job["arch"], "rc": job.get("rc")}
+        entry = {"kind": job["kind"], "vllm": job["vllm"], "arch": job["arch"], "rc": job.get("rc"),
+                 "timeout": job["timeout"]}
         path = os.path.join(results, name + (".serve.json" if job["kind"] == "serve" else ".json"))
         if os.path.exists(path):
             with open(path) as f:
@@ -246,7 +300,7 @@ def summarize(jobs, results) -> dict:
                 entry["response"] = r.get("response")
             else:
                 entry.update({k: r.get(k) for k in ("ok", "engine_up_s", "wall_s", "error", "versions",
-                                                     "config", "modules", "speed")})
+                                                     "config", "modules", "speed", "llm_kwargs")})
                 if r.get("traceback"):
                     entry["traceback_tail"] = r["traceback"][-2500:]
                 if r.get("fixes"):
@@ -271,12 +325,17 @@ def main(argv=None) -> None:
     ap.add_argument("--serial", action="store_true", help="one job at a time (timings)")
     ap.add_argument("--job-timeout-s", type=int,
                     help="cap every job's timeout (so the summary is written inside a short call)")
+    ap.add_argument("--budget-s", type=int,
+                    help=f"wall seconds for the whole call: each job's timeout is capped to what is left "
+                         f"less {SUMMARY_RESERVE_S} s for the summary, and a job with under {MIN_JOB_S} s "
+                         "left is skipped")
     args = ap.parse_args(argv)
     t0 = time.time()
     jobs = [dict(j) for j in PLANS[args.plan] if not args.jobs or j["name"] in args.jobs]
     for job in jobs:
         if args.job_timeout_s:
             job["timeout"] = min(job["timeout"], args.job_timeout_s)
+    gpu_gib = gpu_memory_gib() if any(j.get("min_gpu_gib") for j in jobs) else None
     env_paths = setup(sorted({j["vllm"] for j in jobs}))
     print(f"setup {time.time() - t0:.0f}s", flush=True)
     wanted = {j["model"] for j in jobs if not j["model"].startswith("dummy:")}
@@ -291,10 +350,19 @@ def main(argv=None) -> None:
         if model_dir is None:
             job["rc"] = "no checkpoint"
             continue
+        if gpu_gib is not None and job.get("min_gpu_gib", 0) > gpu_gib:
+            job["rc"] = f"skipped: needs {job['min_gpu_gib']} GiB, the GPU has {gpu_gib:.0f} GiB"
+            continue
+        if args.budget_s:
+            left = args.budget_s - (time.time() - t0) - SUMMARY_RESERVE_S
+            if left < MIN_JOB_S:
+                job["rc"] = f"skipped: {left:.0f} s of the budget left"
+                continue
+            job["timeout"] = int(min(job["timeout"], left))
         if job["kind"] == "serve":
             t = threading.Thread(target=run_serve, args=(job, env_paths, model_dir, results, logs, 8100 + i))
         else:
-            t = threading.Thread(target=run_llm, args=(job, env_paths, model_dir, results, logs))
+            t = threading.Thread(target=run_llm, args=(job, env_paths, model_dir, results, logs, args.serial))
         t.start()
         threads.append(t)
         if args.serial:
@@ -312,7 +380,8 @@ def main(argv=None) -> None:
     summary = summarize(jobs, results)
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "summary.json"), "w") as f:
-        json.dump({"plan": args.plan, "wall_s": round(time.time() - t0, 1), "jobs": summary}, f, indent=1)
+        json.dump({"plan": args.plan, "wall_s": round(time.time() - t0, 1), "gpu_gib": gpu_gib, "jobs": summary},
+                  f, indent=1)
     if os.path.exists(ref_path):
         os.replace(ref_path, os.path.join(OUT, "reference.json"))
     with tarfile.open(os.path.join(OUT, "logs.tar.xz"), "w:xz") as tar:

@@ -11,15 +11,33 @@ kernel profile of decode steps. Writes one JSON result.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
+import statistics
 import sys
 import time
 import traceback
 
+import speed_profile
+
 BATCH_TOKENS = 512  # max_num_batched_tokens: vLLM's largest default CUDA-graph capture size
 STEPS = 32
+
+# speed mode (issue 14 point 4): full-size config, dummy weights, vLLM's defaults except
+# max_num_seqs 8 (capture sizes 1, 2, 4, 8, 16 instead of 51: the batch-1 and batch-8 graphs are the
+# ones the defaults capture too, start-up is shorter) and a fixed 4 GiB KV cache (8 x 1024 tokens
+# need well under 1 GiB; the rest of the GPU stays free for the BF16 35B's 65 GiB of weights).
+SPEED_KV_BYTES = 4 << 30
+SPEED_MAX_SEQS = 8
+SPEED_BATCHES = (1, 8)
+SPEED_TOKEN_MAX = 100_000  # prompt ids below every special / vision token id of the Qwen vocabularies
+SPEED_REPEATS = 3
+GRAPH_STEPS = 8   # decode steps per profiled generate with CUDA graphs
+EAGER_STEPS = 4   # ... and with graph dispatch off (every launch has its CPU op: bigger traces)
+COPY_BYTES = 1 << 30
+GRAPH_NODES = 1000
 
 
 def prompts(vocab: int) -> list[list[int]]:
@@ -38,10 +56,9 @@ def engine_kwargs(args) -> dict:
               tensor_parallel_size=args.tensor_parallel_size)
     if args.enable_expert_parallel:
         kw["enable_expert_parallel"] = True
-    if args.speed:
-        # full-size model alone on the GPU: room for the weights, a KV cache for 16 sequences
-        kw.update(load_format="dummy", skip_tokenizer_init=True, max_model_len=1024, max_num_seqs=16,
-                  gpu_memory_utilization=0.92, kv_cache_memory_bytes=8 << 30)
+    if args.speed:  # full-size config alone on the GPU (SPEED_* above)
+        kw.update(load_format="dummy", skip_tokenizer_init=True, max_model_len=1024,
+                  max_num_seqs=SPEED_MAX_SEQS, gpu_memory_utilization=0.92, kv_cache_memory_bytes=SPEED_KV_BYTES)
     else:
         kw.update(skip_tokenizer_init=True, enable_prefix_caching=True, enable_chunked_prefill=True,
                   disable_log_stats=False,
@@ -151,79 +168,232 @@ def correctness(llm, vocab: int) -> dict:
     return out
 
 
-def kernel_family(name: str) -> str:
-    n = name.lower()
-    rules = [("moe", ("moe", "expert", "w8a16_moe", "fused_experts", "align", "topk", "sort", "gather",
-                      "scatter", "index", "bincount", "cumsum")),
-             ("gdn", ("delta", "gdn", "fused_recurrent", "chunk_", "l2norm", "gated")),
-             ("conv", ("conv1d",)),
-             ("attention", ("attn", "attention", "flash", "paged", "reshape_and_cache", "unified")),
-             ("norm", ("norm", "rms")),
-             ("dense", ("gemm", "gemv", "w8a16", "linear", "matmul", "cutlass", "sm90", "nvjet", "cublas")),
-             ("rope", ("rotary", "rope")),
-             ("sampling", ("argmax", "softmax", "sample", "log_softmax", "logsumexp", "max_"))]
-    for fam, keys in rules:
-        if any(k in n for k in keys):
-            return fam
-    return "other"
+def model_runner(llm):
+    """The in-process engine's model runner (VLLM_ENABLE_V1_MULTIPROCESSING=0)."""
+    return llm.llm_engine.engine_core.engine_core.model_executor.driver_worker.worker.model_runner
 
 
-def speed(llm, vocab: int, input_len: int, output_len: int, batches=(1, 8)) -> dict:
-    from vllm import SamplingParams
+@contextlib.contextmanager
+def graphs_off(runner):
+    """CUDA-graph dispatch off for the block: every batch runs the compiled model without graphs,
+    as vLLM does for a batch above its largest capture size."""
+    mgr = getattr(runner, "cudagraph_manager", None)  # model runner V2 (vLLM 0.32's default)
+    if mgr is not None and hasattr(mgr, "_graphs_captured"):
+        obj, attr = mgr, "_graphs_captured"
+    elif hasattr(getattr(runner, "cudagraph_dispatcher", None), "keys_initialized"):  # V1 runner
+        obj, attr = runner.cudagraph_dispatcher, "keys_initialized"
+    else:
+        raise RuntimeError(f"{type(runner).__name__}: no CUDA-graph dispatch switch found (vLLM changed)")
+    old = getattr(obj, attr)
+    setattr(obj, attr, False)
+    try:
+        yield f"{type(obj).__name__}.{attr}"
+    finally:
+        setattr(obj, attr, old)
+
+
+def copy_bandwidth(nbytes: int = COPY_BYTES, iters: int = 20) -> dict:
+    """Device-to-device copy rate (bytes read + written) and a read-only rate (a sum over the
+    same bytes), on buffers far larger than L2."""
     import torch
 
-    rng = random.Random(7)
-    res = {}
-    for b in batches:
-        ps = [[rng.randrange(4, vocab - 8) for _ in range(input_len)] for _ in range(b)]
-        sp1 = SamplingParams(max_tokens=1, temperature=0.0, ignore_eos=True, detokenize=False)
-        spn = SamplingParams(max_tokens=output_len, temperature=0.0, ignore_eos=True, detokenize=False)
-        gen = lambda sp: llm.generate([{"prompt_token_ids": p} for p in ps], sp, use_tqdm=False)  # noqa: E731
-        gen(spn)  # warm-up (prefix caching makes the timed prefill short; decode dominates anyway)
+    src = torch.zeros(nbytes, dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+    flat = src.view(torch.float32)
+
+    def timed(fn) -> float:
+        for _ in range(3):
+            fn()
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        for _ in range(iters):
+            fn()
+        b.record()
+        b.synchronize()
+        return a.elapsed_time(b) / iters  # ms
+
+    copy_ms = timed(lambda: dst.copy_(src))
+    read_ms = timed(flat.sum)
+    del src, dst, flat
+    torch.cuda.empty_cache()
+    return {"bytes": nbytes, "copy_ms": round(copy_ms, 4), "read_ms": round(read_ms, 4),
+            "copy_gbs": round(2 * nbytes / (copy_ms * 1e6), 1),   # read + written
+            "read_gbs": round(nbytes / (read_ms * 1e6), 1)}
+
+
+def graph_node_cost(nodes: int = GRAPH_NODES, replays: int = 20):
+    """This GPU's cost per node of a CUDA graph of `nodes` serialized one-element kernels (the same
+    benchmark as the RDNA per-launch cost the plan uses). Returns (graph, result)."""
+    import torch
+
+    x = torch.zeros(1, device="cuda")
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            x.add_(1)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # the engine's threads may be busy
+        for _ in range(nodes):
+            x.add_(1)
+    graph.replay()
+    torch.cuda.synchronize()
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    a.record()
+    for _ in range(replays):
+        graph.replay()
+    b.record()
+    b.synchronize()
+    return graph, {"nodes": nodes, "us_per_node": round(a.elapsed_time(b) * 1e3 / (replays * nodes), 4)}
+
+
+def speed_prompts(batch: int, input_len: int, vocab: int) -> list[list[int]]:
+    rng = random.Random(7 + batch)
+    top = min(vocab - 8, SPEED_TOKEN_MAX)
+    return [[rng.randrange(4, top) for _ in range(input_len)] for _ in range(batch)]
+
+
+def make_gen(llm):
+    from vllm import SamplingParams
+
+    def gen(prompts: list[list[int]], tokens: int) -> None:
+        sp = SamplingParams(max_tokens=tokens, temperature=0.0, ignore_eos=True, detokenize=False)
+        outs = llm.generate([{"prompt_token_ids": p} for p in prompts], sp, use_tqdm=False)
+        got = sorted({len(o.outputs[0].token_ids) for o in outs})
+        if len(outs) != len(prompts) or got != [tokens]:
+            raise RuntimeError(f"asked {len(prompts)} x {tokens} tokens, got {len(outs)} outputs of {got}")
+    return gen
+
+
+def decode_timing(gen, prompts, output_len: int) -> dict:
+    """Decode step = (time of prompts -> output_len tokens - time of prompts -> 1 token) /
+    (output_len - 1): the same (prefix-cached) prefill in both, so what is left is the decode steps,
+    host work included, as a user's tokens/s. After one untimed warm-up; SPEED_REPEATS pairs."""
+    import torch
+
+    gen(prompts, output_len)
+    steps = []
+    for _ in range(SPEED_REPEATS):
         torch.cuda.synchronize()
-        t0 = time.perf_counter(); gen(sp1); torch.cuda.synchronize(); t_prefill = time.perf_counter() - t0
-        t0 = time.perf_counter(); gen(spn); torch.cuda.synchronize(); t_all = time.perf_counter() - t0
-        step_s = (t_all - t_prefill) / (output_len - 1)
-        res[f"batch{b}"] = {"decode_step_ms": round(step_s * 1e3, 3),
-                            "decode_tok_s": round(b / step_s, 1), "total_s": round(t_all, 2)}
-        # kernel profile of decode steps: 17 tokens, minus a 1-token run (prefill + first step)
-        from torch.profiler import ProfilerActivity, profile
+        t0 = time.perf_counter()
+        gen(prompts, 1)
+        torch.cuda.synchronize()
+        t1 = time.perf_counter()
+        gen(prompts, output_len)
+        torch.cuda.synchronize()
+        t2 = time.perf_counter()
+        steps.append(((t2 - t1) - (t1 - t0)) / (output_len - 1))
+    step = statistics.median(steps)
+    return {"decode_step_ms": round(step * 1e3, 4), "decode_tok_s": round(len(prompts) / step, 2),
+            "step_ms_runs": [round(s * 1e3, 4) for s in steps], "batch": len(prompts),
+            "input_len": len(prompts[0]), "output_len": output_len}
 
-        def kernels(sp):
-            with profile(activities=[ProfilerActivity.CUDA]) as prof:
-                gen(sp)
+
+def profile_records(prof):
+    """The profiler session as plain records for speed_profile: device kernels/copies, op-linked
+    kernels with their op chain (innermost first) and the window markers."""
+    from torch.autograd import DeviceType
+
+    device, linked, marks, kinds = [], [], {}, {}
+    for e in prof.events():
+        if e.device_type == DeviceType.CPU:
+            if e.name.startswith(speed_profile.MARK):
+                marks[e.name[len(speed_profile.MARK):]] = (e.time_range.start, e.time_range.end)
+                continue
+            if not e.kernels:
+                continue
+            chain, p = [], e
+            while p is not None:
+                chain.append((p.name, p.input_shapes))
+                p = p.cpu_parent
+            for k in e.kernels:
+                if k.name != e.name and not k.name.startswith(speed_profile.MARK):  # not an annotation span
+                    linked.append((e.time_range.start, tuple(chain), k.name, k.duration))
+        else:
+            if getattr(e, "is_user_annotation", False) or e.name.startswith(speed_profile.MARK):
+                continue
+            kind = str(getattr(e, "activity_type", None))
+            kinds[kind] = kinds.get(kind, 0) + 1
+            device.append((e.name, e.time_range.start, e.time_range.elapsed_us()))
+    return device, linked, marks, kinds
+
+
+def kernel_profile(llm, gen, prompts_by_batch: dict, node_graph) -> dict:
+    """One profiler session: per batch, graph pass then eager pass (1-token and 1+N-token generates,
+    each in its own marked window), then one replay of the graph-node benchmark."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    runner = model_runner(llm)
+    modes = [("graph", GRAPH_STEPS)]
+    try:
+        with graphs_off(runner) as switch:
+            modes.append(("eager", EAGER_STEPS))
+    except RuntimeError as exc:  # no eager pass: families by kernel name only
+        switch = repr(exc)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=True) as prof:
+        for b, prompts in prompts_by_batch.items():
+            for mode, steps in modes:
+                with graphs_off(runner) if mode == "eager" else contextlib.nullcontext():
+                    for part, tokens in (("short", 1), ("long", 1 + steps)):
+                        torch.cuda.synchronize()
+                        time.sleep(0.002)  # a gap between windows: no device record sits on a border
+                        with record_function(speed_profile.MARK + speed_profile.window_label(mode, b, part)):
+                            gen(prompts, tokens)
+                            torch.cuda.synchronize()
+        if node_graph is not None:
+            time.sleep(0.002)
+            with record_function(speed_profile.MARK + "graph_node"):
+                node_graph.replay()
                 torch.cuda.synchronize()
-            ks = {}
-            for e in prof.events():
-                if e.device_type == torch.autograd.DeviceType.CUDA:
-                    k = ks.setdefault(e.name, [0, 0.0])
-                    k[0] += 1
-                    k[1] += e.device_time_total if hasattr(e, "device_time_total") else e.cuda_time_total
-            return ks
+    t0 = time.time()
+    device, linked, marks, kinds = profile_records(prof)
+    hf = llm.llm_engine.vllm_config.model_config.hf_text_config
+    vocab = llm.llm_engine.vllm_config.model_config.get_vocab_size()
+    experts = int(getattr(hf, "num_experts", 0) or 0)
+    out = {f"batch{b}": speed_profile.profile_batch(device, linked, marks, b, GRAPH_STEPS, EAGER_STEPS,
+                                                      vocab, experts) for b in prompts_by_batch}
+    tiny = speed_profile.by_name(device, marks["graph_node"]) if "graph_node" in marks else {}
+    n = sum(c for c, _ in tiny.values())
+    out["graph_node_kernel_us"] = round(sum(u for _, u in tiny.values()) / n, 4) if n else None
+    out["graph_switch"] = switch
+    out["device_record_kinds"] = kinds
+    out["records"] = {"device": len(device), "linked": len(linked), "parse_s": round(time.time() - t0, 1)}
+    return out
 
-        n_steps = 16
-        k_long = kernels(SamplingParams(max_tokens=n_steps + 1, temperature=0.0, ignore_eos=True, detokenize=False))
-        k_short = kernels(sp1)
-        per_step = {}
-        for name, (cnt, us) in k_long.items():
-            c0, u0 = k_short.get(name, (0, 0.0))
-            if cnt - c0 > 0:
-                per_step[name] = [(cnt - c0) / n_steps, (us - u0) / n_steps]
-        fams = {}
-        for name, (cnt, us) in per_step.items():
-            f = fams.setdefault(kernel_family(name), {"kernels": 0.0, "us": 0.0, "names": []})
-            f["kernels"] += cnt
-            f["us"] += us
-            f["names"].append(name[:120])
-        total_us = sum(f["us"] for f in fams.values()) or 1.0
-        for f in fams.values():
-            f["share"] = round(f["us"] / total_us, 3)
-            f["kernels"] = round(f["kernels"], 2)
-            f["us"] = round(f["us"], 1)
-            f["names"] = sorted(set(f["names"]))[:12]
-        res[f"batch{b}"]["profile"] = {"kernels_per_step": round(sum(v[0] for v in per_step.values()), 1),
-                                       "gpu_us_per_step": round(total_us, 1), "families": fams}
-    return res
+
+def speed(llm, args, into: dict, save) -> None:
+    """Fills `into` step by step (and saves after each) so a job killed late keeps what it measured."""
+    vocab = llm.llm_engine.vllm_config.model_config.get_vocab_size()
+    vc = llm.llm_engine.vllm_config
+    into["engine"] = {"max_num_seqs": vc.scheduler_config.max_num_seqs,
+                      "max_num_batched_tokens": vc.scheduler_config.max_num_batched_tokens,
+                      "async_scheduling": getattr(vc.scheduler_config, "async_scheduling", None),
+                      "capture_sizes": list(vc.compilation_config.cudagraph_capture_sizes or []),
+                      "cudagraph_mode": str(vc.compilation_config.cudagraph_mode),
+                      "kv_cache_memory_bytes": vc.cache_config.kv_cache_memory_bytes,
+                      "prefix_caching": vc.cache_config.enable_prefix_caching}
+    node_graph = None
+    try:  # the device's own numbers; a failure here must not cost the timings below
+        into["copy"] = copy_bandwidth()
+        node_graph, into["graph_node"] = graph_node_cost()
+    except Exception as exc:
+        into["device_error"] = repr(exc)[:500]
+    save()
+    gen = make_gen(llm)
+    prompts = {b: speed_prompts(b, args.input_len, vocab) for b in SPEED_BATCHES}
+    for b, ps in prompts.items():
+        t = time.time()
+        into[f"batch{b}"] = decode_timing(gen, ps, args.output_len)
+        into[f"batch{b}"]["wall_s"] = round(time.time() - t, 1)
+        save()
+    if args.no_profile:
+        return
+    t = time.time()
+    into["profile"] = kernel_profile(llm, gen, prompts, node_graph)
+    into["profile"]["wall_s"] = round(time.time() - t, 1)
+    save()
 
 
 def main(argv=None) -> None:
@@ -234,6 +404,7 @@ def main(argv=None) -> None:
     ap.add_argument("--tensor-parallel-size", type=int, default=1)
     ap.add_argument("--enable-expert-parallel", action="store_true")
     ap.add_argument("--speed", action="store_true")
+    ap.add_argument("--no-profile", action="store_true", help="speed: timings only, no kernel profile")
     ap.add_argument("--input-len", type=int, default=512)
     ap.add_argument("--output-len", type=int, default=256)
     ap.add_argument("--gpu-util", type=float, default=0.05)
@@ -266,7 +437,8 @@ def main(argv=None) -> None:
         result.update(describe(llm))
         vocab = llm.llm_engine.vllm_config.model_config.get_vocab_size()
         if args.speed:
-            result["speed"] = speed(llm, vocab, args.input_len, args.output_len)
+            result["speed"] = {}
+            speed(llm, args, result["speed"], dump)
         else:
             result["run"] = correctness(llm, vocab)
         result["ok"] = True
