@@ -136,19 +136,17 @@ def setup(versions) -> dict:
     return {"site": site, "simsite": simsite, "vllm": paths}
 
 
-def env_for(env_paths, job, serial=False) -> dict:
+def env_for(env_paths, job) -> dict:
     env = dict(os.environ)
     env.update({
         "PYTHONPATH": os.pathsep.join([env_paths["simsite"], env_paths["vllm"][job["vllm"]], env_paths["site"]]),
         "ROCM_ENABLE_SIM_ARCH": job["arch"], "PYTHONUNBUFFERED": "1",
         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
-        "TOKENIZERS_PARALLELISM": "false",
+        "TOKENIZERS_PARALLELISM": "false", "TORCHINDUCTOR_COMPILE_THREADS": "1",
         "VLLM_CACHE_ROOT": os.path.join(WORK, "cache", job["name"]),
         # the lent multi-GPU machines require NVLink multicast off
         "NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1",
     })
-    if not serial:  # many engines start at once: one inductor compile worker each
-        env["TORCHINDUCTOR_COMPILE_THREADS"] = "1"
     if job["kind"] == "llm" and "--tensor-parallel-size" not in job["extra"]:
         env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # in-process engine: introspection and profiles
     return env
@@ -227,12 +225,12 @@ def gpu_memory_gib() -> float | None:
         return None
 
 
-def run_llm(job, env_paths, model_dir, results, logs, serial=False):
+def run_llm(job, env_paths, model_dir, results, logs):
     out = os.path.join(results, job["name"] + ".json")
     cmd = [sys.executable, os.path.join(ROOT, "scripts", "engine", "engine_job.py"), "--model", model_dir,
            "--mode", job["mode"], "--out", out, *job["extra"]]
     with open(os.path.join(logs, job["name"] + ".log"), "w") as log:
-        p = subprocess.Popen(cmd, env=env_for(env_paths, job, serial), stdout=log, stderr=subprocess.STDOUT,
+        p = subprocess.Popen(cmd, env=env_for(env_paths, job), stdout=log, stderr=subprocess.STDOUT,
                              start_new_session=True)
         try:
             rc = p.wait(timeout=job["timeout"])
@@ -289,8 +287,8 @@ def summarize(jobs, results) -> dict:
     summary = {}
     for job in jobs:
         name = job["name"]
-        entry = {"kind": job["kind"], "vllm": job["vllm"], "arch": job["arch"], "rc": job.get("rc"),
-                 "timeout": job["timeout"]}
+        entry = {"kind": job["kind"], "model": job["model"], "vllm": job["vllm"], "arch": job["arch"],
+                 "rc": job.get("rc"), "timeout": job["timeout"]}
         path = os.path.join(results, name + (".serve.json" if job["kind"] == "serve" else ".json"))
         if os.path.exists(path):
             with open(path) as f:
@@ -362,7 +360,7 @@ def main(argv=None) -> None:
         if job["kind"] == "serve":
             t = threading.Thread(target=run_serve, args=(job, env_paths, model_dir, results, logs, 8100 + i))
         else:
-            t = threading.Thread(target=run_llm, args=(job, env_paths, model_dir, results, logs, args.serial))
+            t = threading.Thread(target=run_llm, args=(job, env_paths, model_dir, results, logs))
         t.start()
         threads.append(t)
         if args.serial:

@@ -208,3 +208,31 @@ def test_speed_jobs_skip_gpus_their_weights_do_not_fit():
         assert job["min_gpu_gib"] == math.ceil(text + engine_job.SPEED_KV_BYTES / 2**30 + 4), job["name"]
         assert "--speed" in job["extra"]
     assert [j["name"] for j in device_run.PLANS["speed"]][0] == "speed.qwen36-35b-fp8"
+
+
+def test_speed_plan_main_budget_and_memory_gating(tmp_path, monkeypatch):
+    """device_run.main on CPU with the engine jobs stubbed: the 80B job is skipped on an 80 GB GPU,
+    every started job's timeout fits the budget, and the summary is written."""
+    import json
+
+    started = []
+    monkeypatch.setattr(device_run, "WORK", str(tmp_path))
+    monkeypatch.setattr(device_run, "OUT", str(tmp_path / "out"))
+    monkeypatch.setattr(device_run, "setup", lambda versions: {"site": "", "simsite": "", "vllm": {}})
+    monkeypatch.setattr(device_run, "gpu_memory_gib", lambda: 79.6)
+
+    def fake_run(job, env_paths, model_dir, results, logs):
+        started.append((job["name"], job["timeout"]))
+        assert json.load(open(os.path.join(model_dir, "config.json")))["model_type"]
+        job["rc"] = 0
+    monkeypatch.setattr(device_run, "run_llm", fake_run)
+    device_run.main(["speed", "--serial", "--budget-s", "570"])
+    summary = json.load(open(tmp_path / "out" / "summary.json"))
+    assert [n for n, _ in started] == ["speed.qwen36-35b-fp8", "speed.qwen36-35b-bf16"]
+    assert all(t <= 570 - device_run.SUMMARY_RESERVE_S for _, t in started)
+    assert summary["jobs"]["speed.coder-next-80b-fp8"]["rc"].startswith("skipped: needs 83 GiB")
+    assert summary["jobs"]["speed.qwen36-35b-fp8"]["model"] == "dummy:Qwen3.6-35B-A3B-FP8.json"
+    started.clear()
+    device_run.main(["speed", "--serial", "--budget-s", str(device_run.MIN_JOB_S + device_run.SUMMARY_RESERVE_S - 5)])
+    summary = json.load(open(tmp_path / "out" / "summary.json"))
+    assert not started and summary["jobs"]["speed.qwen36-35b-fp8"]["rc"].startswith("skipped: ")
