@@ -236,3 +236,46 @@ def test_speed_plan_main_budget_and_memory_gating(tmp_path, monkeypatch):
     device_run.main(["speed", "--serial", "--budget-s", str(device_run.MIN_JOB_S + device_run.SUMMARY_RESERVE_S - 5)])
     summary = json.load(open(tmp_path / "out" / "summary.json"))
     assert not started and summary["jobs"]["speed.qwen36-35b-fp8"]["rc"].startswith("skipped: ")
+
+
+def test_speed_runs_end_to_end_on_a_stand_in_engine(monkeypatch):
+    """engine_job.speed with a CPU stand-in for the in-process engine (generate runs a matmul per
+    token): the timing, the one-session profile with its marked windows, the graph switch and the
+    results' JSON all work; the CUDA-only device numbers fail soft and say why."""
+    import json
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a, **k: None)
+    runner = SimpleNamespace(cudagraph_manager=SimpleNamespace(_graphs_captured=True))
+    seen_switch = []
+    x = torch.randn(32, 32)
+
+    def generate(prompts, sp, use_tqdm=False):
+        seen_switch.append(runner.cudagraph_manager._graphs_captured)
+        for _ in range(sp.max_tokens):
+            torch.mm(x, x)
+        out = SimpleNamespace(token_ids=[5] * sp.max_tokens)
+        return [SimpleNamespace(outputs=[out]) for _ in prompts]
+
+    hf = SimpleNamespace(num_experts=256)
+    mc = SimpleNamespace(get_vocab_size=lambda: 248320, hf_text_config=hf)
+    vc = SimpleNamespace(model_config=mc, scheduler_config=SimpleNamespace(max_num_seqs=8, max_num_batched_tokens=8192),
+                         compilation_config=SimpleNamespace(cudagraph_capture_sizes=[1, 2, 4, 8, 16],
+                                                            cudagraph_mode="FULL_AND_PIECEWISE"),
+                         cache_config=SimpleNamespace(kv_cache_memory_bytes=4 << 30, enable_prefix_caching=True))
+    worker = SimpleNamespace(model_runner=runner)
+    core = SimpleNamespace(model_executor=SimpleNamespace(driver_worker=SimpleNamespace(worker=worker)))
+    llm = SimpleNamespace(generate=generate, llm_engine=SimpleNamespace(
+        vllm_config=vc, engine_core=SimpleNamespace(engine_core=core)))
+    into, saves = {}, []
+    args = SimpleNamespace(input_len=16, output_len=6, no_profile=False)
+    engine_job.speed(llm, args, into, lambda: saves.append(json.dumps(into)))
+    assert "device_error" in into and into["engine"]["max_num_seqs"] == 8
+    assert into["batch1"]["output_len"] == 6 and into["batch8"]["batch"] == 8
+    assert into["batch8"]["decode_tok_s"] == pytest.approx(8 / (into["batch8"]["decode_step_ms"] / 1e3), rel=1e-3)
+    prof = into["profile"]
+    assert prof["graph_switch"] == "SimpleNamespace._graphs_captured"
+    assert set(prof["batch1"]) >= {"graph", "eager"} and prof["graph_node_kernel_us"] is None
+    assert False in seen_switch and runner.cudagraph_manager._graphs_captured is True
+    assert len(saves) == 4 and json.loads(saves[-1])["profile"]["batch8"]["eager_steps"] == engine_job.EAGER_STEPS
