@@ -55,7 +55,24 @@ LINK_RATES_GBPS = (25, 50, 100, 200)
 
 
 def load_engine_profile() -> dict:
+    """models/engine_profile.json: {"profiles": {hf_id: profile}} (see select_profile)."""
     return json.loads(resources.files("rocm_enable.models").joinpath("engine_profile.json").read_text())
+
+
+def select_profile(doc: dict, spec) -> tuple[dict, str]:
+    """The engine profile that applies to `spec`: its own, else one measured on a model with the
+    same weight format (FP8 W8A16 kernels or BF16 kernels: the kernels whose efficiency was measured),
+    else none ({}). Returns (profile, how it applies)."""
+    profiles = {k: v for k, v in (doc.get("profiles") or {}).items() if v.get("status") == "measured"}
+    if spec.name in profiles:
+        return profiles[spec.name], f"this model's profile, measured on {profiles[spec.name].get('device')}"
+    fp8 = spec.quant is not None
+    same_arch_first = sorted(profiles.items(), key=lambda kv: (kv[1].get("architecture") != spec.architecture, kv[0]))
+    for name, prof in same_arch_first:
+        if bool(prof.get("fp8")) == fp8:
+            return prof, (f"measured on {prof.get('device')} for {name} (same {'FP8' if fp8 else 'BF16'} kernels; "
+                          "applying it to this model is an assumption)")
+    return {}, "not yet measured"
 
 
 @dataclass(frozen=True)
@@ -76,7 +93,8 @@ def efficiencies(profile: dict) -> dict:
         entry = profile.get("bandwidth_efficiency", {}).get(fam) or {}
         v = entry.get("value")
         if v is None:
-            out[fam] = (*UNMEASURED_EFFICIENCY, "not yet measured")
+            why = entry.get("status", "")
+            out[fam] = (*UNMEASURED_EFFICIENCY, why if why.startswith("not measured") else "not yet measured")
         else:
             if not 0 < float(v) <= 1.5:  # a read-only stream may pass a read+write copy rate
                 raise ValueError(f"engine_profile.json: bandwidth_efficiency.{fam} = {v} is not a share")
@@ -85,9 +103,11 @@ def efficiencies(profile: dict) -> dict:
 
 
 def kernels_per_step(spec, profile: dict, allreduces: int) -> tuple[int, str]:
+    """Launches one decode step makes: the profile's count (kernels and copies, CUDA-graph pass) when
+    it measured this model, else the per-layer estimate."""
     k = profile.get("kernels_per_step") or {}
     if k.get("value") is not None and k.get("model") == spec.name:
-        return int(k["value"]) + allreduces, f"measured on {profile.get('device')}"
+        return round(k["value"]) + allreduces, f"measured on {profile.get('device')}"
     e = KERNELS_ESTIMATE
     mlp = e["moe_block"] if spec.is_moe else e["dense_mlp_block"]
     n = (spec.linear_attention_layers * e["linear_attention_layer"]
@@ -129,7 +149,10 @@ def collectives(spec, tp: int, nodes: int, batch: int, act_bytes: int) -> dict |
 
 def project(spec, step: StepBytes, bandwidth_gbs: float, batch: int, tp: int = 1, nodes: int = 1,
             act_bytes: int = 2, profile: dict | None = None) -> dict:
-    profile = load_engine_profile() if profile is None else profile
+    """`profile`: one engine profile (select_profile's choice from engine_profile.json by default)."""
+    how = "given"
+    if profile is None:
+        profile, how = select_profile(load_engine_profile(), spec)
     eff = efficiencies(profile)
     bw = bandwidth_gbs * 1e9
     bytes_time = [sum(b / (eff[f][i] * bw) for f, b in step.by_family.items()) for i in (0, 1)]
@@ -139,6 +162,9 @@ def project(spec, step: StepBytes, bandwidth_gbs: float, batch: int, tp: int = 1
     coll = collectives(spec, tp, nodes, batch, act_bytes)
     out = {
         "label": "PROJECTION (not a measurement)",
+        "engine_profile": {"applies": how, "model": profile.get("model"), "device": profile.get("device"),
+                           "command": profile.get("command"), "date": profile.get("date"),
+                           "measured": profile.get("measured")},
         "bytes_by_family": {f: int(b) for f, b in step.by_family.items()},
         "efficiency": {f: {"low": eff[f][0], "high": eff[f][1], "status": eff[f][2]} for f in step.by_family},
         "kernels_per_step": nk, "kernels_status": nk_status, "launch_cost_us": LAUNCH_COST_US,
@@ -156,18 +182,24 @@ def project(spec, step: StepBytes, bandwidth_gbs: float, batch: int, tp: int = 1
     return out
 
 
-def assumptions(board, profile: dict) -> list[str]:
+def assumptions(board, profile: dict, how: str = "not yet measured") -> list[str]:
     measured = [f for f, e in efficiencies(profile).items() if e[2] != "not yet measured"]
+    ref = profile.get("measured") or {}
     return [
         f"decode is memory-bound per op family: family time = its bytes / (efficiency x {board.bandwidth_gbs} GB/s "
-        f"({board.name}, capability table)); ceiling = every byte at 100 % with no launch cost",
-        "efficiency per family: measured on the engine profile's device for " + (", ".join(measured) or "no family")
-        + f" (an H100/H200 efficiency applied to {board.name} is itself an assumption); every other family: "
+        f"({board.name}, capability table: a measured read rate)); ceiling = every byte at 100 % with no launch cost",
+        f"engine profile: {how}"
+        + (f" ({profile.get('command')}, {profile.get('date')})" if profile.get("command") else ""),
+        "efficiency per family: measured for " + (", ".join(measured) or "no family")
+        + (f" as (family bytes / the measuring GPU's {ref.get('reference', 'read')} bandwidth "
+           f"{ref.get('reference_gbs')} GB/s) / (the family's kernel time per decode step - its launches x "
+           f"{ref.get('kernel_fixed_us')} us, that GPU's one-element-kernel time)" if measured else "")
+        + f" (an NVIDIA efficiency applied to {board.name} is itself an assumption); every other family: "
         + UNMEASURED_SOURCE + " -> the low-high range",
         f"per-kernel launch cost {LAUNCH_COST_US} us with HIP graphs: {LAUNCH_SOURCE}; launches are added to, "
         "not overlapped with, the bytes time (one decode step is a chain of dependent kernels)",
-        "kernels per step: the engine profile's count when it measured this model, else "
-        f"{KERNELS_ESTIMATE} (estimate)",
+        "kernels per step: the engine profile's count of kernels and copies in one CUDA-graph decode step when it "
+        f"measured this model, else {KERNELS_ESTIMATE} (estimate)",
         "MoE: top-k routed experts per token plus the shared expert and router; for batch > 1 the distinct "
         "experts touched assume uniform routing",
         "full-attention KV read every step for each sequence's whole context; GDN state read and written once per token",

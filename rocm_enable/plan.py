@@ -272,12 +272,14 @@ def plan(model: str, arch: str, memory: str | None = None, context: int | None =
         flags += ["--kv-cache-dtype", kv_cache_dtype]
     act_b = DTYPE_BYTES.get(spec.dtype, 2)
     projections = {}
+    profile, how = decode_model.select_profile(decode_model.load_engine_profile(), spec)
     for head in ("bf16", "fp8"):
         step = step_bytes(spec, comps, context, batch, kv_tok, state, tp, expert_parallel, fp8_lm_head=head == "fp8")
-        projections[head] = decode_model.project(spec, step, board.bandwidth_gbs, batch, tp, nodes, act_b)
+        projections[head] = decode_model.project(spec, step, board.bandwidth_gbs, batch, tp, nodes, act_b, profile)
+        projections[head]["engine_profile"]["applies"] = how
     proj = projections["bf16"]
     proj["fp8_lm_head"] = projections["fp8"]
-    proj["assumptions"] = decode_model.assumptions(board, decode_model.load_engine_profile()) + [
+    proj["assumptions"] = decode_model.assumptions(board, profile, how) + [
         "FP8 weights read at 1 byte (rocm-enable's W8A16 kernels keep them at one byte; vLLM without the "
         "plugin either refuses FP8 MoE or quantizes activations too)" if spec.quant else
         "BF16 weights read at 2 bytes",
@@ -377,7 +379,15 @@ def render(d: dict) -> str:
     f8 = p["fp8_lm_head"]
     out += ["", f"decode speed: {p['label']}, batch {d['batch']}, context {d['context']:,}"
             + (", bytes read by one GPU" if tp > 1 else ""),
-            f"  {'op family':<58} {'GB/step':>8} {'efficiency':>16}"]
+            f"  engine profile: {p['engine_profile']['applies']}"]
+    m = p["engine_profile"].get("measured")
+    if m and p["engine_profile"]["model"] == d["model"]:
+        split, dec = m["step_split"], m["decode"].get(f"batch{m['batch']}", {})
+        out.append(f"  measured there (NVIDIA, not AMD; vLLM's engine, CUDA graphs, dummy weights, batch {m['batch']}, "
+                   f"context {m['context']}): {dec.get('tok_s')} tok/s, step {split['step_ms']:.3f} ms = bytes "
+                   f"{split['bytes_ms']:.3f} ms at {m['reference_gbs']} GB/s + rest {split['rest_ms']:.3f} ms "
+                   f"(GPU busy {split['gpu_busy_ms']:.3f} ms)")
+    out.append(f"  {'op family':<58} {'GB/step':>8} {'efficiency':>16}")
     for fam, b in p["bytes_by_family"].items():
         e = p["efficiency"][fam]
         eff = f"{e['low']:.2f}-{e['high']:.2f}" if e["low"] != e["high"] else f"{e['low']:.2f}"

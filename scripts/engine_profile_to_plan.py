@@ -1,87 +1,269 @@
-"""Turn an engine-harness speed result (scripts/engine/engine_job.py --speed, its per-step kernel
-profile by family) into rocm_enable/models/engine_profile.json, the measured input of
-`rocm-enable plan`'s decode projection.
+"""Turn the engine harness's speed results (device_run.py speed -> summary.json, one engine_job.py
+--speed result per model) into rocm_enable/models/engine_profile.json, the measured input of
+`rocm-enable plan`'s decode PROJECTION, and check the kernels that ran against `rocm-enable explain`.
 
-    .venv/bin/python scripts/engine_profile_to_plan.py RESULT.json --model Qwen/Qwen3.6-35B-A3B-FP8 \
-        --copy-gbs 3005 --launch-us 1.08 --command "..." --date 2026-12-06 [--write]
+    .venv/bin/python scripts/engine_profile_to_plan.py summary.json --command "..." --date 2026-12-06 \
+        [--job speed.qwen36-35b-fp8 ...] [--batch 1] [--reference read|copy] \
+        [--explain-json EXPLAIN.json ...] [--write]
 
-For each plan family: efficiency = (its bytes in one decode step / copy bandwidth) /
-(the profile's GPU time for its kernels - their count x the device's per-kernel graph cost), so
-the projection can add gfx1151's own launch cost without counting the measuring device's twice.
-Bytes come from the plan's accounting of the same model at the profile's context (input length +
-the profiled steps) and batch. The profile's families map onto the plan's: moe -> moe,
-dense -> dense + router_bf16 + lm_head_bf16 (one GEMM family there), attention -> attention,
-gdn + conv -> gdn. Norms, rope, sampling and 'other' move no weight bytes: they stay unmeasured
-(the plan counts their kernels as launches).
+Per model (the bundled config the job ran, its Hugging Face id from the bundle):
+  efficiency_f = (bytes_f / reference bandwidth) / (kernel time_f - launches_f x kernel_fixed_us)
+    bytes_f           `rocm-enable plan`'s accounting of the family at the profiled batch and context
+                      (input length + the middle of the profiled decode steps)
+    reference         the same job's measured read bandwidth (a sum over 1 GiB; gfx1151's 212 GB/s in
+                      the capability table is a measured read rate too), or its copy rate (--reference copy)
+    kernel time_f     the family's GPU time in one decode step with vLLM's CUDA graphs (the graph pass,
+                      kernels split over families as the graph-dispatch-off pass attributed them by op);
+                      the graph-dispatch-off pass itself when CUPTI did not report kernels inside graphs
+    kernel_fixed_us   the same GPU's duration of a one-element kernel replayed in a CUDA graph: the
+                      part of every kernel's time that is not bytes, so the projection can add RDNA's
+                      own per-launch cost instead
+  Profile families -> plan families: moe, dense, router -> router_bf16, lm_head -> lm_head_bf16,
+  attention, gdn + conv -> gdn, norm -> norms. Families whose time is mostly launches (busy < 10 %)
+  stay unmeasured. Launches per step = kernels + copies of the graph pass.
+Also written: decode tok/s at each batch, the step split (bytes at the reference rate vs the rest,
+GPU busy vs host gaps), and the kernel check: for each decode-relevant `rocm-enable explain --arch
+gfx1151` row, whether the kernels the profile attributed to that family are the ones explain names
+(a backend that silently falls back to vLLM's kernel inside forward shows as MISMATCH).
+Nothing here is a measurement on AMD hardware.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from importlib import resources
 
 from rocm_enable.models import load_model
 from rocm_enable.plan import components, gdn_state_bytes_per_seq, kv_bytes_per_token, step_bytes
 
-PROFILED_STEPS = 17  # engine_job.speed profiles 17-token generations
-# (plan families, profile families measured together)
-GROUPS = [(("moe",), ("moe",)), (("dense", "router_bf16", "lm_head_bf16"), ("dense",)),
-          (("attention",), ("attention",)), (("gdn",), ("gdn", "conv"))]
+BUNDLED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rocm_enable", "models",
+                       "configs")
+# plan family -> profile families measured together
+GROUPS = {"moe": ("moe",), "dense": ("dense",), "router_bf16": ("router",), "lm_head_bf16": ("lm_head",),
+          "attention": ("attention",), "gdn": ("gdn", "conv"), "norms": ("norm",)}
+LAUNCH_BOUND = 0.1  # busy time below this share of the family's time: its bytes say nothing
+VISIBLE = 0.9       # graph-pass kernels per step / eager-pass: CUPTI reported the kernels inside graphs
+
+# The kernel check: explain row -> profile family, and kernel-name substrings each implementation
+# explain can name launches (lower case). ALTERNATIVES: what a different implementation of the same
+# row would launch; seeing one without the expected kernel, or beside it, is a mismatch.
+BLAS = ("gemv", "gemm", "nvjet", "xmma", "cutlass", "cublas", "splitkreduce")
+IMPLEMENTATIONS = (
+    ("W8A16", ("w8a16_",)), ("TritonExperts", ("fused_moe_kernel",)),
+    ("paged_decode_kernel", ("paged_decode_kernel",)), ("kernel_unified_attention", ("kernel_unified_attention",)),
+    ("paged_attention_rocm", ("paged_attention",)), ("kernel_paged_attention_2d", ("kernel_paged_attention_2d",)),
+    ("fused_rearrange_sigmoid_gated_delta_rule", ("fused_rearrange_sigmoid_gated_delta_rule",)),
+    ("fused_recurrent_gated_delta_rule", ("fused_recurrent_gated_delta_rule",)),
+    ("causal_conv1d_update_single_token", ("causal_conv1d_update_single_token",)),
+    ("causal_conv1d_update", ("causal_conv1d_update",)),
+    ("layer_norm_fwd_kernel", ("layer_norm",)),
+    ("native implementation", ("triton_",)),  # torch code, fused by inductor
+    ("wvSplitK", ("wvsplitk",)), ("LLMM1", ("llmm1",)),
+    ("torch.nn.functional.linear", BLAS),     # hipBLASLt/rocBLAS on the board, cuBLAS on the measuring GPU
+)
+CHECKS = (
+    ("MoE expert GEMMs", "moe", ("fused_moe_kernel", "w8a16_", "marlin", "moe_wna16")),
+    ("shared expert and dense projections", "dense", ("scaled_mm", "marlin", "wvsplitk", "llmm1")),
+    ("dense projections (GDN, attention, MLP)", "dense", ("scaled_mm", "marlin", "wvsplitk", "llmm1")),
+    ("attention decode", "attention", ("paged_decode_kernel", "kernel_unified_attention", "paged_attention",
+                                       "flash_attn", "fmha")),
+    ("GDN decode", "gdn", ("fused_recurrent_gated_delta_rule", "fused_rearrange_sigmoid_gated_delta_rule",
+                           "fused_sigmoid_gating_delta_rule")),
+    ("causal conv1d", "conv", ("causal_conv1d_update",)),
+    ("norms (RMSNorm / GemmaRMSNorm)", "norm", ("rms_norm_kernel", "rmsnorm")),
+    ("norms (GDN gated RMSNorm)", "norm", ()),
+    ("router", "router", ("wvsplitk", "llmm1")),
+    ("lm_head", "lm_head", ("wvsplitk", "llmm1", "w8a16_")),
+)
 
 
-def efficiencies(result: dict, model: str, batch: int, copy_gbs: float, launch_us: float) -> tuple[dict, int]:
-    prof = result["speed"][f"batch{batch}"]["profile"]
-    fams = prof["families"]
-    spec = load_model(model)
-    context = int(result["args"]["input_len"]) + PROFILED_STEPS // 2
+class ProfileError(ValueError):
+    """A result this script cannot turn into a profile (says what to fix)."""
+
+
+def hf_id_of(job_model: str) -> str:
+    """'dummy:Qwen3.6-35B-A3B-FP8.json' -> the bundle's Hugging Face id."""
+    if not job_model.startswith("dummy:"):
+        raise ProfileError(f"{job_model!r} is not a speed job's model (dummy:<bundled config>)")
+    with open(os.path.join(BUNDLED, job_model[len("dummy:"):])) as f:
+        return json.load(f)["_rocm_enable"]["hf_id"]
+
+
+def expected_kernels(text: str) -> tuple[str, ...]:
+    """Kernel-name substrings the decode part of an explain row's kernel text names."""
+    decode = text.split("; prefill")[0].split("; top-k")[0]
+    for marker, tokens in IMPLEMENTATIONS:
+        if marker in decode:
+            return tokens
+    return ()
+
+
+def kernel_check(explain: dict, fams: dict) -> list[dict]:
+    """Per decode-relevant explain row: the kernels the profile attributed to its family vs the row."""
+    out = []
+    rows = {r["family"]: r["with_plugin"] for r in explain.get("rows", [])}
+    for row_family, fam, alternatives in CHECKS:
+        row = rows.get(row_family)
+        if row is None:
+            continue
+        text = row.get("kernel") or row.get("error") or ""
+        expected = expected_kernels(text)
+        names = list((fams.get(fam) or {}).get("names", {}))
+        found = [n for n in names if any(t in n.lower() for t in expected)]
+        other = [n for n in names if not any(t in n.lower() for t in expected)
+                 and any(a in n.lower() for a in alternatives)]
+        if not expected:
+            verdict = "not checked: the row names no kernel this check knows"
+        elif not names:
+            verdict = f"MISMATCH: no kernel of family {fam} in the profile"
+        elif not found:
+            verdict = f"MISMATCH: explain names {text[:80]!r}, the profile ran {names[:6]}"
+        elif other:
+            verdict = f"MISMATCH: besides the explained kernel the profile ran {other[:6]}"
+        else:
+            verdict = "as explained"
+        out.append({"explain_row": row_family, "explain_kernel": text, "profile_family": fam,
+                    "expected": list(expected), "found": found, "unexpected": other, "verdict": verdict})
+    return out
+
+
+def _pass(prof_b: dict) -> tuple[dict, str]:
+    graph, eager = prof_b.get("graph"), prof_b.get("eager")
+    vis = prof_b.get("graph_kernels_visible")
+    if graph and (eager is None or (vis is not None and vis >= VISIBLE)):
+        return graph, "graph"
+    if eager:
+        return eager, f"eager (CUDA-graph pass saw {vis} of its kernels)"
+    raise ProfileError("the speed result has no kernel profile (run without --no-profile)")
+
+
+def profile_entry(job: dict, batch: int, reference: str) -> dict:
+    """One model's engine_profile.json entry from its summary.json job."""
+    speed = job.get("speed") or {}
+    hf_id = hf_id_of(job["model"])
+    if f"batch{batch}" not in speed or "profile" not in speed or f"batch{batch}" not in speed["profile"]:
+        raise ProfileError(f"{hf_id}: no batch-{batch} timing and profile in this result "
+                           f"(ok={job.get('ok')}, error={job.get('error')!r}); re-run its speed job")
+    prof = speed["profile"]
+    fams_src, pass_name = _pass(prof[f"batch{batch}"])
+    ref_gbs = (speed.get("copy") or {}).get(f"{reference}_gbs")
+    fixed_us = prof.get("graph_node_kernel_us")
+    if not ref_gbs or fixed_us is None:
+        raise ProfileError(f"{hf_id}: the job measured no {reference} bandwidth or graph-node kernel time "
+                           f"({speed.get('device_error')!r})")
+    spec = load_model(hf_id)
+    steps = prof[f"batch{batch}"].get("graph_steps", 8)
+    context = int(speed[f"batch{batch}"]["input_len"]) + steps // 2 + 1
     step = step_bytes(spec, components(spec), context, batch, kv_bytes_per_token(spec), gdn_state_bytes_per_seq(spec))
-    out = {}
-    for plan_fams, src_fams in GROUPS:
-        us = sum(fams.get(f, {}).get("us", 0.0) for f in src_fams)
-        kernels = sum(fams.get(f, {}).get("kernels", 0.0) for f in src_fams)
-        busy = us - kernels * launch_us
-        byts = sum(step.by_family.get(f, 0.0) for f in plan_fams)
+    fams = fams_src["families"]
+    effs = {}
+    for plan_fam, src in GROUPS.items():
+        us = sum((fams.get(f) or {}).get("us", 0.0) for f in src)
+        n = sum((fams.get(f) or {}).get("kernels", 0.0) for f in src)
+        byts = step.by_family.get(plan_fam, 0.0)
+        busy = us - n * fixed_us
         if us <= 0 or byts <= 0:
+            effs[plan_fam] = {"value": None, "status": "not measured: no time or no bytes in the profile"}
             continue
-        if busy < 0.1 * us:  # launch-bound there: its bytes say nothing about bandwidth
-            print(f"{'/'.join(src_fams)}: {us:.1f} us is mostly launches ({kernels:g} kernels); left unmeasured",
-                  file=sys.stderr)
+        if busy < LAUNCH_BOUND * us:
+            effs[plan_fam] = {"value": None, "status": f"not measured: launch-bound ({us:.1f} us, {n:g} kernels)"}
             continue
-        eff = round(byts / (copy_gbs * 1e3) / busy, 3)  # bytes / (GB/s * 1e3) = microseconds
-        for f in plan_fams:
-            out[f] = {"value": eff, "status": "measured",
-                      "detail": f"{byts / 1e6:.1f} MB over {us:.1f} us of {', '.join(src_fams)} kernels "
-                                f"({kernels:g} x {launch_us} us launch cost taken out), copy {copy_gbs} GB/s"}
-    return out, round(prof["kernels_per_step"])
+        effs[plan_fam] = {"value": round(byts / (ref_gbs * 1e3) / busy, 3), "status": "measured",
+                          "detail": f"{byts / 1e6:.2f} MB / {ref_gbs} GB/s over {us:.1f} us of {'+'.join(src)} "
+                                    f"kernels less {n:g} x {fixed_us} us"}
+    timing = speed[f"batch{batch}"]
+    bytes_ms = step.total / (ref_gbs * 1e6)
+    busy_ms = fams_src["gpu_us_per_step"] / 1e3
+    launches = fams_src["kernels_per_step"] + fams_src["copies_per_step"]
+    return {
+        "model": hf_id, "architecture": spec.architecture, "fp8": spec.quant is not None, "status": "measured",
+        "job": job.get("name"),
+        "device": (job.get("versions") or {}).get("gpu"), "vllm_version": (job.get("versions") or {}).get("vllm"),
+        "measured": {
+            "batch": batch, "context": context, "pass": pass_name, "reference": reference,
+            "reference_gbs": ref_gbs, "copy_gbs": speed["copy"].get("copy_gbs"), "read_gbs": speed["copy"].get("read_gbs"),
+            "kernel_fixed_us": fixed_us, "graph_node_us": (speed.get("graph_node") or {}).get("us_per_node"),
+            "decode": {k: {"tok_s": v["decode_tok_s"], "step_ms": v["decode_step_ms"]}
+                       for k, v in speed.items() if k.startswith("batch")},
+            "step_split": {"step_ms": timing["decode_step_ms"], "bytes_ms": round(bytes_ms, 4),
+                           "rest_ms": round(timing["decode_step_ms"] - bytes_ms, 4),
+                           "gpu_busy_ms": round(busy_ms, 4), "host_and_gaps_ms": round(timing["decode_step_ms"] - busy_ms, 4),
+                           "bytes_gb": round(step.total / 1e9, 4)},
+        },
+        "bandwidth_efficiency": effs,
+        "kernels_per_step": {"value": round(launches, 1), "kernels": fams_src["kernels_per_step"],
+                             "copies": fams_src["copies_per_step"], "model": hf_id, "status": "measured"},
+    }
+
+
+def _jobs(summary: dict, names) -> dict:
+    jobs = {n: dict(j, name=n) for n, j in summary.get("jobs", {}).items() if str(j.get("model", "")).startswith("dummy:")}
+    if names:
+        missing = set(names) - set(jobs)
+        if missing:
+            raise ProfileError(f"no speed job {sorted(missing)} in the summary (it has {sorted(jobs)})")
+        jobs = {n: jobs[n] for n in names}
+    if not jobs:
+        raise ProfileError("the summary holds no speed job: pass device_run.py speed's summary.json")
+    return jobs
+
+
+def _explain(hf_id: str, given: dict) -> dict | None:
+    if hf_id in given:
+        return given[hf_id]
+    from rocm_enable import explain
+    return explain.explain(hf_id, "gfx1151")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("result", help="engine_job.py --speed output JSON")
-    ap.add_argument("--model", required=True, help="bundled Hugging Face id of the profiled model")
-    ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--copy-gbs", type=float, required=True, help="the device's measured copy bandwidth")
-    ap.add_argument("--launch-us", type=float, required=True, help="the device's measured per-kernel graph cost")
-    ap.add_argument("--command", required=True, help="the device command that produced RESULT")
+    ap.add_argument("summary", help="device_run.py speed's summary.json")
+    ap.add_argument("--job", action="append", help="speed job(s) to use (default: every speed job with a result)")
+    ap.add_argument("--batch", type=int, default=1, help="the profiled batch the efficiencies come from")
+    ap.add_argument("--reference", choices=("read", "copy"), default="read",
+                    help="the measured bandwidth efficiencies are relative to (default read, as gfx1151's 212 GB/s)")
+    ap.add_argument("--explain-json", action="append", default=[],
+                    help="`rocm-enable explain --model M --arch gfx1151 --json` output (else explain runs here)")
+    ap.add_argument("--no-explain", action="store_true", help="skip the kernel check")
+    ap.add_argument("--command", required=True, help="the device command that produced the summary")
     ap.add_argument("--date", required=True)
     ap.add_argument("--write", action="store_true", help="write rocm_enable/models/engine_profile.json")
     args = ap.parse_args(argv)
-    with open(args.result) as f:
-        result = json.load(f)
-    if not result.get("ok") or "speed" not in result:
-        print(f"{args.result}: not a successful --speed result", file=sys.stderr)
+    try:
+        with open(args.summary) as f:
+            summary = json.load(f)
+        given = {}
+        for path in args.explain_json:
+            with open(path) as f:
+                data = json.load(f)
+            given[data["model"]] = data
+        path = resources.files("rocm_enable.models").joinpath("engine_profile.json")
+        doc = json.loads(path.read_text())
+        failed = []
+        for name, job in _jobs(summary, args.job).items():
+            try:
+                entry = profile_entry(job, args.batch, args.reference)
+            except ProfileError as exc:
+                if args.job:
+                    raise
+                failed.append(str(exc))
+                continue
+            entry.update(command=args.command, date=args.date, source="docs/engine.md")
+            if not args.no_explain:
+                fams = _pass(job["speed"]["profile"][f"batch{args.batch}"])[0]["families"]
+                entry["kernel_check"] = kernel_check(_explain(entry["model"], given), fams)
+            doc.setdefault("profiles", {})[entry["model"]] = entry
+        if not doc.get("profiles"):
+            raise ProfileError("no speed job gave a profile: " + "; ".join(failed))
+    except (OSError, KeyError, ProfileError) as exc:
+        print(f"engine_profile_to_plan: {exc}", file=sys.stderr)
         return 2
-    effs, kernels = efficiencies(result, args.model, args.batch, args.copy_gbs, args.launch_us)
-    path = resources.files("rocm_enable.models").joinpath("engine_profile.json")
-    profile = json.loads(path.read_text())
-    profile.update(status="measured", device=result["versions"]["gpu"], vllm_version=result["versions"]["vllm"],
-                   command=args.command, date=args.date, source="docs/engine.md")
-    for fam, entry in effs.items():
-        profile["bandwidth_efficiency"][fam] = entry
-    profile["kernels_per_step"] = {**profile["kernels_per_step"], "value": kernels, "model": args.model,
-                                   "status": "measured"}
-    text = json.dumps(profile, indent=2) + "\n"
+    doc["status"] = "measured"
+    for msg in failed:
+        print(f"engine_profile_to_plan: skipped: {msg}", file=sys.stderr)
+    text = json.dumps(doc, indent=2) + "\n"
     if args.write:
         with open(str(path), "w") as f:
             f.write(text)

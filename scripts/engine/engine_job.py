@@ -285,7 +285,7 @@ def decode_timing(gen, prompts, output_len: int) -> dict:
         t2 = time.perf_counter()
         steps.append(((t2 - t1) - (t1 - t0)) / (output_len - 1))
     step = statistics.median(steps)
-    return {"decode_step_ms": round(step * 1e3, 4), "decode_tok_s": round(len(prompts) / step, 2),
+    return {"decode_step_ms": round(step * 1e3, 6), "decode_tok_s": round(len(prompts) / step, 2),
             "step_ms_runs": [round(s * 1e3, 4) for s in steps], "batch": len(prompts),
             "input_len": len(prompts[0]), "output_len": output_len}
 

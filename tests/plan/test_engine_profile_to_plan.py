@@ -1,5 +1,8 @@
-"""scripts/engine_profile_to_plan.py: an engine-harness profile becomes per-family efficiencies
-(bytes / copy bandwidth over kernel time less the device's launch cost) with its provenance."""
+"""scripts/engine_profile_to_plan.py: a speed run's summary.json becomes per-model engine profiles
+(bytes / measured read bandwidth over kernel time less one-element-kernel time, launches per step,
+the step split), the kernel check against explain's rows, and `rocm-enable plan`'s PROJECTION from
+them. Synthetic device numbers: the arithmetic is recomputed here, not read back."""
+import copy
 import importlib.util
 import json
 import os
@@ -8,10 +11,11 @@ import pytest
 
 from rocm_enable import decode_model
 from rocm_enable.models import load_model
-from rocm_enable.plan import components, gdn_state_bytes_per_seq, kv_bytes_per_token, step_bytes
+from rocm_enable.plan import components, gdn_state_bytes_per_seq, kv_bytes_per_token, plan, render, step_bytes
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "engine_profile_to_plan.py")
 MODEL = "Qwen/Qwen3.6-35B-A3B-FP8"
+READ_GBS, FIXED_US = 3000.0, 1.5
 
 
 def _script():
@@ -21,40 +25,140 @@ def _script():
     return mod
 
 
-def _result(tmp_path):
-    fams = {"moe": {"kernels": 200, "us": 900.0}, "dense": {"kernels": 300, "us": 1500.0},
-            "attention": {"kernels": 40, "us": 120.0}, "gdn": {"kernels": 90, "us": 200.0},
-            "conv": {"kernels": 30, "us": 40.0}, "norm": {"kernels": 80, "us": 90.0}}
-    res = {"ok": True, "args": {"input_len": 512}, "versions": {"gpu": "NVIDIA H100 80GB HBM3", "vllm": "0.32.0"},
-           "speed": {"batch1": {"profile": {"kernels_per_step": 812.4, "families": fams}}}}
-    path = tmp_path / "result.json"
-    path.write_text(json.dumps(res))
-    return path, fams
+def _fams(scale=1.0):
+    f = {"moe": (120, 700.0, ["w8a16_gemv_kernel", "moe_align_kernel"]),
+         "dense": (200, 900.0, ["w8a16_gemv_kernel", "nvjet_tst_64x8_64x16_4x1_v_bz_TNT"]),
+         "router": (41, 80.0, ["nvjet_tst_64x8_64x16_4x1_v_bz_TNT"]),
+         "lm_head": (1, 420.0, ["gemv2T_kernel_val"]),
+         "attention": (20, 60.0, ["paged_decode_kernel", "split_combine_kernel", "reshape_and_cache_kernel_flash"]),
+         "gdn": (60, 150.0, ["fused_recurrent_gated_delta_rule_packed_decode_kernel"]),
+         "conv": (30, 48.0, ["_causal_conv1d_update_kernel"]),
+         "norm": (120, 190.0, ["triton_red_fused__to_copy_add_mean_mul_pow_rsqrt_0", "layer_norm_gated_fwd_kernel"]),
+         "copy": (6, 8.0, ["Memcpy HtoD (Pinned -> Device)"])}
+    return {k: {"kernels": n, "us": us * scale, "names": {x: 1.0 for x in names}} for k, (n, us, names) in f.items()}
 
 
-def test_efficiency_is_bytes_time_over_kernel_time_without_launches(tmp_path, capsys):
-    path, fams = _result(tmp_path)
-    assert _script().main([str(path), "--model", MODEL, "--copy-gbs", "3000", "--launch-us", "1.0",
-                           "--command", "cmd", "--date", "2026-12-06"]) == 0
-    prof = json.loads(capsys.readouterr().out)
+def _summary(visible=1.0):
+    graph = {"kernels_per_step": 592, "copies_per_step": 6, "gpu_us_per_step": 2556.0, "families": _fams()}
+    eager = {"kernels_per_step": 592, "copies_per_step": 6, "gpu_us_per_step": 2811.6, "families": _fams(1.1)}
+    job = {"kind": "llm", "model": "dummy:Qwen3.6-35B-A3B-FP8.json", "ok": True, "rc": 0,
+           "versions": {"gpu": "NVIDIA H200", "vllm": "0.32.0"},
+           "speed": {"copy": {"copy_gbs": 2600.0, "read_gbs": READ_GBS}, "graph_node": {"us_per_node": 2.1},
+                     "batch1": {"decode_step_ms": 4.0, "decode_tok_s": 250.0, "input_len": 512, "batch": 1},
+                     "batch8": {"decode_step_ms": 8.0, "decode_tok_s": 1000.0, "input_len": 512, "batch": 8},
+                     "profile": {"graph_node_kernel_us": FIXED_US,
+                                 "batch1": {"graph_steps": 8, "graph_kernels_visible": visible,
+                                            "graph": graph, "eager": eager}}}}
+    failed = {"kind": "llm", "model": "dummy:Qwen3.6-35B-A3B.json", "ok": False, "rc": 1, "error": "boom",
+              "speed": {}}
+    return {"plan": "speed", "jobs": {"speed.qwen36-35b-fp8": job, "speed.qwen36-35b-bf16": failed}}
+
+
+def _explain(attention_kernel="rocm_enable paged_decode_kernel + split_combine_kernel (Triton, split-KV)"):
+    rows = [("MoE expert GEMMs", "RocmW8A16Fp8Experts"),
+            ("shared expert and dense projections", "RocmW8A16Fp8BlockLinearKernel"),
+            ("attention decode", attention_kernel),
+            ("GDN decode", "FLA fused_recurrent_gated_delta_rule packed decode (Triton)"),
+            ("causal conv1d", "causal_conv1d_fn (prefill) / causal_conv1d_update (decode), Triton"),
+            ("norms (RMSNorm / GemmaRMSNorm)", "native implementation (torch, fused by inductor)"),
+            ("norms (GDN gated RMSNorm)", "FLA layer_norm_fwd_kernel (Triton)"),
+            ("router", "decode (1 token): torch.nn.functional.linear (hipBLASLt/rocBLAS); prefill (512 tokens): "
+                       "torch.nn.functional.linear (hipBLASLt/rocBLAS); top-k: _moe_C.topk_softmax (HIP)"),
+            ("lm_head", "decode (1 token): torch.nn.functional.linear (hipBLASLt/rocBLAS)"),
+            ("MoE launch config", "rocm_enable/ops/configs/rdna3.json")]
+    return {"model": MODEL, "rows": [{"family": f, "with_plugin": {"kernel": k, "error": None}} for f, k in rows]}
+
+
+def _run(tmp_path, capsys, summary, *extra):
+    spath, epath = tmp_path / "summary.json", tmp_path / "explain.json"
+    spath.write_text(json.dumps(summary))
+    epath.write_text(json.dumps(extra[0] if extra else _explain()))
+    rc = _script().main([str(spath), "--explain-json", str(epath), "--command", "device_run.py speed",
+                         "--date", "2026-12-06"])
+    out = capsys.readouterr()
+    return rc, (json.loads(out.out) if rc == 0 else None), out.err
+
+
+def _step(context=512 + 8 // 2 + 1):
     spec = load_model(MODEL)
-    step = step_bytes(spec, components(spec), 512 + 8, 1, kv_bytes_per_token(spec), gdn_state_bytes_per_seq(spec))
-    moe = prof["bandwidth_efficiency"]["moe"]["value"]
-    assert moe == pytest.approx(step.by_family["moe"] / 3000e3 / (900 - 200), abs=1e-3)
-    dense_bytes = sum(step.by_family[f] for f in ("dense", "router_bf16", "lm_head_bf16"))
-    for f in ("dense", "router_bf16", "lm_head_bf16"):
-        assert prof["bandwidth_efficiency"][f]["value"] == pytest.approx(dense_bytes / 3000e3 / 1200, abs=1e-3)
-    assert prof["bandwidth_efficiency"]["gdn"]["value"] == pytest.approx(step.by_family["gdn"] / 3000e3 / 120,
-                                                                         abs=1e-3)
-    assert prof["bandwidth_efficiency"]["norms"]["value"] is None  # moves no weight bytes: stays unmeasured
-    assert prof["kernels_per_step"] == {**prof["kernels_per_step"], "value": 812, "model": MODEL}
-    assert prof["device"] == "NVIDIA H100 80GB HBM3" and prof["command"] == "cmd"
-    assert decode_model.efficiencies(prof)["moe"][2] == "measured on NVIDIA H100 80GB HBM3"
+    return step_bytes(spec, components(spec), context, 1, kv_bytes_per_token(spec), gdn_state_bytes_per_seq(spec))
 
 
-def test_a_failed_result_is_refused(tmp_path, capsys):
-    path = tmp_path / "bad.json"
-    path.write_text(json.dumps({"ok": False}))
-    assert _script().main([str(path), "--model", MODEL, "--copy-gbs", "3000", "--launch-us", "1",
-                           "--command", "c", "--date", "d"]) == 2
-    assert "not a successful --speed result" in capsys.readouterr().err
+def test_efficiencies_launches_and_step_split(tmp_path, capsys):
+    rc, doc, err = _run(tmp_path, capsys, _summary())
+    assert rc == 0 and "skipped: Qwen/Qwen3.6-35B-A3B: no batch-1 timing" in err
+    prof = doc["profiles"][MODEL]
+    eff = prof["bandwidth_efficiency"]
+    b = _step().by_family
+    # (bytes / 3000 GB/s) / (family us - kernels x 1.5 us), bytes from plan's accounting at context 517
+    assert eff["moe"]["value"] == pytest.approx(b["moe"] / 3000e3 / (700 - 120 * 1.5), abs=1e-3)
+    assert eff["dense"]["value"] == pytest.approx(b["dense"] / 3000e3 / (900 - 200 * 1.5), abs=1e-3)
+    assert eff["lm_head_bf16"]["value"] == pytest.approx(b["lm_head_bf16"] / 3000e3 / (420 - 1.5), abs=1e-3)
+    assert eff["router_bf16"]["value"] == pytest.approx(b["router_bf16"] / 3000e3 / (80 - 41 * 1.5), abs=1e-3)
+    assert eff["gdn"]["value"] == pytest.approx(b["gdn"] / 3000e3 / (150 + 48 - 90 * 1.5), abs=1e-3)
+    assert eff["norms"]["value"] is None and eff["norms"]["status"].startswith("not measured: launch-bound")
+    assert prof["kernels_per_step"]["value"] == 598 and prof["measured"]["pass"] == "graph"
+    split = prof["measured"]["step_split"]
+    assert split["bytes_ms"] == pytest.approx(sum(b.values()) / 3000e6, abs=1e-4)
+    assert split["rest_ms"] == pytest.approx(4.0 - sum(b.values()) / 3000e6, abs=1e-4)
+    assert split["host_and_gaps_ms"] == pytest.approx(4.0 - 2.556, abs=1e-4)
+    assert prof["device"] == "NVIDIA H200" and prof["fp8"] is True and doc["status"] == "measured"
+
+
+def test_eager_pass_is_used_when_graph_kernels_were_not_reported(tmp_path, capsys):
+    rc, doc, _ = _run(tmp_path, capsys, _summary(visible=0.05))
+    prof = doc["profiles"][MODEL]
+    assert prof["measured"]["pass"].startswith("eager")
+    b = _step().by_family
+    assert prof["bandwidth_efficiency"]["moe"]["value"] == pytest.approx(b["moe"] / 3000e3 / (770 - 180), abs=1e-3)
+
+
+def test_kernel_check_passes_the_explained_kernels_and_shows_a_fallback(tmp_path, capsys):
+    rc, doc, _ = _run(tmp_path, capsys, _summary())
+    verdicts = {c["explain_row"]: c["verdict"] for c in doc["profiles"][MODEL]["kernel_check"]}
+    assert set(verdicts.values()) == {"as explained"}, verdicts
+    assert "MoE launch config" not in verdicts
+    # the attention backend fell back to vLLM's Triton kernel inside forward
+    s = _summary()
+    names = s["jobs"]["speed.qwen36-35b-fp8"]["speed"]["profile"]["batch1"]["graph"]["families"]["attention"]["names"]
+    names["kernel_unified_attention_3d"] = names.pop("paged_decode_kernel")
+    rc, doc, _ = _run(tmp_path, capsys, s)
+    check = {c["explain_row"]: c for c in doc["profiles"][MODEL]["kernel_check"]}
+    assert check["attention decode"]["verdict"].startswith("MISMATCH: explain names")
+    # both ran: the explained kernel and vLLM's
+    names["paged_decode_kernel"] = 1.0
+    rc, doc, _ = _run(tmp_path, capsys, s)
+    check = {c["explain_row"]: c for c in doc["profiles"][MODEL]["kernel_check"]}
+    assert check["attention decode"]["unexpected"] == ["kernel_unified_attention_3d"]
+
+
+def test_a_summary_without_a_usable_speed_job_is_refused(tmp_path, capsys):
+    s = _summary()
+    del s["jobs"]["speed.qwen36-35b-fp8"]
+    rc, doc, err = _run(tmp_path, capsys, s)
+    assert rc == 2 and "no speed job gave a profile" in err and "re-run its speed job" in err
+
+
+def test_plan_projects_from_the_written_profile(tmp_path, capsys, monkeypatch):
+    rc, doc, _ = _run(tmp_path, capsys, _summary())
+    monkeypatch.setattr(decode_model, "load_engine_profile", lambda: copy.deepcopy(doc))
+    spec = load_model(MODEL)
+    p = plan(MODEL, "gfx1151", context=4096)["projection"]
+    prof = doc["profiles"][MODEL]
+    bw = 212e9
+    t = [p["launch_cost_us"] * 1e-6 * round(prof["kernels_per_step"]["value"])] * 2
+    for fam, b in p["bytes_by_family"].items():
+        v = prof["bandwidth_efficiency"].get(fam, {}).get("value")
+        t[0] += b / ((v or decode_model.UNMEASURED_EFFICIENCY[0]) * bw)
+        t[1] += b / ((v or decode_model.UNMEASURED_EFFICIENCY[1]) * bw)
+    assert p["expected_tok_s"] == [round(1 / t[0], 1), round(1 / t[1], 1)]
+    assert p["kernels_status"] == "measured on NVIDIA H200"
+    assert p["efficiency"]["moe"]["status"] == "measured on NVIDIA H200"
+    text = render(plan(MODEL, "gfx1151", context=4096))
+    assert "engine profile: this model's profile, measured on NVIDIA H200" in text
+    assert "measured there (NVIDIA, not AMD" in text and "PROJECTION" in text
+    # another FP8 model borrows it, labelled; a BF16 model does not
+    other, how = decode_model.select_profile(doc, load_model("Qwen/Qwen3-Coder-Next-FP8"))
+    assert other["model"] == MODEL and "applying it to this model is an assumption" in how
+    assert decode_model.select_profile(doc, load_model("Qwen/Qwen3.6-35B-A3B")) == ({}, "not yet measured")
+    assert spec.name == MODEL
