@@ -162,3 +162,15 @@ def test_plan_projects_from_the_written_profile(tmp_path, capsys, monkeypatch):
     assert other["model"] == MODEL and "applying it to this model is an assumption" in how
     assert decode_model.select_profile(doc, load_model("Qwen/Qwen3.6-35B-A3B")) == ({}, "not yet measured")
     assert spec.name == MODEL
+
+
+def test_expected_kernels_of_explain_rows():
+    mod = _script()
+    assert mod.expected_kernels("RocmW8A16Fp8Experts") == ("w8a16_",)
+    assert mod.expected_kernels("decode (1 token): torch.nn.functional.linear (hipBLASLt/rocBLAS); prefill "
+                                "(512 tokens): wvSplitK skinny GEMM (HIP, _rocm_C)") == mod.BLAS
+    # a row naming a kernel this script has no entry for: its *_kernel names
+    assert mod.expected_kernels("rocm_enable gdn_packed_decode_kernel (Triton, 8 state rows per wave)") == \
+        ("gdn_packed_decode_kernel",)
+    assert mod.expected_kernels("rocm_enable/ops/configs/rdna3.json") == ()
+
