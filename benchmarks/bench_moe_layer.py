@@ -9,11 +9,14 @@ eager. Prints tables (and writes JSON with --out); it is not a test.
   python benchmarks/bench_moe_layer.py --extract
   # GPU machine (carry .bench_vendor; no vLLM needed there):
   python3 benchmarks/bench_moe_layer.py --out $OUT [--shapes ...] [--ms ...]
+  # the shape-grid subset (issue 13 point 5) in one device call:
+  python3 benchmarks/bench_moe_layer.py --grid --sets 6 --budget-s 470 --out $OUT
 
 What each layer launches (per call, inside one CUDA graph of NSETS calls over rotated routing
 sets and weight buffers, median of replays):
   ours      rocm_enable fused_experts_w8a16 with vLLM-style preallocated workspaces: Triton align,
-            w13 (+SiLU), w2 (routed weight in the epilogue), top-k sum.
+            w13 (+SiLU), w2 (routed weight in the epilogue), top-k sum (at decode: no align, and
+            the w2 GEMV sums the top-k itself: two launches).
   vllm-fp8  vLLM 0.32's TritonExperts path for block-128 FP8: per-token-group FP8 quant of x
             (vLLM's Triton _per_token_group_quant_fp8; on CUDA vLLM runs the same math as a C op),
             align, fused_moe_kernel w13 (fp8 x fp8, vLLM's CUDA default config), silu_and_mul,
@@ -30,6 +33,7 @@ import json
 import os
 import statistics
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -49,7 +53,17 @@ SHAPES = {
     "e128-k8": (128, 8, 2048, 768),         # Qwen3-30B-A3B class
     "e64-k6": (64, 6, 2048, 1408),          # DeepSeek-V2-Lite class
     "e256-k8-h7168": (256, 8, 7168, 256),   # DeepSeek-V3 class, TP-8 shard
+    "e128-k4-h4096": (128, 4, 4096, 1536),  # top-4, hidden 4096
+    "e64-k4-h3072": (64, 4, 3072, 2048),    # top-4, hidden 3072, the widest intermediate
+    "e512-k10-h5120": (512, 10, 5120, 128),  # hidden 5120, the narrowest intermediate (a TP shard)
 }
+# --grid: a subset of issue 13's shape grid (E in 64..512, top-k 4..10, hidden 2048..7168,
+# intermediate per shard 128..2048) that covers every E, top-k and hidden and seven
+# intermediates, at every grid M; ordered so the targets' shapes run first under --budget-s
+GRID_SHAPES = ["qwen3next", "qwen36-35b", "e128-k8", "e64-k6", "e256-k8-h7168", "e128-k4-h4096",
+               "e64-k4-h3072", "e512-k10-h5120"]
+GRID_MS = "1,2,4,8,16,32,64,128,256,512,2048"
+L2_ROTATE_BYTES = 256 << 20  # weight sets smaller than this are rotated over --bufs copies
 # vLLM's default CUDA-graph capture sizes (max_cudagraph_capture_size 512)
 CAPTURE_SIZES = [1, 2, 4] + list(range(8, 256, 8)) + list(range(256, 513, 16))
 
@@ -108,7 +122,7 @@ def run(args):
     bw = copy_bandwidth()
     read_gbps = bw["read_sum_GBps"]
     log("bandwidth " + json.dumps(bw))
-    res = {"info": info, "bw": bw, "rows": [], "capture": []}
+    res = {"info": info, "bw": bw, "args": vars(args), "rows": [], "capture": [], "skipped": []}
     g = torch.Generator(device=dev).manual_seed(0)
     fam = "nvidia"
 
@@ -189,13 +203,18 @@ def run(args):
             sets.append(s)
         return sets
 
+    started = time.monotonic()
     for name in args.shapes.split(","):
         shape = SHAPES[name]
         E, TOPK, H, I = shape
         if I % 128:
             raise SystemExit(f"{name}: intermediate {I} is not a multiple of the 128 scale block")
+        if time.monotonic() - started > args.budget_s:
+            res["skipped"] += [dict(shape=name, M=int(m)) for m in args.ms.split(",")]
+            continue
+        nbufs = args.bufs if 3 * E * H * I < L2_ROTATE_BYTES else 1
         bufs = []
-        for b in range(args.bufs):
+        for b in range(nbufs):
             w = []
             for N, K in ((2 * I, H), (H, I)):
                 wb = torch.randn(E, N, K, generator=g, device=dev, dtype=torch.bfloat16) * 0.02
@@ -206,7 +225,12 @@ def run(args):
         log(f"[{name}] E={E} top{TOPK} H={H} I={I}: weights ready, "
             f"{torch.cuda.memory_allocated() / 2**30:.1f} GiB")
         for M in [int(m) for m in args.ms.split(",")]:
+            if time.monotonic() - started > args.budget_s:
+                res["skipped"].append(dict(shape=name, M=M))
+                continue
             sets = make_sets(shape, M, args.sets)
+            for s in sets:
+                s["buf"] %= nbufs
             t = {}
             t["ours"] = graph_median_us([lambda s=s: ours(s, bufs[s["buf"]]) for s in sets], args.replays)
             t["vllm-fp8"] = graph_median_us([lambda s=s: vllm_layer(s, bufs[s["buf"]], True) for s in sets],
@@ -220,27 +244,47 @@ def run(args):
             err = moe_data.rel_err(s0["out"], s0["out_v"].float())
             distinct = statistics.mean(s["distinct"] for s in sets)
             floor = distinct * 3 * I * H / 1e3 / read_gbps  # us: w13 (2I x H) + w2 (H x I) bytes
-            row = dict(shape=name, M=M, **{k: round(v, 2) for k, v in t.items()},
+            bucket = cfgmod.get_moe_config(fam, M, E, TOPK)
+            ours_cfg = (f"BM{bucket['BLOCK_M']} " + "/".join(
+                ("gemv" if bucket[gemm].get("kernel") == "gemv" else "tile")
+                + f"{bucket[gemm]['BLOCK_N']}x{bucket[gemm]['BLOCK_K']}" for gemm in ("w13", "w2")))
+            row = dict(shape=name, E=E, top_k=TOPK, hidden=H, inter=I, M=M, ours_cfg=ours_cfg,
+                       **{k: round(v, 2) for k, v in t.items()},
                        vs_fp8=round(t["ours"] / t["vllm-fp8"], 3), vs_bf16=round(t["ours"] / t["vllm-bf16"], 3),
                        floor_us=round(floor, 2), vs_floor=round(t["ours"] / floor, 3),
                        rel_err_vs_bf16_layer=round(err, 5))
             res["rows"].append(row)
             log(json.dumps(row))
+            save(res, args.out)  # a run cut short by the device limit keeps what it measured
             del sets
         if name == args.capture_shape:
             res["capture"] = capture_check(shape, bufs[0], ours, make_sets)
+            save(res, args.out)
         del bufs
         torch.cuda.empty_cache()
-    if args.out:
-        with open(os.path.join(args.out, "bench_moe_layer.json"), "w") as f:
-            json.dump(res, f, indent=1)
-    log("\n| shape | M | ours us | vLLM FP8 us | vLLM bf16 us | ours/FP8 | ours/bf16 | floor us | ours/floor |")
-    log("|---|---|---|---|---|---|---|---|---|")
+    res["elapsed_s"] = round(time.monotonic() - started, 1)
+    save(res, args.out)
+    log("\n| shape (E, top-k, hidden, inter) | M | ours config | ours us | vLLM FP8 us | vLLM bf16 us | "
+        "ours/FP8 | ours/bf16 | floor us | ours/floor |")
+    log("|---|---|---|---|---|---|---|---|---|---|")
     for r in res["rows"]:
-        log(f"| {r['shape']} | {r['M']} | {r['ours']} | {r['vllm-fp8']} | {r['vllm-bf16']} | {r['vs_fp8']} | "
-            f"{r['vs_bf16']} | {r['floor_us']} | {r['vs_floor']} |")
+        log(f"| {r['shape']} ({r['E']}, {r['top_k']}, {r['hidden']}, {r['inter']}) | {r['M']} | {r['ours_cfg']} | "
+            f"{r['ours']} | {r['vllm-fp8']} | {r['vllm-bf16']} | {r['vs_fp8']} | {r['vs_bf16']} | "
+            f"{r['floor_us']} | {r['vs_floor']} |")
+    slower = [r for r in res["rows"] if r["M"] <= 512 and r["vs_fp8"] > 1.0]
+    log(f"rows with M <= 512 slower than vLLM's FP8 layer: {len(slower)} of "
+        f"{sum(r['M'] <= 512 for r in res['rows'])}")
+    if res["skipped"]:
+        log(f"not run (--budget-s {args.budget_s} reached): {len(res['skipped'])} rows, e.g. {res['skipped'][:3]}")
     bad = [c for c in res["capture"] if not c["equal"]]
-    log(f"capture+replay at {len(res['capture'])} capture sizes: {len(bad)} differ from eager {bad[:3]}")
+    log(f"capture+replay at {len(res['capture'])} capture sizes: {len(bad)} differ from eager {bad[:3]}; "
+        f"elapsed {res['elapsed_s']} s")
+
+
+def save(res, out):
+    if out:
+        with open(os.path.join(out, "bench_moe_layer.json"), "w") as f:
+            json.dump(res, f, indent=1)
 
 
 def capture_check(shape, W, ours, make_sets):
@@ -282,7 +326,16 @@ def main():
     ap.add_argument("--sets", type=int, default=8)
     ap.add_argument("--bufs", type=int, default=2)
     ap.add_argument("--replays", type=int, default=20)
+    ap.add_argument("--grid", action="store_true",
+                    help=f"the grid subset: --shapes {','.join(GRID_SHAPES)} --ms {GRID_MS}")
+    ap.add_argument("--budget-s", type=float, default=float("inf"),
+                    help="start no new row after this many seconds (rows left are listed as skipped)")
     args = ap.parse_args()
+    if args.grid:
+        args.shapes, args.ms = ",".join(GRID_SHAPES), GRID_MS
+    unknown = [n for n in args.shapes.split(",") if n not in SHAPES]
+    if unknown:
+        ap.error(f"unknown shape(s) {unknown}; known: {', '.join(SHAPES)}")
     if args.extract:
         extract(args.vllm_src)
     else:

@@ -183,26 +183,30 @@ def cmd_tune(args) -> int:
 def _tune(args) -> int:
     import torch
 
-    from rocm_enable.models import load_model
+    from rocm_enable.models import load_raw
     from rocm_enable.ops import tune
 
-    if not torch.cuda.is_available():
-        raise tune.TuneError("`rocm-enable tune` times kernels on the GPU and this process sees none "
-                             "(torch.cuda.is_available() is False); run it where `vllm serve` runs")
-    family = args.family or _detected_family()
-    spec = load_model(args.model)
     tp = args.tensor_parallel_size
-    moe = dense = None
-    if spec.is_moe:
-        if spec.moe_intermediate_size % tp:
-            raise tune.TuneError(f"moe_intermediate_size {spec.moe_intermediate_size} is not divisible by "
-                                 f"--tensor-parallel-size {tp}")
-        moe = tune.MoeShape(spec.num_experts, spec.top_k, spec.hidden_size, spec.moe_intermediate_size // tp)
+    if tp < 1:
+        raise tune.TuneError(f"--tensor-parallel-size {tp}: must be at least 1")
+    if args.moe_shape:
+        moe, dense, name = tune.parse_moe_shape(args.moe_shape), None, f"--moe-shape {args.moe_shape}"
+    elif args.model:
+        raw, source = load_raw(args.model)  # a bundled id, a model folder or a config.json; nothing downloaded
+        moe, dense = tune.shapes_from_config(raw, tp, source)
+        name = f"{raw.get('_rocm_enable', {}).get('hf_id') or args.model} tp={tp}"
     else:
-        dense = (spec.intermediate_size * 2 // tp, spec.hidden_size)  # gate_up projection
+        raise tune.TuneError("pass --model (a bundled id, a model folder or its config.json) or --moe-shape "
+                             "EXPERTS,TOP_K,HIDDEN,INTERMEDIATE_PER_SHARD")
+    what = f"MoE experts {moe}" if moe else f"dense gate_up [{dense[0]}, {dense[1]}]"
+    if not torch.cuda.is_available():
+        raise tune.TuneError(f"tuning needs the GPU: `rocm-enable tune` times kernels on the GPU and this "
+                             "process sees none (torch.cuda.is_available() is False); run it where `vllm "
+                             f"serve` runs. It would measure {what} ({name}).")
+    family = args.family or _detected_family()
     ms = [int(m) for m in args.ms.split(",")] if args.ms else (tune.MS_QUICK if args.quick else tune.MS_DEFAULT)
-    data, report = tune.tune_family(family, moe, dense, ms, quick=args.quick,
-                                    source=f"{spec.name} tp={tp}")
+    print(f"tuning the {family} W8A16 configs for {what} ({name}) at M={','.join(map(str, ms))}")
+    data, report = tune.tune_family(family, moe, dense, ms, quick=args.quick, source=name)
     failed = [r for r in report if r["error"]]
     path = tune.write_tuned(family, data)
     for kind in ("moe", "dense"):
@@ -266,7 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
     pl.set_defaults(func=cmd_plan)
 
     tu = sub.add_parser("tune", help="time the W8A16 launch configs on this GPU and cache the fastest")
-    tu.add_argument("--model", required=True, help="bundled Hugging Face id or path to a config.json")
+    tu.add_argument("--model", help="bundled Hugging Face id, or a model folder / config.json of any MoE "
+                                    "(Qwen, DeepSeek, Mixtral, OLMoE, ... key spellings) or dense model")
+    tu.add_argument("--moe-shape", metavar="E,TOP_K,HIDDEN,INTER",
+                    help="tune this MoE shape instead of --model's (intermediate per tensor-parallel shard)")
     tu.add_argument("--family", help="config family to write (default: the detected arch's)")
     tu.add_argument("--tensor-parallel-size", type=int, default=1, help="as vllm serve (shards the shapes)")
     tu.add_argument("--ms", help="comma-separated token counts to measure (default: 1,2,4,...,2048)")

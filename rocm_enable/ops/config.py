@@ -6,6 +6,13 @@ names are scattered through the code. Each file holds M buckets (first bucket wh
 ``max_m`` >= M wins; ``null`` = no upper bound). How the numbers were chosen is recorded
 in each file's ``_why`` and in docs/kernels.md.
 
+MoE buckets are M points of ONE reference shape (``moe_reference``: the experts and top-k they
+were chosen or measured on). Any other MoE shape is served by the same table through
+``moe_bucket_m``: the call's M is mapped to the reference M with the same work per program
+(naive routing: the same number of routed pairs, one per block; sorted routing: the same routed
+rows per expert, which sets how full a BLOCK_M tile is and how often an expert's weights are
+re-read). Hidden and intermediate sizes only change loop trip counts, not the tile choice.
+
 A file written by ``rocm-enable tune`` (measured on the user's own GPU) in
 ``$ROCM_ENABLE_CACHE_DIR/w8a16/<family>.json`` (default ``~/.cache/rocm-enable``; mount it as a
 volume so it survives container restarts) replaces the shipped file of that family.
@@ -18,6 +25,7 @@ import functools
 import json
 import logging
 import os
+from typing import Optional
 
 ARCH_FAMILIES = ("rdna3", "rdna4", "cdna", "nvidia")
 _DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -59,6 +67,11 @@ def _check_gemm(cfg, where: str, bucket_m: bool) -> None:
 
 def validate_family(d: dict, where: str = "config") -> dict:
     """Raise ConfigError naming the first problem; return ``d`` when it is usable."""
+    ref = d.get("moe_reference")
+    if ref is not None and not (isinstance(ref, dict) and all(
+            isinstance(ref.get(k), int) and ref[k] > 0 for k in ("experts", "top_k"))):
+        raise ConfigError(f"{where}: moe_reference must be {{\"experts\": int > 0, \"top_k\": int > 0}}, "
+                          f"got {ref!r}")
     for kind in ("moe", "dense"):
         buckets = d.get(kind)
         if not isinstance(buckets, list) or not buckets:
@@ -117,6 +130,28 @@ def load_shipped(arch_family: str) -> dict:
         return json.load(f)
 
 
+# the shape the shipped MoE buckets were chosen on (Qwen3-Next: E=512, top-10), when a file has none
+MOE_REFERENCE_DEFAULT = {"experts": 512, "top_k": 10}
+
+
+def moe_reference(d: dict) -> dict:
+    return d.get("moe_reference") or MOE_REFERENCE_DEFAULT
+
+
+def moe_bucket_m(d: dict, m: int, experts: int, top_k: int) -> int:
+    """The reference-shape M whose bucket serves ``m`` tokens of a layer with ``experts`` (global)
+    experts and ``top_k``; decided from shapes only (graph-safe). Naive routing (one (token, slot)
+    pair per block, while m * top_k * naive_sparsity <= experts) maps to the same pair count;
+    sorted routing to the same mean rows per expert (m * top_k / experts). Either way the result
+    stays on the same side of the reference's naive threshold, so a GEMV bucket (naive only) is
+    never picked for sorted routing."""
+    ref = moe_reference(d)
+    pairs = m * top_k
+    if pairs * int(d.get("naive_sparsity", 4)) <= experts:
+        return max(1, -(-pairs // ref["top_k"]))
+    return max(1, -(-pairs * ref["experts"] // (experts * ref["top_k"])))
+
+
 def _bucket(buckets: list, m: int) -> dict:
     for b in buckets:
         if b["max_m"] is None or m <= b["max_m"]:
@@ -124,10 +159,18 @@ def _bucket(buckets: list, m: int) -> dict:
     return buckets[-1]
 
 
-def get_moe_config(arch_family: str, m: int) -> dict:
+def get_moe_config(arch_family: str, m: int, experts: Optional[int] = None,
+                   top_k: Optional[int] = None) -> dict:
     """Bucket for a MoE layer call with ``m`` tokens: keys BLOCK_M, fuse_silu, w13, w2
-    (each {BLOCK_N, BLOCK_K, num_warps, num_stages, ...})."""
-    return _bucket(load_family(arch_family)["moe"], m)
+    (each {BLOCK_N, BLOCK_K, num_warps, num_stages, ...}). With the layer's ``experts`` (global)
+    and ``top_k`` the bucket is the one moe_bucket_m maps ``m`` to; without them ``m`` is taken
+    as a reference-shape M."""
+    d = load_family(arch_family)
+    if (experts is None) != (top_k is None):
+        raise ValueError("pass both experts and top_k, or neither")
+    if experts is not None:
+        m = moe_bucket_m(d, m, experts, top_k)
+    return _bucket(d["moe"], m)
 
 
 def get_dense_config(arch_family: str, m: int) -> dict:

@@ -33,7 +33,6 @@ weights once at load time (:func:`check_fp8_weights_finite`) and refuse NaN loud
 from __future__ import annotations
 
 import torch
-import triton
 
 # 2**8: fp16 exponent bias 15 minus e4m3 exponent bias 7.
 FP16_BITS_SCALE = 256.0
@@ -113,8 +112,8 @@ def classify_scale(scale: torch.Tensor, num_experts: int, N: int, K: int, block_
     if s.numel() == E * N and (s.dim() <= 2 or s.shape[-1] == 1):
         return SCALE_CHANNEL, s.reshape(E, N, 1), None
     bs = list(block_shape) if block_shape is not None else [128, 128]
-    if s.numel() == E * triton.cdiv(N, bs[0]) * triton.cdiv(K, bs[1]):
-        return SCALE_BLOCK, s.reshape(E, triton.cdiv(N, bs[0]), triton.cdiv(K, bs[1])), bs
+    if s.numel() == E * -(-N // bs[0]) * -(-K // bs[1]):
+        return SCALE_BLOCK, s.reshape(E, -(-N // bs[0]), -(-K // bs[1])), bs
     raise ValueError(f"cannot infer fp8 scale layout: scale {tuple(scale.shape)} for E={E} "
                      f"N={N} K={K} block_shape={block_shape}")
 

@@ -18,6 +18,18 @@ import triton.language as tl
 _BLOCK_T = 64  # routes per step of the align program (a BLOCK_T^2 compare gives stable ranks)
 
 
+# triton.cdiv / triton.next_power_of_2 are ConstexprFunctions in recent Triton (12-23 us per host
+# call, Triton 3.9); the launchers (here and moe_w8a16) call them on every forward, so they use
+# these instead.
+def cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def next_power_of_2(n: int) -> int:
+    """Smallest power of two >= n (1 for n <= 1)."""
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
 @dataclass
 class MoeRouting:
     """What the GEMM kernel needs to map M-blocks to (token, slot) pairs and experts.
@@ -130,7 +142,7 @@ def sorted_upper_bound(num_pairs: int, num_buckets: int, block_m: int) -> int:
     """Length of sorted_token_ids: every used bucket (at most min(pairs, buckets)) wastes at
     most block_m - 1 slots; rounded up to whole blocks."""
     max_len = num_pairs + min(num_pairs, num_buckets) * (block_m - 1)
-    return triton.cdiv(max_len, block_m) * block_m
+    return cdiv(max_len, block_m) * block_m
 
 
 def launch_align(topk_ids: torch.Tensor, block_m: int, num_experts: int, num_buckets: int,
@@ -141,7 +153,7 @@ def launch_align(topk_ids: torch.Tensor, block_m: int, num_experts: int, num_buc
     topk_ids; num_buckets: experts after the map (local count) or num_experts unmapped."""
     ids = topk_ids.reshape(-1)
     n = ids.numel()
-    nb = triton.next_power_of_2(num_buckets + 1)
+    nb = next_power_of_2(num_buckets + 1)
     scratch = torch.empty(2 * nb, dtype=torch.int32, device=ids.device)
     max_len = sorted_ids.numel() if sorted_ids is not None else 0
     moe_align_kernel[(1,)](

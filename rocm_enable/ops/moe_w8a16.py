@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-import triton
 
 from rocm_enable.ops import config as cfgmod
 from rocm_enable.ops.fp8_dequant import SCALE_BLOCK, classify_scale
-from rocm_enable.ops.moe_align import MoeRouting, moe_align
+from rocm_enable.ops.moe_align import MoeRouting, cdiv, moe_align, next_power_of_2
 from rocm_enable.ops.w8a16_kernel import silu_and_mul_kernel, w8a16_gemm_kernel, w8a16_gemv_kernel
 
 ROUTING_DENSE, ROUTING_NAIVE, ROUTING_SORTED = 0, 1, 2
@@ -41,7 +40,7 @@ def _weight_words(w: torch.Tensor) -> torch.Tensor:
 
 
 def _pick_block_k(block_k: int, K: int, mode: int, group_k: int) -> int:
-    bk = min(block_k, max(32, triton.next_power_of_2(K)))
+    bk = min(block_k, max(32, next_power_of_2(K)))
     if mode == SCALE_BLOCK:
         bk = min(bk, group_k)
         if group_k % bk:
@@ -50,17 +49,20 @@ def _pick_block_k(block_k: int, K: int, mode: int, group_k: int) -> int:
 
 
 _COUNTERS: dict = {}
+_OUTGROWN: list = []  # replaced ticket buffers stay allocated: a captured graph may still use one
 
 
 def _split_counters(device, n: int) -> torch.Tensor:
-    """Zeroed int32 tickets for split-K tiles, cached per device. The kernel's last split of
-    each tile resets its ticket to 0, so the buffer stays zero between launches (also
-    across CUDA-graph replays). Assumes split-K launches on one device are stream-ordered
-    (two concurrent split-K GEMMs on different streams would share tickets)."""
+    """Zeroed int32 tickets for split-K tiles and the GEMV's top-k sum, cached per device. The
+    kernel's last arriving program of each tile resets its ticket to 0, so the buffer stays zero
+    between launches (also across CUDA-graph replays). Assumes these launches on one device are
+    stream-ordered (two concurrent ones on different streams would share tickets)."""
     key = str(device)
     buf = _COUNTERS.get(key)
     if buf is None or buf.numel() < n:
-        buf = torch.zeros(max(n, 4096), dtype=torch.int32, device=device)
+        if buf is not None:
+            _OUTGROWN.append(buf)
+        buf = torch.zeros(max(n, 16384), dtype=torch.int32, device=device)
         _COUNTERS[key] = buf
     return buf
 
@@ -82,10 +84,14 @@ def pick_split_k(programs: int, k_steps: int, cfg: dict, split_k: Optional[int] 
 def launch_w8a16_gemm(a: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, c: torch.Tensor, *,
                       routing: Optional[MoeRouting], top_k: int, block_shape, gemm_cfg: dict,
                       block_m: int, topk_weights=None, fuse_silu=False, bias=None,
-                      split_k: Optional[int] = None) -> torch.Tensor:
+                      split_k: Optional[int] = None, sum_k: int = 0,
+                      sum_ws: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Shared launcher. a [rows, K]; w [E, N, K] (dense: [1, N, K]) e4m3fn; c [pairs, N_out].
     Split-K (``split_k`` or the config's SPLIT_K / split_k_programs) applies to dense and
-    naive routing only (sorted routing's grid is an upper bound, not the real tile count)."""
+    naive routing only (sorted routing's grid is an upper bound, not the real tile count).
+    sum_k > 0 (w2 where sums_topk_in_gemv holds): rows are pairs of sum_k slots per token, c is
+    the summed output [pairs / sum_k, N_out] and sum_ws an fp32 buffer of one BLOCK_N row per
+    (pair, N tile)."""
     E, N_w, K = w.shape
     if a.shape[-1] != K:
         raise ValueError(f"activation K={a.shape[-1]} != weight K={K}")
@@ -97,11 +103,12 @@ def launch_w8a16_gemm(a: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, c: 
         raise ValueError(f"output last dim {c.shape[-1]} != {n_out}")
     c2 = c.view(-1, n_out)
     words = _weight_words(w)
-    if gemm_cfg.get("kernel") == "gemv" and (routing is None or routing.naive):
-        if _gemv_fits(mode, bs, gemm_cfg["BLOCK_N"], N_w // 2 if fuse_silu else 0):
-            _launch_gemv(a, words, s3, c2, routing, top_k, mode, bs, gemm_cfg, n_out,
-                         topk_weights, fuse_silu, bias, N_w)
-            return c
+    if _uses_gemv(gemm_cfg, routing, mode, bs, fuse_silu, N_w):
+        _launch_gemv(a, words, s3, c2, routing, top_k, mode, bs, gemm_cfg, n_out,
+                     topk_weights, fuse_silu, bias, N_w, sum_k, sum_ws)
+        return c
+    if sum_k:
+        raise ValueError("the top-k sum runs in the GEMV only: check sums_topk_in_gemv first")
     meta, opts = cfgmod.split_options(gemm_cfg)
     a_split = bool(meta.get("a_split"))
     if a_split:
@@ -111,7 +118,7 @@ def launch_w8a16_gemm(a: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, c: 
     bk = _pick_block_k(meta["BLOCK_K"], K, mode, group_k)
     dummy = s3  # any tensor for unused pointer args
     if routing is None:
-        num_valid, grid_m, routing_kind = a.shape[0], triton.cdiv(a.shape[0], block_m), ROUTING_DENSE
+        num_valid, grid_m, routing_kind = a.shape[0], cdiv(a.shape[0], block_m), ROUTING_DENSE
         em, sorted_ids, expert_ids, ntpp = a.shape[0], None, dummy, dummy
     else:
         num_valid, grid_m = routing.num_pairs, routing.num_blocks
@@ -119,8 +126,8 @@ def launch_w8a16_gemm(a: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, c: 
         em, sorted_ids = routing.em, routing.sorted_token_ids
         expert_ids = routing.expert_ids
         ntpp = dummy if routing.num_tokens_post_padded is None else routing.num_tokens_post_padded
-    grid_n = triton.cdiv(n_out, meta["BLOCK_N"])
-    k_steps = triton.cdiv(K, bk)
+    grid_n = cdiv(n_out, meta["BLOCK_N"])
+    k_steps = cdiv(K, bk)
     if routing is None or routing.naive:
         nsplit, k_iters = pick_split_k(grid_n * grid_m, k_steps, gemm_cfg, split_k)
     else:
@@ -160,6 +167,21 @@ def split_activation_fp16(a: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _uses_gemv(gemm_cfg: dict, routing: Optional[MoeRouting], mode: int, bs, fuse_silu: bool,
+               N_w: int) -> bool:
+    return (gemm_cfg.get("kernel") == "gemv" and (routing is None or routing.naive)
+            and _gemv_fits(mode, bs, gemm_cfg["BLOCK_N"], N_w // 2 if fuse_silu else 0))
+
+
+def sums_topk_in_gemv(w2: torch.Tensor, w2_scale: torch.Tensor, block_shape, gemm_cfg: dict,
+                      routing: MoeRouting) -> bool:
+    """Whether the w2 launch runs the GEMV and can take the top-k sum in its epilogue (naive
+    routing and a GEMV config that fits the scales): decided from shapes only."""
+    E, N_w, K = w2.shape
+    mode, _, bs = classify_scale(w2_scale, E, N_w, K, block_shape)
+    return _uses_gemv(gemm_cfg, routing, mode, bs, False, N_w) and _PARTIAL_ROW % gemm_cfg["BLOCK_N"] == 0
+
+
 def _gemv_fits(mode: int, block_shape, block_n: int, up_offset: int) -> bool:
     """The GEMV kernel puts block scales on the activation, so every row of a program must
     share one scale row: BLOCK_N divides the scale group and the up half starts on a group."""
@@ -170,14 +192,21 @@ def _gemv_fits(mode: int, block_shape, block_n: int, up_offset: int) -> bool:
 
 
 def _launch_gemv(a, words, s3, c2, routing, top_k, mode, bs, gemm_cfg, n_out, topk_weights,
-                 fuse_silu, bias, N_w):
+                 fuse_silu, bias, N_w, sum_k=0, sum_ws=None):
     meta, opts = cfgmod.split_options(gemm_cfg)
     K = a.shape[-1]
     group_n, group_k = (bs if bs else (128, 128))
-    bk = min(meta["BLOCK_K"], max(16, triton.next_power_of_2(K)))
+    bk = min(meta["BLOCK_K"], max(16, next_power_of_2(K)))
     rows = a.shape[0] if routing is None else routing.num_pairs
     dummy = s3
-    w8a16_gemv_kernel[(triton.cdiv(n_out, meta["BLOCK_N"]), rows)](
+    grid_n = cdiv(n_out, meta["BLOCK_N"])
+    extra = {}
+    if sum_k:
+        if sum_ws is None or sum_ws.dtype != torch.float32 or sum_ws.numel() < rows * grid_n * meta["BLOCK_N"]:
+            raise ValueError("sum_ws must be an fp32 buffer of one BLOCK_N row per (pair, N tile)")
+        extra = dict(ws_ptr=sum_ws, cnt_ptr=_split_counters(a.device, rows // sum_k * grid_n),
+                     sum_k=sum_k, SUM_TOPK=True)
+    w8a16_gemv_kernel[(grid_n, rows)](
         a, words, c2, s3, bias if bias is not None else dummy,
         topk_weights if topk_weights is not None else dummy,
         routing.expert_ids if routing is not None else dummy,
@@ -186,14 +215,15 @@ def _launch_gemv(a, words, s3, c2, routing, top_k, mode, bs, gemm_cfg, n_out, to
         s3.stride(0), s3.stride(1), s3.stride(2),
         top_k=top_k, ROUTED=routing is not None, SCALE_MODE=mode, GROUP_N=group_n, GROUP_K=group_k,
         MUL_ROUTED_WEIGHT=topk_weights is not None, FUSE_SILU=fuse_silu, HAS_BIAS=bias is not None,
-        BLOCK_N=meta["BLOCK_N"], BLOCK_K=bk, EVEN_K=K % bk == 0, **opts)
+        BLOCK_N=meta["BLOCK_N"], BLOCK_K=bk, EVEN_K=K % bk == 0, **extra, **opts)
 
 
 def moe_gemm_w8a16(a: torch.Tensor, w: torch.Tensor, w_scale: torch.Tensor, c: torch.Tensor,
                    routing: MoeRouting, *, top_k: int, gemm: str = "w13", block_shape=None,
                    topk_weights: Optional[torch.Tensor] = None, fuse_silu: bool = False,
                    arch_family: str = "rdna3", num_tokens: Optional[int] = None,
-                   split_k: Optional[int] = None) -> torch.Tensor:
+                   split_k: Optional[int] = None, experts: Optional[int] = None,
+                   routing_top_k: Optional[int] = None) -> torch.Tensor:
     """One expert GEMM, written into the caller's ``c``.
 
     a: [M, K] (w13: top_k = routing top-k, row of pair p is p // top_k) or [M*topk, K]
@@ -205,12 +235,13 @@ def moe_gemm_w8a16(a: torch.Tensor, w: torch.Tensor, w_scale: torch.Tensor, c: t
     topk_weights: [M, topk] float; if given, multiplied into each pair's row.
     routing: from ``moe_align`` with block_m = the config's BLOCK_M for this M.
     gemm: "w13" or "w2", selects the config's per-GEMM tile; num_tokens picks the M bucket
-       (default: a.shape[0] for w13, a.shape[0] // top-k pairs otherwise).
+       (default: a.shape[0] for w13, a.shape[0] // top-k pairs otherwise), mapped through the
+       layer's (global) ``experts`` and ``routing_top_k`` when given (config.moe_bucket_m).
     split_k: force K splits (naive routing only; default: the config's choice).
     """
     m = num_tokens if num_tokens is not None else (a.shape[0] if gemm == "w13" else
                                                    max(1, routing.num_pairs))
-    bucket = cfgmod.get_moe_config(arch_family, m)
+    bucket = cfgmod.get_moe_config(arch_family, m, experts, routing_top_k)
     if bucket["BLOCK_M"] != routing.block_m:
         raise ValueError(f"routing block_m {routing.block_m} != config BLOCK_M {bucket['BLOCK_M']}")
     tw = topk_weights.reshape(-1) if topk_weights is not None else None
@@ -226,8 +257,8 @@ def silu_and_mul(x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.T
     if out is None:
         out = torch.empty(*x.shape[:-1], n, dtype=x.dtype, device=x.device)
     o2 = out.view(-1, n)
-    block = min(1024, triton.next_power_of_2(n))
-    silu_and_mul_kernel[(x2.shape[0], triton.cdiv(n, block))](x2, o2, n, x2.stride(0), o2.stride(0),
+    block = min(1024, next_power_of_2(n))
+    silu_and_mul_kernel[(x2.shape[0], cdiv(n, block))](x2, o2, n, x2.stride(0), o2.stride(0),
                                                              BLOCK=block)
     return out
 
@@ -237,20 +268,41 @@ def moe_routing_for(topk_ids: torch.Tensor, num_experts: int, arch_family: str,
                     num_local_experts: Optional[int] = None) -> MoeRouting:
     """Routing with the block size and naive/sorted choice the configs ask for (both decided
     from shapes only, so a captured graph never changes path)."""
-    m = topk_ids.shape[0]
-    bucket = cfgmod.get_moe_config(arch_family, m)
+    m, top_k = topk_ids.shape
+    bucket = cfgmod.get_moe_config(arch_family, m, num_experts, top_k)
     naive = topk_ids.numel() * cfgmod.naive_sparsity(arch_family) <= num_experts
     return moe_align(topk_ids, bucket["BLOCK_M"], num_experts, expert_map, naive=naive,
                      num_local_experts=num_local_experts)
+
+
+# the most (token, slot) pairs a naive-routing call has (pairs * naive_sparsity <= experts): up
+# to here workspace2 also has room for the top-k-summing GEMV's layout
+SUM_IN_GEMV_MAX_PAIRS = 512
+_ALIGN = 8  # elements: the fp32 partials start 16-byte aligned
+_PARTIAL_ROW = 128  # partial rows are padded to this; the summing GEMV's BLOCK_N must divide it
+
+
+def _summed_w2_layout(pairs: int, n_inter: int, hidden: int) -> tuple[int, int]:
+    """(element offset, fp32 count) of the partial sums in workspace2 when the w2 GEMV sums the
+    top-k: after the activation [pairs, N], which lives in workspace2 then (the output may
+    alias workspace13 and is written while other programs still read the activation)."""
+    offset = -(-pairs * n_inter // _ALIGN) * _ALIGN
+    return offset, pairs * (-(-hidden // _PARTIAL_ROW) * _PARTIAL_ROW)
 
 
 def workspace_sizes(num_tokens: int, top_k: int, n_inter: int, hidden: int) -> tuple[int, int]:
     """Elements of (workspace13, workspace2) that fused_experts_w8a16 uses, laid out as vLLM's
     TritonExperts does (vLLM may alias the output onto workspace13): workspace13 holds the
     activation [pairs, N], dead before the top-k sum writes the output; workspace2 holds the
-    w13 output [pairs, 2N] (unfused SiLU only) and later the w2 output [pairs, K]."""
+    w13 output [pairs, 2N] (unfused SiLU only) and later the w2 output [pairs, K]. Small calls
+    (<= SUM_IN_GEMV_MAX_PAIRS pairs) also get room for the decode layout where the w2 GEMV sums
+    the top-k: activation then fp32 partials [pairs, K], both in workspace2."""
     pairs = num_tokens * top_k
-    return pairs * n_inter, pairs * max(2 * n_inter, hidden)
+    ws2 = pairs * max(2 * n_inter, hidden)
+    if pairs <= SUM_IN_GEMV_MAX_PAIRS:
+        offset, partials = _summed_w2_layout(pairs, n_inter, hidden)
+        ws2 = max(ws2, offset + 2 * partials)  # an fp32 is two 16-bit elements
+    return pairs * n_inter, ws2
 
 
 def _buffer(workspace: Optional[torch.Tensor], shape, dtype, device) -> torch.Tensor:
@@ -284,7 +336,8 @@ def fused_experts_w8a16(hidden_states: torch.Tensor, w13: torch.Tensor, w2: torc
     (the kernels read it as is). workspace13 / workspace2: flat buffers of at least
     workspace_sizes() elements in hidden_states.dtype (vLLM's workspaces), else allocated.
     Launches: align (not for naive routing without an expert map), w13 (+ SiLU launch when the
-    bucket does not fuse it), w2, top-k sum.
+    bucket does not fuse it), w2, top-k sum (none where the w2 GEMV sums it: naive routing with
+    a GEMV w2 config, i.e. decode).
     """
     if activation != "silu":
         raise NotImplementedError(f"activation {activation!r}: only 'silu' is implemented")
@@ -297,14 +350,32 @@ def fused_experts_w8a16(hidden_states: torch.Tensor, w13: torch.Tensor, w2: torc
     if apply_router_weight_on_input and top_k != 1:
         raise ValueError("apply_router_weight_on_input requires top_k == 1 (as in vLLM)")
     num_experts = global_num_experts if global_num_experts > 0 else E
-    bucket = cfgmod.get_moe_config(arch_family, M)
+    bucket = cfgmod.get_moe_config(arch_family, M, num_experts, top_k)
     routing = moe_routing_for(topk_ids, num_experts, arch_family, expert_map, num_local_experts=E)
     dev, dt = hidden_states.device, hidden_states.dtype
     weights = topk_weights.reshape(-1)
     w13_weights = weights if apply_router_weight_on_input else None
     w2_weights = None if apply_router_weight_on_input else weights
     n_inter = N2 // 2
-    act = _buffer(workspace13, (M * top_k, n_inter), dt, dev)
+    pairs = M * top_k
+    offset, n_partials = _summed_w2_layout(pairs, n_inter, K)
+    sum_in_gemv = (sums_topk_in_gemv(w2, w2_scale, block_shape, bucket["w2"], routing)
+                   and bucket["fuse_silu"]
+                   and (workspace2 is None or workspace2.numel() >= offset + 2 * n_partials))
+    if sum_in_gemv:
+        act = _buffer(workspace2, (pairs, n_inter), dt, dev)
+        partials = (torch.empty(n_partials, dtype=torch.float32, device=dev) if workspace2 is None
+                    else workspace2.reshape(-1)[offset:offset + 2 * n_partials].view(torch.float32))
+        launch_w8a16_gemm(hidden_states, w13, w13_scale, act, routing=routing, top_k=top_k,
+                          block_shape=block_shape, gemm_cfg=bucket["w13"], block_m=routing.block_m,
+                          topk_weights=w13_weights, fuse_silu=True)
+        if output is None:
+            output = torch.empty(M, K, dtype=dt, device=dev)
+        launch_w8a16_gemm(act, w2, w2_scale, output, routing=routing, top_k=1, block_shape=block_shape,
+                          gemm_cfg=bucket["w2"], block_m=routing.block_m, topk_weights=w2_weights,
+                          sum_k=top_k, sum_ws=partials)
+        return output
+    act = _buffer(workspace13, (pairs, n_inter), dt, dev)
     if bucket["fuse_silu"]:
         launch_w8a16_gemm(hidden_states, w13, w13_scale, act, routing=routing, top_k=top_k,
                           block_shape=block_shape, gemm_cfg=bucket["w13"], block_m=routing.block_m,

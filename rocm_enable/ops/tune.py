@@ -38,6 +38,58 @@ class MoeShape:
     hidden: int
     intermediate: int  # per tensor-parallel shard
 
+    def __str__(self):
+        return (f"E={self.experts} top-k={self.top_k} hidden={self.hidden} "
+                f"intermediate={self.intermediate} per shard")
+
+
+# config.json keys of the MoE shape, as the common MoE families spell them (Qwen-MoE / Qwen3-Next,
+# DeepSeek-V2/V3, Mixtral, OLMoE, GPT-OSS, ...). Mixtral-style configs have no moe_intermediate_size:
+# their intermediate_size is the expert's.
+EXPERT_KEYS = ("num_experts", "n_routed_experts", "num_local_experts", "moe_num_experts")
+TOPK_KEYS = ("num_experts_per_tok", "moe_top_k", "num_experts_per_token", "top_k")
+EXPERT_INTERMEDIATE_KEYS = ("moe_intermediate_size", "expert_intermediate_size", "intermediate_size")
+
+
+def _first(cfg: dict, keys) -> int:
+    return next((int(cfg[k]) for k in keys if cfg.get(k)), 0)
+
+
+def shapes_from_config(raw: dict, tp: int, where: str) -> tuple[MoeShape | None, tuple[int, int] | None]:
+    """(MoE expert shape per tensor-parallel shard, or None for a dense model; the dense gate_up
+    projection [2 * intermediate / tp, hidden] for a dense model, else None) from a HF
+    config.json dict (its text_config for multimodal checkpoints)."""
+    text = raw.get("text_config") or raw
+    hidden = _first(text, ("hidden_size",))
+    if not hidden:
+        raise TuneError(f"{where}: config has no hidden_size")
+    experts = _first(text, EXPERT_KEYS)
+    inter = _first(text, EXPERT_INTERMEDIATE_KEYS if experts else ("intermediate_size",))
+    if not inter:
+        raise TuneError(f"{where}: config has none of {EXPERT_INTERMEDIATE_KEYS if experts else 'intermediate_size'}")
+    if inter % tp:
+        raise TuneError(f"{where}: intermediate size {inter} is not divisible by --tensor-parallel-size {tp}")
+    if not experts:
+        return None, (2 * inter // tp, hidden)
+    top_k = _first(text, TOPK_KEYS)
+    if not top_k:
+        raise TuneError(f"{where}: a MoE config ({experts} experts) without any of {TOPK_KEYS}")
+    return MoeShape(experts, top_k, hidden, inter // tp), None
+
+
+def parse_moe_shape(text: str) -> MoeShape:
+    """'E,TOPK,HIDDEN,INTERMEDIATE' (intermediate per tensor-parallel shard)."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4 or min(values) <= 0:
+        raise TuneError(f"--moe-shape {text!r}: expected four positive integers "
+                        "EXPERTS,TOP_K,HIDDEN,INTERMEDIATE_PER_SHARD, e.g. 128,8,2048,768")
+    if values[1] > values[0]:
+        raise TuneError(f"--moe-shape {text!r}: top-k {values[1]} exceeds the {values[0]} experts")
+    return MoeShape(*values)
+
 
 def _gemm(bn, bk, w, s, kernel="tile"):
     cfg = {"BLOCK_N": bn, "BLOCK_K": bk, "num_warps": w, "num_stages": s}
@@ -150,7 +202,7 @@ def tune_moe(shape: MoeShape, family: str, ms, timer, device, quick=False, repor
             a2 = (torch.randn(m * top_k, I, generator=g) * 0.5).to(torch.bfloat16).to(device)
             tw = torch.rand(m * top_k, generator=g).to(device)
             sets.append(dict(ids=ids, x=x, a2=a2, tw=tw, routes={}))
-        ref_bucket = cfgmod._bucket(shipped["moe"], m)
+        ref_bucket = cfgmod._bucket(shipped["moe"], cfgmod.moe_bucket_m(shipped, m, E, top_k))
 
         def route(s, bm):
             if bm not in s["routes"]:
@@ -271,8 +323,11 @@ def tune_family(family: str, moe: MoeShape | None, dense: tuple[int, int] | None
     runs += [{"kind": kind, "source": source, "device": _device_name(device), "date": when,
               "ms": sorted(set(ms))} for kind in retuned]
     out = {"_why": "measured by `rocm-enable tune` on this machine; per-kind provenance in _tuned.runs, "
-                   "every candidate and its time in _tuned.report",
+                   "every candidate and its time in _tuned.report; other MoE shapes map onto the measured "
+                   "one by config.moe_bucket_m",
            "naive_sparsity": base.get("naive_sparsity", 4),
+           "moe_reference": ({"experts": moe.experts, "top_k": moe.top_k} if moe
+                             else cfgmod.moe_reference(base)),
            "moe": tune_moe(moe, family, ms, timer, device, quick, report) if moe else base["moe"],
            "dense": tune_dense(*dense, family, ms, timer, device, quick, report) if dense else base["dense"]}
     out["_tuned"] = {"family": family, "runs": runs, "report": report}

@@ -34,14 +34,16 @@ import triton.language as tl
 
 
 
-@triton.jit
+# Token counts and the split-K step count are not specialised (divisible-by-16 / == 1): they only
+# bound masks and loops, and specialising them compiled a new binary per batch-size class.
+@triton.jit(do_not_specialize=["EM", "num_valid_tokens", "k_iters"])
 def w8a16_gemm_kernel(
     a_ptr, w_ptr, c_ptr, scale_ptr, bias_ptr, topk_weights_ptr,
     sorted_token_ids_ptr, expert_ids_ptr, num_tokens_post_padded_ptr, ws_ptr, cnt_ptr,
     N, K, EM, num_valid_tokens, up_offset, k_iters,
     stride_am, stride_ak, stride_we, stride_wn, stride_cm, stride_cn,
     stride_se, stride_sn, stride_sk,
-    top_k: tl.constexpr, ROUTING: tl.constexpr, SCALE_MODE: tl.constexpr,
+    top_k, ROUTING: tl.constexpr, SCALE_MODE: tl.constexpr,
     GROUP_N: tl.constexpr, GROUP_K: tl.constexpr,
     MUL_ROUTED_WEIGHT: tl.constexpr, FUSE_SILU: tl.constexpr, HAS_BIAS: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr,
@@ -261,16 +263,17 @@ def _gemv_word_products(w, a0, a1, a2, a3):
             + (od >> 16).to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32) * a3[None, :])
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["num_rows"])
 def w8a16_gemv_kernel(
     a_ptr, w_ptr, c_ptr, scale_ptr, bias_ptr, topk_weights_ptr, expert_ids_ptr,
     N, K, num_rows, up_offset,
     stride_am, stride_ak, stride_we, stride_wn, stride_cm, stride_cn,
     stride_se, stride_sn, stride_sk,
-    top_k: tl.constexpr, ROUTED: tl.constexpr, SCALE_MODE: tl.constexpr,
+    top_k, ROUTED: tl.constexpr, SCALE_MODE: tl.constexpr,
     GROUP_N: tl.constexpr, GROUP_K: tl.constexpr,
     MUL_ROUTED_WEIGHT: tl.constexpr, FUSE_SILU: tl.constexpr, HAS_BIAS: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr,
+    ws_ptr=None, cnt_ptr=None, sum_k=1, SUM_TOPK: tl.constexpr = False,
 ):
     """Decode GEMV: one output row (a routed (token, slot) pair, or a dense token) per program
     along axis 1, BLOCK_N output channels along axis 0; no matrix instruction.
@@ -285,6 +288,10 @@ def w8a16_gemv_kernel(
     [BLOCK_N, BLOCK_K/4] partial sums, reduced once after the K loop.
     Same word dequantisation as w8a16_gemm_kernel (fp16 bits = value * 2**-8; the 2**8 is in
     the folded scales), so both kernels take the same folded weights and scales.
+
+    SUM_TOPK (w2 of naive routing): rows are the (token, slot) pairs of sum_k slots per token and
+    c is the layer output [tokens, N]: the top-k sum happens in this launch (_topk_sum_store), so
+    decode needs no separate reduction launch and no [pairs, N] round trip.
     """
     BLOCK_KW: tl.constexpr = BLOCK_K // 4
     pid_n = tl.program_id(0)
@@ -295,7 +302,11 @@ def w8a16_gemv_kernel(
     if ROUTED:
         expert = tl.load(expert_ids_ptr + row).to(tl.int64)
         if expert == -1:  # expert on another rank (expert parallelism): contributes 0
-            tl.store(c_ptrs, tl.zeros((BLOCK_N,), dtype=c_ptr.dtype.element_ty), mask=n_mask)
+            if SUM_TOPK:
+                _topk_sum_store(tl.zeros((BLOCK_N,), dtype=tl.float32), ws_ptr, cnt_ptr, c_ptr, row,
+                                pid_n, sum_k, N, stride_cm, stride_cn, BLOCK_N)
+            else:
+                tl.store(c_ptrs, tl.zeros((BLOCK_N,), dtype=c_ptr.dtype.element_ty), mask=n_mask)
             return
         a_row = row // top_k
     else:
@@ -380,4 +391,33 @@ def w8a16_gemv_kernel(
             out_u *= tw
     if FUSE_SILU:
         out = out / (1.0 + tl.exp(-out)) * out_u
-    tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=n_mask)
+    if SUM_TOPK:
+        _topk_sum_store(out, ws_ptr, cnt_ptr, c_ptr, row, pid_n, sum_k, N, stride_cm, stride_cn, BLOCK_N)
+    else:
+        tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=n_mask)
+
+
+@triton.jit
+def _topk_sum_store(part, ws_ptr, cnt_ptr, c_ptr, row, pid_n, sum_k, N, stride_cm, stride_cn,
+                    BLOCK_N: tl.constexpr):
+    """The top-k sum inside the GEMV launch. Program (pid_n, row = token * sum_k + slot) stores
+    its fp32 partial [BLOCK_N] to ws[token tile, slot], then takes a ticket on the token tile
+    (acq_rel atomic, as split-K does); the last of the tile's sum_k programs adds the partials in
+    slot order 0..sum_k-1 (bitwise deterministic whatever the arrival order), resets the ticket to
+    0 (CUDA-graph replay safe) and writes the output row once, rounded once."""
+    token = row // sum_k
+    slot = row % sum_k
+    tile = token * tl.cdiv(N, BLOCK_N) + pid_n
+    offs = tl.arange(0, BLOCK_N)
+    ws_tile = ws_ptr + tile * (sum_k * BLOCK_N)
+    tl.store(ws_tile + slot * BLOCK_N + offs, part)
+    tl.debug_barrier()  # every thread's partial store precedes the release below
+    ticket = tl.atomic_add(cnt_ptr + tile, 1, sem="acq_rel", scope="gpu")
+    if ticket == sum_k - 1:
+        total = tl.zeros((BLOCK_N,), dtype=tl.float32)
+        for s in range(0, sum_k):
+            total += tl.load(ws_tile + s * BLOCK_N + offs, cache_modifier=".cg")
+        tl.atomic_xchg(cnt_ptr + tile, 0, sem="relaxed", scope="gpu")  # ready for the next launch
+        offs_n = pid_n * BLOCK_N + offs
+        tl.store(c_ptr + token * stride_cm + offs_n * stride_cn, total.to(c_ptr.dtype.element_ty),
+                 mask=offs_n < N)

@@ -13,7 +13,8 @@ import torch
 from rocm_enable.ops import config as cfgmod
 from rocm_enable.ops.fp8_dequant import fold_fp8_scale_for_fp16_bits
 from rocm_enable.ops.moe_align import moe_align
-from rocm_enable.ops.moe_w8a16 import fused_experts_w8a16, moe_gemm_w8a16, moe_routing_for
+from rocm_enable.ops.moe_w8a16 import (fused_experts_w8a16, moe_gemm_w8a16, moe_routing_for,
+                                       workspace_sizes)
 from w8a16_testutil import REL_TOL, moe_reference, rand_fp8, rand_scale, rel_err
 
 # name: (E, top_k, hidden, moe_intermediate)  -- scaled-down
@@ -26,8 +27,12 @@ MODELS = {
 TP = [1, 2, 4]  # the intermediate dim is sharded: 256 -> 128 -> 64 (partial 128-blocks)
 
 
-def _run(model, tp, M, dtype, scale_kind, seed, arch="rdna3", on_input=False, expert_map=None):
-    E, top_k, H, I = MODELS[model]
+def _run(model, tp, M, dtype, scale_kind, seed, arch="rdna3", on_input=False, expert_map=None,
+         vllm_workspaces=False, ids_fix=None):
+    """Relative error of fused_experts_w8a16 against moe_reference. vllm_workspaces: pass
+    workspaces of workspace_sizes() with the output aliased onto workspace13, as vLLM's modular
+    kernel does; ids_fix(ids) edits the routing (e.g. padded routes)."""
+    E, top_k, H, I = MODELS[model] if isinstance(model, str) else model
     I //= tp
     g = torch.Generator().manual_seed(seed)
     if on_input:
@@ -37,17 +42,27 @@ def _run(model, tp, M, dtype, scale_kind, seed, arch="rdna3", on_input=False, ex
     s13 = rand_scale(scale_kind, E, 2 * I, H, gen=g)
     s2 = rand_scale(scale_kind, E, H, I, gen=g)
     ids = torch.stack([torch.randperm(E, generator=g)[:top_k] for _ in range(M)])
+    if ids_fix is not None:
+        ids = ids_fix(ids)
     tw = torch.rand(M, top_k, generator=g) + 0.1
     bs = [128, 128] if scale_kind == "block" else None
     if expert_map is not None:  # this rank holds the experts whose map entry >= 0
         keep = expert_map >= 0
         w13, w2, s13, s2 = w13[keep], w2[keep], s13[keep], s2[keep]
+    ws13 = ws2 = None
     out = torch.full((M, H), float("nan"), dtype=dtype)
+    if vllm_workspaces:
+        n13, n2 = workspace_sizes(M, top_k, I, H)
+        ws13 = torch.full((max(n13, M * H),), float("nan"), dtype=dtype)
+        ws2 = torch.full((n2,), float("nan"), dtype=dtype)
+        out = ws13[:M * H].view(M, H)  # vLLM's modular kernel may alias the output so
     fused_experts_w8a16(x, w13, w2, fold_fp8_scale_for_fp16_bits(s13), fold_fp8_scale_for_fp16_bits(s2),
                         tw, ids, block_shape=bs, apply_router_weight_on_input=on_input,
-                        global_num_experts=E, expert_map=expert_map, output=out, arch_family=arch)
-    ref = moe_reference(x, w13, w2, s13, s2, tw, ids, bs, dtype, on_input=on_input,
-                        expert_map=expert_map)
+                        global_num_experts=E, expert_map=expert_map, output=out, arch_family=arch,
+                        workspace13=ws13, workspace2=ws2)
+    valid = ids >= 0
+    ref = moe_reference(x, w13, w2, s13, s2, tw, ids.clamp_min(0), bs, dtype, on_input=on_input,
+                        expert_map=expert_map, route_mask=valid)
     return rel_err(out, ref)
 
 
@@ -70,29 +85,57 @@ def test_moe_channel_and_tensor_scales(scale_kind, M):
     assert _run("qwen36_35b", 1, M, torch.float16, scale_kind, seed=11 + M) < REL_TOL[torch.float16]
 
 
+# scaled-down layers whose small M reach every bucket through config.moe_bucket_m: few experts
+# per token (E=128, top-4) maps M 1..8 to naive buckets (reference M 1..4) and M >= 9 to sorted ones
+BUCKET_SHAPES = [(48, 10, 128, 256), (128, 4, 128, 128)]
+
+
+def _m_for_bucket(arch, bucket):
+    """The smallest (shape, M) of BUCKET_SHAPES whose call the bucket serves."""
+    buckets = cfgmod.load_shipped(arch)["moe"]
+    for M in range(1, 1024):
+        for shape in BUCKET_SHAPES:
+            if cfgmod.get_moe_config(arch, M, shape[0], shape[1]) is buckets[bucket]:
+                return shape, M
+    raise AssertionError(f"{arch} bucket {bucket} serves no M < 1024 of {BUCKET_SHAPES}")
+
+
 @pytest.mark.parametrize("arch,bucket", [(fam, i) for fam in cfgmod.ARCH_FAMILIES
                                          for i in range(len(cfgmod.load_shipped(fam)["moe"]))])
 def test_every_shipped_moe_config(arch, bucket):
-    """Each family's bucket gets one M inside it, so every shipped tile is exercised."""
-    buckets = cfgmod.load_shipped(arch)["moe"]
-    lo = 1 if bucket == 0 else buckets[bucket - 1]["max_m"] + 1
-    hi = buckets[bucket]["max_m"] or lo + 2
-    M = min(lo + 2, hi)
-    assert cfgmod.get_moe_config(arch, M) is buckets[bucket]
-    assert _run("qwen36_35b", 1, M, torch.float16, "block", seed=bucket, arch=arch) < REL_TOL[torch.float16]
+    """Each family's bucket serves one call here, so every shipped tile is exercised."""
+    shape, M = _m_for_bucket(arch, bucket)
+    assert _run(shape, 1, M, torch.float16, "block", seed=bucket, arch=arch) < REL_TOL[torch.float16]
+
+
+@pytest.mark.parametrize("arch", cfgmod.ARCH_FAMILIES)
+@pytest.mark.parametrize("M", [1, 3])
+def test_decode_topk_sum_in_gemv_with_vllm_workspaces(arch, M):
+    """Naive routing with GEMV buckets: the w2 GEMV sums the top-k itself (activation and fp32
+    partials in workspace2), with the output aliased onto workspace13 as vLLM may alias it, and
+    padded routes (-1: one slot at M=1, the whole last token at M=3) that must add nothing."""
+    def pad(ids):
+        if len(ids) > 1:
+            ids[-1] = -1
+        ids[0, -1] = -1
+        return ids
+    shape = (64, 2, 128, 256)  # M*top_k*4 <= 64: naive
+    assert _run(shape, 1, M, torch.bfloat16, "block", seed=40 + M, arch=arch, vllm_workspaces=True,
+                ids_fix=pad) < REL_TOL[torch.bfloat16]
 
 
 def test_router_weight_on_input():
     assert _run("qwen36_35b", 1, 5, torch.float16, "block", seed=3, on_input=True) < REL_TOL[torch.float16]
 
 
-@pytest.mark.parametrize("M", [1, 9])
-def test_expert_parallel_map(M):
-    E = MODELS["qwen36_35b"][0]
+@pytest.mark.parametrize("model,M", [("qwen36_35b", 1), ("qwen36_35b", 9), ("qwen3next", 1)])
+def test_expert_parallel_map(model, M):
+    """qwen3next M=1 is naive routing (the GEMV sums the top-k, non-local slots add zeros)."""
+    E = MODELS[model][0]
     emap = torch.full((E,), -1, dtype=torch.int32)
     held = torch.arange(0, E, 2)  # this rank holds the even experts
     emap[held] = torch.arange(held.numel(), dtype=torch.int32)
-    assert _run("qwen36_35b", 1, M, torch.float16, "block", seed=5, expert_map=emap) < REL_TOL[torch.float16]
+    assert _run(model, 1, M, torch.float16, "block", seed=5, expert_map=emap) < REL_TOL[torch.float16]
 
 
 @pytest.mark.parametrize("naive", [True, False])

@@ -41,9 +41,10 @@ def rel_err(out, ref):
 
 
 def moe_reference(x, w13, w2, s13, s2, topk_weights, topk_ids, block_shape, act_dtype,
-                  on_input=False, expert_map=None):
+                  on_input=False, expert_map=None, route_mask=None):
     """float64 MoE: per pair silu(g)*u (rounded to act_dtype like the kernel's buffer), w2,
-    weighted sum over top-k. Non-local experts (expert_map -1) contribute 0."""
+    weighted sum over top-k. Non-local experts (expert_map -1) and routes where route_mask
+    [M, top_k] is False (padded routes) contribute 0."""
     W13 = dequant_fp8_reference(w13, s13, block_shape)
     W2 = dequant_fp8_reference(w2, s2, block_shape)
     M, K = x.shape
@@ -52,6 +53,8 @@ def moe_reference(x, w13, w2, s13, s2, topk_weights, topk_ids, block_shape, act_
     out = torch.zeros(M, K, dtype=torch.float64)
     for m in range(M):
         for j in range(topk_ids.shape[1]):
+            if route_mask is not None and not route_mask[m, j]:
+                continue
             e = int(topk_ids[m, j])
             if expert_map is not None:
                 e = int(expert_map[e])
