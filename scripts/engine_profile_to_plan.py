@@ -159,8 +159,13 @@ def profile_entry(job: dict, batch: int, reference: str) -> dict:
     context = int(speed[f"batch{batch}"]["input_len"]) + steps // 2 + 1
     step = step_bytes(spec, components(spec), context, batch, kv_bytes_per_token(spec), gdn_state_bytes_per_seq(spec))
     fams = fams_src["families"]
+    by_names = prof[f"batch{batch}"].get("attribution") == "kernel names only"
     effs = {}
     for plan_fam, src in GROUPS.items():
+        if by_names and plan_fam in ("moe", "dense"):  # one W8A16 kernel name serves both
+            effs[plan_fam] = {"value": None, "status": "not measured: kernels attributed by name only, and the "
+                                                       "W8A16 kernels serve MoE and dense under one name"}
+            continue
         us = sum((fams.get(f) or {}).get("us", 0.0) for f in src)
         n = sum((fams.get(f) or {}).get("kernels", 0.0) for f in src)
         byts = step.by_family.get(plan_fam, 0.0)

@@ -332,16 +332,20 @@ def kernel_profile(llm, gen, prompts_by_batch: dict, node_graph) -> dict:
             modes.append(("eager", EAGER_STEPS))
     except RuntimeError as exc:  # no eager pass: families by kernel name only
         switch = repr(exc)
+    errors = {}
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=True) as prof:
         for b, prompts in prompts_by_batch.items():
             for mode, steps in modes:
-                with graphs_off(runner) if mode == "eager" else contextlib.nullcontext():
-                    for part, tokens in (("short", 1), ("long", 1 + steps)):
-                        torch.cuda.synchronize()
-                        time.sleep(0.002)  # a gap between windows: no device record sits on a border
-                        with record_function(speed_profile.MARK + speed_profile.window_label(mode, b, part)):
-                            gen(prompts, tokens)
+                try:  # a pass that fails leaves the other passes (and the timings) standing
+                    with graphs_off(runner) if mode == "eager" else contextlib.nullcontext():
+                        for part, tokens in (("short", 1), ("long", 1 + steps)):
                             torch.cuda.synchronize()
+                            time.sleep(0.002)  # a gap between windows: no device record sits on a border
+                            with record_function(speed_profile.MARK + speed_profile.window_label(mode, b, part)):
+                                gen(prompts, tokens)
+                                torch.cuda.synchronize()
+                except Exception as exc:
+                    errors[f"{mode}:b{b}"] = repr(exc)[:500]
         if node_graph is not None:
             time.sleep(0.002)
             with record_function(speed_profile.MARK + "graph_node"):
@@ -349,6 +353,8 @@ def kernel_profile(llm, gen, prompts_by_batch: dict, node_graph) -> dict:
                 torch.cuda.synchronize()
     t0 = time.time()
     device, linked, marks, kinds = profile_records(prof)
+    for failed in errors:  # "mode:bN": its windows hold a partial generate
+        marks = {k: v for k, v in marks.items() if not k.startswith(failed + ":")}
     hf = llm.llm_engine.vllm_config.model_config.hf_text_config
     vocab = llm.llm_engine.vllm_config.model_config.get_vocab_size()
     experts = int(getattr(hf, "num_experts", 0) or 0)
@@ -358,6 +364,7 @@ def kernel_profile(llm, gen, prompts_by_batch: dict, node_graph) -> dict:
     n = sum(c for c, _ in tiny.values())
     out["graph_node_kernel_us"] = round(sum(u for _, u in tiny.values()) / n, 4) if n else None
     out["graph_switch"] = switch
+    out["errors"] = errors
     out["device_record_kinds"] = kinds
     out["records"] = {"device": len(device), "linked": len(linked), "parse_s": round(time.time() - t0, 1)}
     return out

@@ -224,12 +224,13 @@ def profile_batch(device, linked, marks: dict, batch: int, graph_steps: int, eag
     def win(mode: str, part: str):
         return marks.get(window_label(mode, batch, part))
 
-    out: dict = {"graph_steps": graph_steps, "eager_steps": eager_steps}
+    out: dict = {"graph_steps": graph_steps, "eager_steps": eager_steps, "attribution": "kernel names only"}
     split = {}
     if win("eager", "long") and win("eager", "short"):
         eager = per_step(by_name(device, win("eager", "long")), by_name(device, win("eager", "short")), eager_steps)
         split = family_split(linked, win("eager", "long"), win("eager", "short"), eager_steps, vocab, num_experts)
         out["eager"] = summarize_pass(eager, split)
+        out["attribution"] = "op chains of the graph-dispatch-off pass"
     if win("graph", "long") and win("graph", "short"):
         graph = per_step(by_name(device, win("graph", "long")), by_name(device, win("graph", "short")), graph_steps)
         out["graph"] = summarize_pass(graph, split)

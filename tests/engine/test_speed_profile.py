@@ -254,6 +254,8 @@ def test_speed_runs_end_to_end_on_a_stand_in_engine(monkeypatch):
 
     def generate(prompts, sp, use_tqdm=False):
         seen_switch.append(runner.cudagraph_manager._graphs_captured)
+        if len(prompts) == 8 and sp.max_tokens > 1 and not runner.cudagraph_manager._graphs_captured:
+            raise RuntimeError("stand-in: the batch-8 pass without graphs fails")
         for _ in range(sp.max_tokens):
             torch.mm(x, x)
             time.sleep(0.001)  # a decode step of at least 1 ms: the timing's difference stays positive
@@ -281,3 +283,6 @@ def test_speed_runs_end_to_end_on_a_stand_in_engine(monkeypatch):
     assert set(prof["batch1"]) >= {"graph", "eager"} and prof["graph_node_kernel_us"] is None
     assert False in seen_switch and runner.cudagraph_manager._graphs_captured is True
     assert len(saves) == 4 and json.loads(saves[-1])["profile"]["batch8"]["eager_steps"] == engine_job.EAGER_STEPS
+    # a failed pass is reported and left out; the other passes stand
+    assert "stand-in" in prof["errors"]["eager:b8"] and list(prof["errors"]) == ["eager:b8"]
+    assert "eager" not in prof["batch8"] and "graph" in prof["batch8"]

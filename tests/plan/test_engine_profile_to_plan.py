@@ -174,3 +174,14 @@ def test_expected_kernels_of_explain_rows():
         ("gdn_packed_decode_kernel",)
     assert mod.expected_kernels("rocm_enable/ops/configs/rdna3.json") == ()
 
+
+def test_name_only_attribution_leaves_moe_and_dense_unmeasured(tmp_path, capsys):
+    s = _summary()
+    b1 = s["jobs"]["speed.qwen36-35b-fp8"]["speed"]["profile"]["batch1"]
+    del b1["eager"]
+    b1["attribution"] = "kernel names only"
+    rc, doc, _ = _run(tmp_path, capsys, s)
+    eff = doc["profiles"][MODEL]["bandwidth_efficiency"]
+    assert eff["moe"]["value"] is None and "one name" in eff["moe"]["status"] and eff["dense"]["value"] is None
+    assert eff["lm_head_bf16"]["status"] == "measured"
+
