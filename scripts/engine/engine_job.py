@@ -301,14 +301,16 @@ def profile_records(prof):
             if e.name.startswith(speed_profile.MARK):
                 marks[e.name[len(speed_profile.MARK):]] = (e.time_range.start, e.time_range.end)
                 continue
-            if not e.kernels:
+            # a record_function region (user annotation) also lists its own GPU span among its
+            # "kernels": its launches are left to the kernel-name rules
+            if not e.kernels or getattr(e, "is_user_annotation", False):
                 continue
             chain, p = [], e
             while p is not None:
                 chain.append((p.name, p.input_shapes))
                 p = p.cpu_parent
             for k in e.kernels:
-                if k.name != e.name and not k.name.startswith(speed_profile.MARK):  # not an annotation span
+                if not k.name.startswith(speed_profile.MARK):
                     linked.append((e.time_range.start, tuple(chain), k.name, k.duration))
         else:
             if getattr(e, "is_user_annotation", False) or e.name.startswith(speed_profile.MARK):
