@@ -51,10 +51,13 @@ def serve(name, model, vllm="0.32.0", arch="gfx1151", extra=(), timeout=420):
             "extra": list(extra), "timeout": timeout}
 
 
-def speed(name, config, min_gpu_gib, vllm="0.32.0", arch="gfx1151", extra=(), timeout=400):
+def speed(name, config, min_gpu_gib, vllm="0.32.0", arch="gfx1151", extra=(), timeout=400, layers=None):
     """A full-size bundled config with dummy weights (engine_job.py --speed); skipped on a GPU with
-    less than min_gpu_gib of memory (weights + the 4 GiB KV cache + runtime)."""
-    return {"name": name, "kind": "llm", "model": f"dummy:{config}", "mode": "default", "vllm": vllm,
+    less than min_gpu_gib of memory (weights + the 4 GiB KV cache + runtime). `layers` keeps only
+    the first N decoder layers (same widths, same layer pattern): an FP8-vs-BF16 pair that fits
+    an 80 GB GPU, compared per layer."""
+    model = f"dummy:{config}" + (f"@{layers}" if layers else "")
+    return {"name": name, "kind": "llm", "model": model, "mode": "default", "vllm": vllm,
             "arch": arch, "extra": ["--speed", *extra], "timeout": timeout, "min_gpu_gib": min_gpu_gib}
 
 
@@ -106,6 +109,11 @@ PLANS = {
     "speed": [speed("speed.qwen36-35b-fp8", "Qwen3.6-35B-A3B-FP8.json", 42),
               speed("speed.qwen36-35b-bf16", "Qwen3.6-35B-A3B.json", 73),
               speed("speed.coder-next-80b-fp8", "Qwen3-Coder-Next-FP8.json", 83)],
+    # the same questions on an 80 GB H100 (the BF16 35B does not fit there): FP8 and BF16 at half
+    # depth (20 of 40 layers, every width and the 3:1 GDN/attention pattern kept), then FP8 whole
+    "speed-h100": [speed("speed.qwen36-35b-fp8.l20", "Qwen3.6-35B-A3B-FP8.json", 30, layers=20),
+                   speed("speed.qwen36-35b-bf16.l20", "Qwen3.6-35B-A3B.json", 45, layers=20),
+                   speed("speed.qwen36-35b-fp8", "Qwen3.6-35B-A3B-FP8.json", 42)],
 }
 # --budget-s: what a job needs at least to be worth starting, and what the summary needs at the end
 MIN_JOB_S = 120
@@ -185,12 +193,19 @@ QWEN36_ROPE = {"rope_type": "default", "rope_theta": 10000000.0, "partial_rotary
                "mrope_section": [11, 11, 10], "mrope_interleaved": True}
 
 
-def dummy_config(cfg: dict) -> dict:
+def dummy_config(cfg: dict, layers: int | None = None) -> dict:
     """A bundled config as the dummy-weight engine gets it: without the bundle's own notes, with
-    the released checkpoints' modules_to_not_convert and Qwen3.6's rope parameters."""
+    the released checkpoints' modules_to_not_convert and Qwen3.6's rope parameters (and only the
+    first `layers` decoder layers when given)."""
     cfg = json.loads(json.dumps({k: v for k, v in cfg.items() if not k.startswith("_")}))
     model_type = cfg["model_type"]
     text = cfg.get("text_config", cfg)
+    if layers:
+        if not 0 < layers <= text["num_hidden_layers"]:
+            raise ValueError(f"layers={layers}: the config has {text['num_hidden_layers']}")
+        text["num_hidden_layers"] = layers
+        if "layer_types" in text:
+            text["layer_types"] = text["layer_types"][:layers]
     if model_type == "qwen3_5_moe":
         text.setdefault("rope_parameters", dict(QWEN36_ROPE))
     q = cfg.get("quantization_config")
@@ -202,11 +217,13 @@ def dummy_config(cfg: dict) -> dict:
     return cfg
 
 
-def dummy_model(config_file: str) -> str:
-    """A folder holding a bundled full-size config.json (load_format=dummy needs no weights)."""
+def dummy_model(spec: str) -> str:
+    """A folder holding a bundled full-size config.json (load_format=dummy needs no weights);
+    spec is FILE or FILE@LAYERS."""
+    config_file, _, layers = spec.partition("@")
     with open(os.path.join(BUNDLED, config_file)) as f:
-        cfg = dummy_config(json.load(f))
-    d = os.path.join(WORK, "dummy", config_file[:-5])
+        cfg = dummy_config(json.load(f), int(layers) if layers else None)
+    d = os.path.join(WORK, "dummy", config_file[:-5] + (f".l{layers}" if layers else ""))
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(cfg, f)
