@@ -268,8 +268,9 @@ def make_gen(llm):
 
 def decode_timing(gen, prompts, output_len: int) -> dict:
     """Decode step = (time of prompts -> output_len tokens - time of prompts -> 1 token) /
-    (output_len - 1): the same (prefix-cached) prefill in both, so what is left is the decode steps,
-    host work included, as a user's tokens/s. After one untimed warm-up; SPEED_REPEATS pairs."""
+    (output_len - 1): the same prefill in both (prefix-cached where vLLM's block size lets it be), so
+    what is left is the decode steps, host work included, as a user's tokens/s. After one untimed
+    warm-up; the median of SPEED_REPEATS pairs."""
     import torch
 
     gen(prompts, output_len)
