@@ -204,6 +204,38 @@ def profile_entry(job: dict, batch: int, reference: str) -> dict:
     }
 
 
+def markdown(doc: dict) -> str:
+    """The measured profiles as docs/engine.md tables: speed and step split per model (with the FP8 /
+    BF16 batch-1 ratio issue 14 targets at >= 1.3), then per model its families and kernel check."""
+    profs = doc.get("profiles") or {}
+    out = ["| model | device | batch 1 tok/s | batch 8 tok/s | step ms (b1) | bytes ms at read rate | rest ms | "
+           "GPU busy ms | launches/step |", "|---|---|--:|--:|--:|--:|--:|--:|--:|"]
+    for name, p in profs.items():
+        m, k = p["measured"], p["kernels_per_step"]
+        sp = m["step_split"]
+        out.append(f"| {name} | {p['device']} | {m['decode'].get('batch1', {}).get('tok_s')} | "
+                   f"{m['decode'].get('batch8', {}).get('tok_s')} | {sp['step_ms']:.3f} | {sp['bytes_ms']:.3f} | "
+                   f"{sp['rest_ms']:.3f} | {sp['gpu_busy_ms']:.3f} | {k['value']} |")
+    for fp8_name, p in profs.items():
+        bf16 = next((q for q in profs.values() if not q["fp8"] and q.get("architecture") == p.get("architecture")
+                     and p["fp8"]), None)
+        if bf16:
+            r = p["measured"]["decode"]["batch1"]["tok_s"] / bf16["measured"]["decode"]["batch1"]["tok_s"]
+            out.append(f"\nFP8 / BF16 batch-1 decode, {fp8_name} / {bf16['model']}: {r:.2f}x (issue 14 target >= 1.3x)")
+    for name, p in profs.items():
+        out += ["", f"{name}: efficiency per plan family ({p['measured']['pass']} pass, reference "
+                    f"{p['measured']['reference']} {p['measured']['reference_gbs']} GB/s, one-element kernel "
+                    f"{p['measured']['kernel_fixed_us']} us)", "", "| family | efficiency | how |", "|---|--:|---|"]
+        for fam, e in p["bandwidth_efficiency"].items():
+            out.append(f"| {fam} | {e['value'] if e['value'] is not None else '-'} | {e.get('detail') or e['status']} |")
+        if p.get("kernel_check"):
+            out += ["", "| explain row (gfx1151) | explain's kernel | kernels in the profile | verdict |", "|---|---|---|---|"]
+            for c in p["kernel_check"]:
+                out.append(f"| {c['explain_row']} | {c['explain_kernel'][:70]} | "
+                           f"{', '.join((c['found'] + c['unexpected'])[:4]) or '-'} | {c['verdict'][:90]} |")
+    return "\n".join(out) + "\n"
+
+
 def _jobs(summary: dict, names) -> dict:
     jobs = {n: dict(j, name=n) for n, j in summary.get("jobs", {}).items() if str(j.get("model", "")).startswith("dummy:")}
     if names:
@@ -236,6 +268,7 @@ def main(argv=None) -> int:
     ap.add_argument("--command", required=True, help="the device command that produced the summary")
     ap.add_argument("--date", required=True)
     ap.add_argument("--write", action="store_true", help="write rocm_enable/models/engine_profile.json")
+    ap.add_argument("--markdown", help="also write the profiles as docs tables to this file")
     args = ap.parse_args(argv)
     try:
         with open(args.summary) as f:
@@ -273,6 +306,9 @@ def main(argv=None) -> int:
     if args.write:
         with open(str(path), "w") as f:
             f.write(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(markdown(doc))
     print(text, end="")
     return 0
 

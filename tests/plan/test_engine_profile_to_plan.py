@@ -185,3 +185,14 @@ def test_name_only_attribution_leaves_moe_and_dense_unmeasured(tmp_path, capsys)
     assert eff["moe"]["value"] is None and "one name" in eff["moe"]["status"] and eff["dense"]["value"] is None
     assert eff["lm_head_bf16"]["status"] == "measured"
 
+
+def test_markdown_tables_give_the_fp8_over_bf16_ratio(tmp_path, capsys):
+    rc, doc, _ = _run(tmp_path, capsys, _summary())
+    bf16 = copy.deepcopy(doc["profiles"][MODEL])
+    bf16.update(model="Qwen/Qwen3.6-35B-A3B", fp8=False)
+    bf16["measured"]["decode"]["batch1"]["tok_s"] = 160.0
+    doc["profiles"]["Qwen/Qwen3.6-35B-A3B"] = bf16
+    text = _script().markdown(doc)
+    assert "1.56x (issue 14 target >= 1.3x)" in text  # 250 / 160
+    assert "| Qwen/Qwen3.6-35B-A3B-FP8 | NVIDIA H200 | 250.0 | 1000.0 | 4.000 |" in text
+
