@@ -19,8 +19,13 @@ Method:
     (rocm_enable.ops.gdn_isa.CUDA_HOPPER_CONSTANTS), each timed; the table shows the best (what
     vLLM's autotuner picks) and the worst. Ours: its one shipped config (the RDNA one; no tuning).
   * timing: triton.testing.do_bench (L2 flushed before each call, median ms); outputs compared.
-  * decode is not here: on RDNA vLLM's own decode kernels run (they compile without spills,
-    docs/gdn.md), so there is no second kernel to compare.
+  * decode: vLLM's fused_recurrent_gated_delta_rule_packed_decode_kernel under its launcher's
+    CUDA/ROCm launch (32 value rows per one-warp program; 0.33+/0.34 use 4-8 rows on Blackwell /
+    H200 only) vs rocm_enable.ops.gdn_decode.packed_decode (the RDNA launch: 8 rows), batch
+    1/8/32/128 one-token sequences, fp32 state pool, bf16 activations. Reported also as % of the
+    copy rate for the state bytes (read + written). Outputs and updated states compared.
+  * --sweep: ours under other launch configs (prefill state/WY kernels at 1 x 16384 tokens, decode
+    rows per program at batch 8 and 128), for the choice of the shipped RDNA configs.
 """
 from __future__ import annotations
 
@@ -125,11 +130,108 @@ def ours_wy(x):
                                          cu_seqlens=x["cu"], chunk_indices=x["idx"])
 
 
+def decode_inputs(batch, seed=0):
+    """One decode token per sequence, as qwen_gdn_linear_attn passes them: packed q|k|v row, a / b
+    gates [B, HV], A_log / dt_bias [HV], an fp32 state pool with one spare slot per sequence
+    (slot 0 = vLLM's null block, never used here), shuffled slot indices."""
+    import torch
+
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    dev, bf = "cuda", torch.bfloat16
+    pool = torch.randn(2 * batch + 1, HV, V, K, device=dev, generator=g) * 0.1
+    slots = (torch.randperm(2 * batch, device=dev, generator=g)[:batch] + 1).to(torch.int32)
+    return dict(mixed=torch.randn(batch, 2 * HK * K + HV * V, device=dev, generator=g).to(bf),
+                a=torch.randn(batch, HV, device=dev, generator=g).to(bf),
+                b=torch.randn(batch, HV, device=dev, generator=g).to(bf),
+                A_log=torch.randn(HV, device=dev, generator=g) * 0.5 - 1, dt_bias=torch.randn(HV, device=dev, generator=g),
+                pool=pool, slots=slots, out=torch.empty(batch, 1, HV, V, device=dev, dtype=bf))
+
+
+def vllm_decode(mod, x, state):
+    """vLLM 0.32's launch of its packed decode kernel (fused_recurrent.py): BV = 32, 1 warp, 3 stages."""
+    import triton
+
+    B, BV = x["mixed"].shape[0], 32
+    out = x["out"].clone()
+
+    def run():
+        mod.fused_recurrent_gated_delta_rule_packed_decode_kernel[(triton.cdiv(V, BV), B * HV)](
+            mixed_qkv=x["mixed"], a=x["a"], b=x["b"], A_log=x["A_log"], dt_bias=x["dt_bias"], o=out, h0=state,
+            ht=state, ssm_state_indices=x["slots"], scale=K ** -0.5, stride_mixed_qkv_tok=x["mixed"].stride(0),
+            stride_a_tok=HV, stride_b_tok=HV, stride_init_state_token=state.stride(0),
+            stride_final_state_token=state.stride(0), stride_indices_seq=1, H=HK, HV=HV, K=K, V=V, BK=K, BV=BV,
+            SOFTPLUS_THRESHOLD=20.0, USE_QK_L2NORM_IN_KERNEL=True, SPLIT_BATCH_HEAD_GRID=False,
+            num_warps=1, num_stages=3)
+        return out, state
+    return run
+
+
+def ours_decode(x, state, config=None):
+    from rocm_enable.ops import gdn_decode
+
+    out = x["out"].clone()
+    return lambda: gdn_decode.packed_decode(x["mixed"], x["a"], x["b"], x["A_log"], x["dt_bias"], K ** -0.5, state,
+                                            out, x["slots"], use_qk_l2norm_in_kernel=True, config=config)
+
+
+def copy_rate() -> float:
+    """Device-to-device copy bytes (read + written) per second, 1 GiB."""
+    import torch
+    from triton.testing import do_bench
+
+    src = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+    return 2 * src.numel() / (do_bench(lambda: dst.copy_(src), warmup=5, rep=25) * 1e-3)
+
+
+def bench_decode(mod, out, dev, sweep=False):
+    """Packed decode, vLLM's launch vs ours, same inputs; ms, % of copy rate for the state bytes."""
+    from triton.testing import do_bench
+
+    from rocm_enable.ops import gdn_decode
+
+    rate = copy_rate()
+    rows = []
+    configs = [None] + ([{"BV": bv, "num_warps": 1, "num_stages": 1} for bv in (4, 16, 32)] if sweep else [])
+    for batch in (1, 8, 32, 128):
+        x = decode_inputs(batch)
+        state_bytes = 2 * batch * HV * V * K * 4  # fp32 state slices read and written
+        ref_state = x["pool"].clone()
+        ref = vllm_decode(mod, x, ref_state)
+        o_ref, s_ref = (t.clone() for t in ref())
+        vllm_ms = do_bench(vllm_decode(mod, x, x["pool"].clone()), warmup=10, rep=50)
+        for cfg in configs:
+            if cfg is not None and batch not in (8, 128):
+                continue
+            mine_state = x["pool"].clone()
+            o, s = ours_decode(x, mine_state, cfg)()
+            diff = max(float((o.float() - o_ref.float()).abs().max()), float((s - s_ref).abs().max()))
+            ms = do_bench(ours_decode(x, x["pool"].clone(), cfg), warmup=10, rep=50)
+            r = dict(device=dev, step="packed decode", batch=batch,
+                     config=cfg or dict(gdn_decode.DECODE_CONFIG), shipped=cfg is None,
+                     vllm_ms=round(vllm_ms, 4), ours_ms=round(ms, 4), speedup=round(vllm_ms / ms, 3),
+                     vllm_pct_copy=round(100 * state_bytes / (vllm_ms * 1e-3) / rate, 1),
+                     ours_pct_copy=round(100 * state_bytes / (ms * 1e-3) / rate, 1), max_abs_diff=diff)
+            rows.append(r)
+            print(json.dumps(r), flush=True)
+            if out:
+                out.write(json.dumps(r) + "\n")
+                out.flush()
+    print(f"\n{dev}: packed decode (copy rate {rate / 1e12:.2f} TB/s, read + written)\n")
+    print("| batch | ours config | vLLM ms (BV32 w1 s3) | ours ms | vLLM % copy | ours % copy | vLLM / ours | max abs diff |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        c = r["config"]
+        tag = f"BV{c['BV']} w{c['num_warps']} s{c['num_stages']}" + (" (shipped)" if r["shipped"] else "")
+        print(f"| {r['batch']} | {tag} | {r['vllm_ms']} | {r['ours_ms']} | {r['vllm_pct_copy']} | "
+              f"{r['ours_pct_copy']} | {r['speedup']}x | {r['max_abs_diff']:.3g} |")
+
+
 def max_diff(a, b):
     return max(float((p.float() - q.float()).abs().max()) for p, q in zip(a, b))
 
 
-def bench(vllm_dir, out_dir):
+def bench(vllm_dir, out_dir, sweep=False):
     import torch
     from triton.testing import do_bench
 
@@ -171,6 +273,7 @@ def bench(vllm_dir, out_dir):
     for r in rows:
         print(f"| {r['step']} | {r['seqs']} x {r['tokens_each']} | {r['vllm_best_ms']} ({r['vllm_best_config']}) | "
               f"{r['vllm_worst_ms']} | {r['ours_ms']} | {r['speedup']} | {r['max_abs_diff']:.3g} |")
+    bench_decode(mod, out, dev, sweep)
 
 
 def sweep(out_dir):
@@ -186,8 +289,8 @@ def sweep(out_dir):
     x = inputs(1, 16384)
     out = open(os.path.join(out_dir, "bench_gdn_sweep.jsonl"), "w") if out_dir else None
     shipped = dict(gdn.CHUNK_STATE_CONFIG), dict(gdn.WY_CONFIG)
-    spaces = (("state", gdn.CHUNK_STATE_CONFIG, ours_state, itertools.product((16, 32, 64), (4, 8), (1, 2, 3)), "BV"),
-              ("wy", gdn.WY_CONFIG, ours_wy, itertools.product((32, 64), (4, 8), (1, 2)), "BC"))
+    spaces = (("state", gdn.CHUNK_STATE_CONFIG, ours_state, itertools.product((16, 32), (4, 8), (1, 2, 3)), "BV"),
+              ("wy", gdn.WY_CONFIG, ours_wy, itertools.product((64,), (4, 8), (1, 2)), "BC"))
     print("| step | tile | warps | stages | ms |\n|---|---|---|---|---|")
     for name, cfg, fn, space, tile in spaces:
         for t, w, st in space:
@@ -214,7 +317,7 @@ def main():
     if a.extract:
         extract()
         return
-    bench(a.vllm_dir or __import__("rocm_enable.ops.gdn_isa", fromlist=["x"]).vllm_package_dir(), a.out)
+    bench(a.vllm_dir or __import__("rocm_enable.ops.gdn_isa", fromlist=["x"]).vllm_package_dir(), a.out, a.sweep)
     if a.sweep:
         sweep(a.out)
 

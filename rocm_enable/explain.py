@@ -284,16 +284,30 @@ def _probe(spec: dict, act: str, enforce_eager: bool) -> dict:
         _, prefill = g._resolve_gdn_prefill_backend(ns)
         aiter = bool(g.GDN_AITER_TRITON_AVAILABLE)
         state = spec["mamba_ssm_dtype"]
-        out = [_row("GDN prefill", prefill, "FLA chunk_gated_delta_rule (Triton: kkt, solve_tril, wy_fast, chunk_delta_h, chunk_o)"
-                    if prefill == "triton" else prefill, f"{act} inputs, fp32 state ({state} cache)",
-                    "_resolve_gdn_prefill_backend", ("H2", "H5", "H6"))]
+        from rocm_enable.engine.apply import applied_names
+        from rocm_enable.ops import gdn as gdn_ops, gdn_decode
+
+        # rocm-enable's GDN records (gdn-prefill-rdna, gdn-decode-rdna) decide per call from shapes
+        # their launchers check; these are the model's shapes
+        ours_prefill = "gdn-prefill-rdna" in applied_names() and (dk, dv) == (gdn_ops.NO_SPILL_K,) * 2
+        ours_decode = "gdn-decode-rdna" in applied_names() and dk <= gdn_decode.MAX_K
+        fla_prefill = ("FLA chunk_gated_delta_rule with rocm_enable gdn_wy_kernel + gdn_chunk_state_kernel "
+                       "(Triton; FLA's kkt, solve_tril, chunk_o, cumsum at their spill-free candidate)"
+                       if ours_prefill else
+                       "FLA chunk_gated_delta_rule (Triton: kkt, solve_tril, wy_fast, chunk_delta_h, chunk_o)")
+        out = [_row("GDN prefill", prefill, fla_prefill if prefill == "triton" else prefill,
+                    f"{act} inputs, fp32 state ({state} cache)",
+                    "_resolve_gdn_prefill_backend" + ("; gdn-prefill-rdna at K = V = 128, chunk 64" if ours_prefill
+                                                      else ""), ("H2", "H5", "H6"))]
+        packed = envs.VLLM_ENABLE_FLA_PACKED_RECURRENT_DECODE
         dec = ("aiter fused_rearrange_sigmoid_gated_delta_rule (aiter Triton)" if aiter else
-               "FLA fused_recurrent_gated_delta_rule" +
-               (" packed decode (Triton)" if envs.VLLM_ENABLE_FLA_PACKED_RECURRENT_DECODE else " (Triton)"))
+               "rocm_enable gdn_packed_decode_kernel (Triton, 8 state rows per wave)" if packed and ours_decode else
+               "FLA fused_recurrent_gated_delta_rule" + (" packed decode (Triton)" if packed else " (Triton)"))
         out.append(_row("GDN decode", "forward_hip -> " + ("aiter" if aiter else "forward_cuda (FLA Triton)"), dec,
                         f"{act} inputs, {state} recurrent state, fp32 math",
-                        f"GDN_AITER_TRITON_AVAILABLE = {aiter}; VLLM_GDN_DECODE_KERNEL={envs.VLLM_GDN_DECODE_KERNEL} "
-                        "only matters for MTP spec decode (H3)", ("H1", "H3")))
+                        f"GDN_AITER_TRITON_AVAILABLE = {aiter}; VLLM_ENABLE_FLA_PACKED_RECURRENT_DECODE = {packed}; "
+                        f"VLLM_GDN_DECODE_KERNEL={envs.VLLM_GDN_DECODE_KERNEL} only matters for MTP spec decode (H3)",
+                        ("H1", "H3", "H6")))
         conv = ("aiter fused_reshape_causal_conv1d_update_single_token (decode) + Triton causal_conv1d_fn (prefill)"
                 if aiter else "causal_conv1d_fn (prefill) / causal_conv1d_update (decode), Triton")
         out.append(_row("causal conv1d", "mamba ops (Triton)", conv, f"{act}, fp32 accumulate",

@@ -360,9 +360,6 @@ switched off) on simulated gfx1151, gfx1100, gfx1201 and gfx942.
 # them; tests/patches/test_ledger.py fails for a record without a patch that is not listed here,
 # and for an entry here that has a patch or no record.
 PATCH_PENDING: dict[str, str] = {
-    "gdn-prefill-rdna": "new in issue 16: the source patch would add rocm_enable's GDN prefill kernels "
-                        "(rocm_enable/ops/gdn_kernels.py) to vLLM's FLA ops and narrow four autotune "
-                        "lists on ROCm RDNA; runtime only for now",
     "fp8-lm-head": "opt-in (ROCM_ENABLE_FP8_LM_HEAD=1), changes the logits: a source patch would have to read "
                    "rocm-enable's toggle inside vLLM's tree; runtime only",
 }

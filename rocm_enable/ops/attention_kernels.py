@@ -11,9 +11,11 @@ and k_ptr / v_ptr are int32 views of it (4 bytes of one key row per word, stride
 Each word becomes two fp16 pairs by integer bit operations (rocm_enable/ops/fp8_dequant.py:
 no fp8 conversion instruction or compare/select ladder, which is what an fp8 cast costs on gfx11):
 ``even`` holds head-dim positions 2c, ``odd`` 2c + 1. Q is read at the same positions, so
-Q K^T = Q_even K_even^T + Q_odd K_odd^T; the V halves are interleaved back into head-dim order
-for P V. The bytes decode to e4m3 * 2**-8; the 2**8 and the k scale are folded into the score
-scale, the v scale into the output. Q (bf16 or fp16) is multiplied as fp16 against the fp16 K.
+Q K^T = Q_even K_even^T + Q_odd K_odd^T. For P V the decode interleaves the V halves back into
+head-dim order (join + reshape); the prefill multiplies them into two accumulators whose columns
+are written to head-dim positions 2c and 2c + 1 at the end. The bytes decode to e4m3 * 2**-8;
+the 2**8 and the k scale are folded into the score scale, the v scale into the output. Q (bf16 or
+fp16) is multiplied as fp16 against the fp16 K.
 
 Three kernels:
   * ``paged_decode_kernel``: one query token per seq. One program = (seq, kv head, group of up to
@@ -104,6 +106,40 @@ def _v_tile(v_tile, v_rows, n_mask, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexp
         v = tl.load(v_tile + v_rows[:, None] + tl.arange(0, HEAD_DIM)[None, :], mask=n_mask[:, None],
                     other=0.0)
     return v
+
+
+@triton.jit
+def _accumulate(acc, acc_odd, alpha, p, v_tile, v_rows, n_mask, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
+                KV_FP8: tl.constexpr):
+    """acc <- alpha acc + P V for the prefill. With KV_FP8, acc holds the even head-dim columns and
+    acc_odd the odd ones ([M, HEAD_DIM // 2] each): P V_even and P V_odd from the decoded halves,
+    without _v_tile's interleave (join + reshape, a register / shared-memory permutation per tile,
+    which made the fp8 prefill half as fast as vLLM's on the H100 stand-in); the columns go to
+    head-dim positions 2c / 2c + 1 once, at the store (_head_dim_columns). Else acc is
+    [M, HEAD_DIM] and acc_odd is carried unchanged (dead). The decode keeps _v_tile: two
+    accumulators cost it 29 spilled VGPRs with 32-key fp8 tiles at head_dim 256 on gfx1151."""
+    if KV_FP8:
+        w = tl.load(v_tile + v_rows[:, None] + tl.arange(0, HEAD_DIM // 4)[None, :],
+                    mask=n_mask[:, None], other=0)
+        even, odd = _e4m3_words(w, BLOCK_N, HEAD_DIM // 2)
+        pf = p.to(tl.float16)
+        acc = acc * alpha[:, None] + tl.dot(pf, even)
+        acc_odd = acc_odd * alpha[:, None] + tl.dot(pf, odd)
+    else:
+        v = _v_tile(v_tile, v_rows, n_mask, BLOCK_N, HEAD_DIM, KV_FP8)
+        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+    return acc, acc_odd
+
+
+@triton.jit
+def _head_dim_columns(HEAD_DIM: tl.constexpr, KV_FP8: tl.constexpr):
+    """(columns of acc, columns of acc_odd) in head-dim order (see _accumulate)."""
+    if KV_FP8:
+        c = 2 * tl.arange(0, HEAD_DIM // 2)
+        return c, c + 1
+    else:
+        c = tl.arange(0, HEAD_DIM)
+        return c, tl.arange(0, HEAD_DIM // 2)
 
 
 @triton.jit
@@ -297,7 +333,6 @@ def paged_prefill_kernel(
     t = q_tile * BLOCK_Q + r // QPKV            # query token within the seq's new tokens
     head = kv_head * QPKV + r % QPKV
     r_mask = (r < BLOCK_Q * QPKV) & (t < q_len)
-    d = tl.arange(0, HEAD_DIM)
     k_f, v_f = _kv_scales(k_scale_ptr, v_scale_ptr, KV_FP8)
     qk = qk_scale * k_f
     tok = (q_start + t).to(tl.int64)
@@ -306,7 +341,11 @@ def paged_prefill_kernel(
 
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
-    acc = tl.zeros([BLOCK_M, HEAD_DIM], tl.float32)
+    if KV_FP8:  # even / odd head-dim columns (_accumulate)
+        acc = tl.zeros([BLOCK_M, HEAD_DIM // 2], tl.float32)
+    else:
+        acc = tl.zeros([BLOCK_M, HEAD_DIM], tl.float32)
+    acc_odd = tl.zeros([BLOCK_M, HEAD_DIM // 2], tl.float32)
 
     hi = tl.minimum(ctx_len + (q_tile + 1) * BLOCK_Q, seq_len)
     bt_row = block_table_ptr + seq.to(tl.int64) * stride_bt
@@ -323,10 +362,12 @@ def paged_prefill_kernel(
         p = tl.exp2(s - m_new[:, None])
         l_i = l_i * alpha + tl.sum(p, 1)
         v_tile, v_rows = _kv_tile(v_base, bt_row, start, block_size, stride_vb, stride_vs, BLOCK_N)
-        v = _v_tile(v_tile, v_rows, n_mask, BLOCK_N, HEAD_DIM, KV_FP8)
-        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+        acc, acc_odd = _accumulate(acc, acc_odd, alpha, p, v_tile, v_rows, n_mask, BLOCK_N, HEAD_DIM, KV_FP8)
         m_i = m_new
 
-    out = acc * v_f / l_i[:, None]
-    tl.store(out_ptr + tok[:, None] * stride_ot + head[:, None] * stride_oh + d[None, :],
-             out.to(out_ptr.dtype.element_ty), mask=r_mask[:, None])
+    d_a, d_b = _head_dim_columns(HEAD_DIM, KV_FP8)
+    o_rows = out_ptr + tok[:, None] * stride_ot + head[:, None] * stride_oh
+    tl.store(o_rows + d_a[None, :], (acc * v_f / l_i[:, None]).to(out_ptr.dtype.element_ty), mask=r_mask[:, None])
+    if KV_FP8:
+        tl.store(o_rows + d_b[None, :], (acc_odd * v_f / l_i[:, None]).to(out_ptr.dtype.element_ty),
+                 mask=r_mask[:, None])

@@ -9,10 +9,17 @@ come from tensor shapes and the caller's chunk_indices.
 """
 from __future__ import annotations
 
-# BV 32 x 8 waves: S^T tile [128, 32] fp32 spread over 256 lanes; 217 VGPRs on gfx11, 145 on gfx12,
-# 0 spills. (BV 16 x 4 waves is also spill-free but compiles 3x slower; BV 32 x 4 waves, BV 16 x 8
-# waves and any num_stages > 1 spill on gfx1151.)
-CHUNK_STATE_CONFIG = {"BV": 32, "num_warps": 8, "num_stages": 1}
+import contextlib
+import importlib
+import logging
+
+log = logging.getLogger(__name__)
+FLA = "vllm.third_party.flash_linear_attention.ops"
+# BV 16 x 4 waves: S^T tile [128, 16] fp32 over 128 lanes (16 per lane, as BV 32 x 8 waves); 217
+# VGPRs on gfx11, 160 on gfx12, 0 spills, and twice the programs of BV 32 x 8 waves (V / 16 per
+# sequence and head), which the H100 stand-in ran 1.26x faster in the same sweep (docs/gdn.md).
+# BV 32 x 4 waves, BV 16 x 8 waves and any num_stages > 1 spill on gfx1151.
+CHUNK_STATE_CONFIG = {"BV": 16, "num_warps": 4, "num_stages": 1}
 MAX_K = 128  # the state tile above is what was proven spill-free; larger heads stay on vLLM's kernel
 # one [64, 64] block of u or w per program, 8 waves: 160 VGPRs on gfx1151, 0 spills
 WY_CONFIG = {"BC": 64, "num_warps": 8, "num_stages": 1}
@@ -30,6 +37,11 @@ VLLM_NO_SPILL_CANDIDATE = {
     "chunk_fwd_kernel_o": ({"BK": 64, "BV": 64}, 8, 2),
 }
 NO_SPILL_K, NO_SPILL_BT = 128, 64
+# (FLA module, kernel) of the vLLM kernels whose autotune lists are narrowed
+NARROWED = (("cumsum", "chunk_local_cumsum_scalar_kernel"),
+            ("chunk_scaled_dot_kkt", "chunk_scaled_dot_kkt_fwd_kernel"),
+            ("solve_tril", "merge_16x16_to_64x64_inverse_kernel"),
+            ("chunk_o", "chunk_fwd_kernel_o"))
 
 
 def prefill_supported(k, v, chunk_size: int, cu_seqlens=None, chunk_indices=None,
@@ -132,36 +144,65 @@ def recompute_w_u_fwd(k, v, beta, g_cumsum, A, cu_seqlens, chunk_indices=None):
 
 
 def selectable_configs():
-    """(kernel, launch config) pairs this module can launch on wave32 RDNA."""
+    """(kernel, launch config) pairs this module can launch on wave32 RDNA (the ISA proof compiles
+    each: rocm_enable.ops.gdn_isa)."""
     return [("gdn_chunk_state_kernel", dict(CHUNK_STATE_CONFIG)), ("gdn_wy_kernel", dict(WY_CONFIG))]
 
 
-def isa_cases(arch: str):
-    """(kernel, JITFunction, launch args, config kwargs, options) for rocm_enable.ops.gdn_isa: every
-    selectable config at the Qwen3-Next / Qwen3.6 shape, in the varlen + initial-state form vLLM's
-    prefill uses."""
-    import os
+def _autotuner(kernel):
+    while kernel is not None and not hasattr(kernel, "configs"):
+        kernel = getattr(kernel, "fn", None)
+    return kernel
 
-    import triton.language as tl
 
-    from rocm_enable.isa import _t, load_compilable_kernels
-    from rocm_enable.ops.gdn_isa import BT, H_K, H_V, K, T_TOKENS, V
+def no_spill_configs(kernel: str, configs) -> list:
+    """The candidate of ``configs`` that VLLM_NO_SPILL_CANDIDATE names for ``kernel``; the whole list
+    (with a warning) when vLLM's list no longer holds it."""
+    kwargs, warps, stages = VLLM_NO_SPILL_CANDIDATE[kernel]
+    kept = [c for c in configs if c.kwargs == kwargs and c.num_warps == warps and c.num_stages == stages]
+    if not kept:
+        log.warning("GDN prefill on RDNA: vLLM's autotune list for %s no longer has %s; keeping it whole",
+                    kernel, VLLM_NO_SPILL_CANDIDATE[kernel])
+    return kept or list(configs)
 
-    mod = load_compilable_kernels(os.path.join(os.path.dirname(os.path.abspath(__file__)), "gdn_kernels.py"),
-                                  "_rocm_enable_isa_gdn_kernels")
-    bf, f32, i32 = tl.bfloat16, tl.float32, tl.int32
-    big = 1 << 28
-    for kernel, cfg in selectable_configs():
-        tile = {key: x for key, x in cfg.items() if key not in ("num_warps", "num_stages")}
-        if kernel == "gdn_chunk_state_kernel":
-            args = dict(k=_t(bf, big), v=_t(bf, big), w=_t(bf, big), v_new=_t(bf, big), g=_t(f32, big),
-                        h=_t(bf, big), h0=_t(f32, big), ht=_t(f32, big), cu_seqlens=_t(i32),
-                        chunk_offsets=_t(i32), T=T_TOKENS, H=H_V, Hg=H_K, K=K, V=V, BT=BT, BK=K, USE_G=True,
-                        USE_INITIAL_STATE=True, STORE_FINAL_STATE=True, SAVE_NEW_VALUE=True, IS_VARLEN=True,
-                        USE_EXP2=False, **tile)
-        else:
-            args = dict(k=_t(bf, big), v=_t(bf, big), beta=_t(bf, big), w=_t(bf, big), u=_t(bf, big),
-                        A=_t(bf, big), g=_t(f32, big), cu_seqlens=_t(i32), chunk_indices=_t(i32), T=T_TOKENS,
-                        H=H_V, Hg=H_K, K=K, V=V, BT=BT, IS_VARLEN=True, **tile)
-        opts = {"num_warps": cfg["num_warps"], "num_stages": cfg["num_stages"]}
-        yield kernel, getattr(mod, kernel), args, tile, opts
+
+@contextlib.contextmanager
+def narrowed_autotune():
+    """vLLM's four autotuners hold only their spill-free candidate inside the block (restored after)."""
+    saved = []
+    try:
+        for module, kernel in NARROWED:
+            tuner = _autotuner(getattr(importlib.import_module(f"{FLA}.{module}"), kernel, None))
+            if tuner is not None:
+                saved.append((tuner, tuner.configs))
+                tuner.configs = no_spill_configs(kernel, tuner.configs)
+        yield
+    finally:
+        for tuner, configs in saved:
+            tuner.configs = configs
+
+
+def chunk_gated_delta_rule_fwd_rdna(chunk, q, k, v, g, beta, scale, initial_state, output_final_state,
+                                    cu_seqlens=None, chunk_indices=None, chunk_offsets=None, core_attn_out=None):
+    """FLA's chunk.chunk_gated_delta_rule_fwd (``chunk``: that module) with the same six steps and
+    return value, rocm_enable's kernels for the WY recompute and the state recurrence and vLLM's other
+    four under their spill-free candidate. The caller checks prefill_supported first."""
+    import torch
+
+    with narrowed_autotune():
+        g = chunk.chunk_local_cumsum(g, chunk_size=chunk.FLA_CHUNK_SIZE, cu_seqlens=cu_seqlens,
+                                     chunk_indices=chunk_indices)
+        A = chunk.chunk_scaled_dot_kkt_fwd(k=k, beta=beta, g=g, cu_seqlens=cu_seqlens, chunk_indices=chunk_indices,
+                                           output_dtype=torch.float32)
+        A = chunk.solve_tril(A=A, cu_seqlens=cu_seqlens, chunk_indices=chunk_indices, output_dtype=k.dtype)
+        w, u = recompute_w_u_fwd(k=k, v=v, beta=beta, A=A, g_cumsum=g, cu_seqlens=cu_seqlens,
+                                 chunk_indices=chunk_indices)
+        h, v_new, final_state = chunk_gated_delta_rule_fwd_h(
+            k=k, w=w, u=u, g=g, initial_state=initial_state, output_final_state=output_final_state,
+            chunk_size=chunk.FLA_CHUNK_SIZE, cu_seqlens=cu_seqlens, chunk_indices=chunk_indices,
+            chunk_offsets=chunk_offsets)
+        o = chunk.chunk_fwd_o(q=q, k=k, v=v_new, h=h, g=g, scale=scale, cu_seqlens=cu_seqlens,
+                              chunk_indices=chunk_indices, core_attn_out=core_attn_out)
+    if chunk.SUPPRESS_LEVEL < 3:
+        return g, o, A, final_state, None, None, None
+    return g, o, A, final_state, w, h, v_new

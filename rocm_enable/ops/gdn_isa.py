@@ -231,27 +231,80 @@ def _row(arch, source, kernel, fn, args, kwargs, opts):
                 wmma=m["wmma"])
 
 
+# vLLM kernels that rocm-enable's GDN fixes replace on wave32 RDNA at the models' shape
+# (gdn-prefill-rdna: state recurrence, WY recompute; gdn-decode-rdna: packed decode)
+REPLACED = ("recompute_w_u_fwd_kernel", "chunk_gated_delta_rule_fwd_kernel_h_blockdim64",
+            "fused_recurrent_gated_delta_rule_packed_decode_kernel")
+
+
 def selected_cases():
     """(kernel, candidate kwargs, options) of vLLM's FLA kernels that can run on wave32 RDNA with
-    rocm-enable's GDN fixes: the one candidate gdn-autotune-no-spill leaves, the decode kernels'
-    fixed launches. (chunk_delta_h and recompute_w_u run on rocm_enable's kernels there.)"""
+    rocm-enable's GDN fixes: the one candidate gdn-prefill-rdna leaves, the fixed launches of the
+    decode kernels not in REPLACED (spec decode, other callers)."""
     from rocm_enable.ops.gdn import VLLM_NO_SPILL_CANDIDATE
 
     for kernel, (kwargs, warps, stages) in VLLM_NO_SPILL_CANDIDATE.items():
         yield kernel, dict(kwargs), {"num_warps": warps, "num_stages": stages}
     for kernel, (warps, stages, bv) in FIXED_LAUNCH.items():
-        yield kernel, {"BV": bv}, {"num_warps": warps, "num_stages": stages}
+        if kernel not in REPLACED:
+            yield kernel, {"BV": bv}, {"num_warps": warps, "num_stages": stages}
+
+
+def rocm_enable_selectable():
+    """(kernel, launch config) of every rocm_enable GDN kernel config that can run on wave32 RDNA."""
+    from rocm_enable.ops import gdn, gdn_decode
+
+    return gdn.selectable_configs() + gdn_decode.selectable_configs()
+
+
+def rocm_enable_cases(configs=None):
+    """(kernel, JITFunction, launch args, config kwargs, options): every selectable config (or the
+    given (kernel, config) pairs) at the Qwen3-Next / Qwen3.6 shape, in the form vLLM calls them
+    (varlen prefill with initial states; packed decode with bf16 activations and an fp32 state)."""
+    import triton.language as tl
+
+    from rocm_enable.isa import _t, load_compilable_kernels
+
+    mod = load_compilable_kernels(os.path.join(os.path.dirname(os.path.abspath(__file__)), "gdn_kernels.py"),
+                                  "_rocm_enable_isa_gdn_kernels")
+    bf, f32, i32 = tl.bfloat16, tl.float32, tl.int32
+    big = 1 << 28
+    for kernel, cfg in (configs or rocm_enable_selectable()):
+        tile = {key: x for key, x in cfg.items() if key not in ("num_warps", "num_stages")}
+        if kernel == "gdn_chunk_state_kernel":
+            args = dict(k=_t(bf, big), v=_t(bf, big), w=_t(bf, big), v_new=_t(bf, big), g=_t(f32, big),
+                        h=_t(bf, big), h0=_t(f32, big), ht=_t(f32, big), cu_seqlens=_t(i32),
+                        chunk_offsets=_t(i32), T=T_TOKENS, H=H_V, Hg=H_K, K=K, V=V, BT=BT, BK=K, USE_G=True,
+                        USE_INITIAL_STATE=True, STORE_FINAL_STATE=True, SAVE_NEW_VALUE=True, IS_VARLEN=True,
+                        USE_EXP2=False, **tile)
+        elif kernel == "gdn_wy_kernel":
+            args = dict(k=_t(bf, big), v=_t(bf, big), beta=_t(bf, big), w=_t(bf, big), u=_t(bf, big),
+                        A=_t(bf, big), g=_t(f32, big), cu_seqlens=_t(i32), chunk_indices=_t(i32), T=T_TOKENS,
+                        H=H_V, Hg=H_K, K=K, V=V, BT=BT, IS_VARLEN=True, **tile)
+        elif kernel == "gdn_packed_decode_kernel":
+            args = dict(mixed_qkv=_t(bf, big), a=_t(bf, big), b=_t(bf, big), A_log=_t(f32), dt_bias=_t(f32),
+                        o=_t(bf, big), state=_t(f32, big), state_indices=_t(i32), scale=K ** -0.5,
+                        stride_qkv=2 * H_K * K + H_V * V, stride_a=H_V, stride_b=H_V, stride_state=H_V * V * K,
+                        stride_idx=1, H=H_K, HV=H_V, K=K, V=V, BK=K, SOFTPLUS_THRESHOLD=20.0,
+                        L2NORM_QK=True, **tile)
+        else:
+            raise KeyError(kernel)
+        opts = {"num_warps": cfg["num_warps"], "num_stages": cfg["num_stages"]}
+        yield kernel, getattr(mod, kernel), args, tile, opts
 
 
 def _iter_report(arch: str, source: str, kernels=None, candidate=None):
+    if source == "rocm_enable":  # only rocm_enable's kernels (the configs ``candidate`` lists, else all)
+        for kernel, fn, args, kwargs, opts in rocm_enable_cases(candidate):
+            if not kernels or kernel in kernels:
+                yield _row(arch, "rocm_enable", kernel, fn, args, kwargs, opts)
+        return
     mod, _ = load_fla()
     if source == "vllm":
         for kernel, kwargs, opts in fla_cases(kernels, candidate):
             yield _row(arch, "vllm", kernel, getattr(mod, kernel), fla_args(kernel, kwargs), kwargs, opts)
         return
-    from rocm_enable.ops import gdn
-
-    for kernel, fn, args, kwargs, opts in gdn.isa_cases(arch):
+    for kernel, fn, args, kwargs, opts in rocm_enable_cases():
         if not kernels or kernel in kernels:
             yield _row(arch, "rocm_enable", kernel, fn, args, kwargs, opts)
     for kernel, kwargs, opts in selected_cases():
@@ -298,8 +351,10 @@ def main(argv=None):
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("archs", nargs="*", default=["gfx1151"])
-    ap.add_argument("--set", choices=("selected", "vllm"), default="selected",
-                    help="selected: what runs on wave32 RDNA with rocm-enable; vllm: every vLLM candidate")
+    ap.add_argument("--set", choices=("selected", "vllm", "rocm_enable"), default="selected",
+                    help="selected: what runs on wave32 RDNA with rocm-enable; vllm: every vLLM candidate; "
+                         "rocm_enable: rocm-enable's kernels only (with --candidate: a JSON list of "
+                         "[kernel, config] pairs to compile instead of the shipped configs)")
     ap.add_argument("--kernels", help="comma-separated kernel names (default: all)")
     ap.add_argument("--candidate", help='with --set vllm and --kernels: only this one, JSON [kwargs, warps, stages]')
     ap.add_argument("--json", action="store_true")

@@ -1,4 +1,5 @@
-"""Gated-DeltaNet chunked-prefill kernels that fit wave32 RDNA registers.
+"""Gated-DeltaNet kernels that fit wave32 RDNA registers: chunked prefill (state recurrence, WY
+recompute) and the one-token decode.
 
 gdn_chunk_state_kernel
 
@@ -21,6 +22,12 @@ columns in one program (two constant-trip loops of [BT, 64] blocks that Triton u
 pipelines, keeping every block live): all 9 candidates spill on gfx1151 (38-584 VGPRs). Here every
 program makes one [BT, BC] block of u or of w (a third grid axis over the V + K columns): one load of
 A, one dot, one store.
+
+gdn_packed_decode_kernel
+Same contract as vLLM's FLA ``fused_recurrent_gated_delta_rule_packed_decode_kernel``
+(fused_recurrent.py): one token per sequence, q/k/v from the packed projection row, gates from
+a / b / A_log / dt_bias, the state slot updated in place. Its launch (rocm_enable.ops.gdn_decode)
+gives each one-wave program 8 value rows of the state instead of vLLM's 32.
 """
 import triton
 import triton.language as tl
@@ -137,3 +144,54 @@ def gdn_wy_kernel(
         b_kb = (b_k * b_beta[:, None] * b_g[:, None]).to(b_k.dtype)
         tl.store(w + (bos * H + i_h) * K + o_t[:, None] * (H * K) + o_c[None, :],
                  tl.dot(b_A, b_kb).to(w.dtype.element_ty), mask=m)
+
+
+@triton.jit
+def gdn_packed_decode_kernel(
+    mixed_qkv, a, b, A_log, dt_bias, o, state, state_indices, scale,
+    stride_qkv, stride_a, stride_b, stride_state, stride_idx,
+    H: tl.constexpr, HV: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BK: tl.constexpr,
+    BV: tl.constexpr, SOFTPLUS_THRESHOLD: tl.constexpr, L2NORM_QK: tl.constexpr,
+):
+    """One decode token per sequence, state updated in place (vLLM's packed decode contract).
+
+    Program = (sequence x value head, block of BV value rows); the [BV, K] slice of the fp32
+    state is all it holds, so BV sets the registers: at K = 128 with one wave, BV 8 is 32 state
+    VGPRs per lane where vLLM's BV 32 takes 128 (rocm_enable.ops.gdn_decode). Sequence and head
+    are on grid axis 0 (2^31 programs) so no batch needs a second grid shape."""
+    i_nh, i_v = tl.program_id(0), tl.program_id(1)
+    i_n, i_hv = i_nh // HV, i_nh % HV
+    i_h = i_hv // (HV // H)
+    o_k = tl.arange(0, BK)
+    o_v = i_v * BV + tl.arange(0, BV)
+    m_k = o_k < K
+    m_v = o_v < V
+    p_o = o + (i_n.to(tl.int64) * HV + i_hv) * V + o_v
+    slot = tl.load(state_indices + i_n.to(tl.int64) * stride_idx).to(tl.int64)
+    if slot <= 0:  # padding / no state slot (vLLM's NULL_BLOCK_ID 0): zero output, state untouched
+        tl.store(p_o, tl.zeros([BV], tl.float32).to(o.dtype.element_ty), mask=m_v)
+        return
+    p_s = state + slot * stride_state + (i_hv * V + o_v[:, None]) * K + o_k[None, :]
+    m_s = m_v[:, None] & m_k[None, :]
+    b_s = tl.load(p_s, mask=m_s, other=0.0).to(tl.float32)
+
+    row = mixed_qkv + i_n.to(tl.int64) * stride_qkv
+    b_q = tl.load(row + i_h * K + o_k, mask=m_k, other=0.0).to(tl.float32)
+    b_k = tl.load(row + (H + i_h) * K + o_k, mask=m_k, other=0.0).to(tl.float32)
+    b_v = tl.load(row + 2 * H * K + i_hv * V + o_v, mask=m_v, other=0.0).to(tl.float32)
+    if L2NORM_QK:
+        b_q = b_q / tl.sqrt(tl.sum(b_q * b_q) + 1e-6)
+        b_k = b_k / tl.sqrt(tl.sum(b_k * b_k) + 1e-6)
+    b_q = b_q * scale
+
+    # gate g = -exp(A_log) * softplus(a + dt_bias), beta = sigmoid(b)
+    x = tl.load(a + i_n.to(tl.int64) * stride_a + i_hv).to(tl.float32) + tl.load(dt_bias + i_hv).to(tl.float32)
+    softplus = tl.where(x <= SOFTPLUS_THRESHOLD, tl.log(1.0 + tl.exp(x)), x)
+    decay = tl.exp(-tl.exp(tl.load(A_log + i_hv).to(tl.float32)) * softplus)
+    beta = tl.sigmoid(tl.load(b + i_n.to(tl.int64) * stride_b + i_hv).to(tl.float32))
+
+    b_s *= decay
+    b_v = (b_v - tl.sum(b_s * b_k[None, :], 1)) * beta
+    b_s += b_v[:, None] * b_k[None, :]
+    tl.store(p_o, tl.sum(b_s * b_q[None, :], 1).to(o.dtype.element_ty), mask=m_v)
+    tl.store(p_s, b_s.to(state.dtype.element_ty), mask=m_s)

@@ -1,7 +1,7 @@
 """AOT AMDGCN proof for GDN on wave32 RDNA: every kernel and launch config that can run in vLLM's GDN
-prefill and decode with rocm-enable's fixes (rocm_enable's state-recurrence and WY kernels, vLLM's
-other prefill kernels under the one candidate gdn-prefill-rdna leaves them, vLLM's decode kernels
-under their fixed launches) compiles for gfx1151 / gfx1100 / gfx1201 at the Qwen3-Next / Qwen3.6
+prefill and decode with rocm-enable's fixes (rocm_enable's state-recurrence, WY and packed-decode
+kernels, vLLM's other prefill kernels under the one candidate gdn-prefill-rdna leaves them, vLLM's
+spec-decode kernels under their fixed launches) compiles for gfx1151 / gfx1100 / gfx1201 at the Qwen3-Next / Qwen3.6
 shape with zero VGPR/SGPR spills, no scratch, within the arch's LDS; the negative control (vLLM's
 own state-recurrence kernel, its least-spilling candidate) spills with the same metrics."""
 from concurrent.futures import ThreadPoolExecutor
@@ -23,8 +23,10 @@ def reports():
 
 
 def test_every_selectable_config_is_compiled(reports):
-    want = ({(k, "rocm_enable") for k, _ in gdn.selectable_configs()}
-            | {(k, "vllm") for k in gdn.VLLM_NO_SPILL_CANDIDATE} | {(k, "vllm") for k in gdn_isa.FIXED_LAUNCH})
+    want = ({(k, "rocm_enable") for k, _ in gdn_isa.rocm_enable_selectable()}
+            | {(k, "vllm") for k in gdn.VLLM_NO_SPILL_CANDIDATE}
+            | {(k, "vllm") for k in gdn_isa.FIXED_LAUNCH if k not in gdn_isa.REPLACED})
+    assert ("gdn_packed_decode_kernel", "rocm_enable") in want  # the decode path is proven too
     for arch, rows in reports.items():
         assert {(r["kernel"], r["source"]) for r in rows} == want, arch
         assert len(rows) == len(want), arch  # one config per kernel
@@ -45,7 +47,7 @@ def test_zero_spills_no_scratch_within_lds(reports):
 def test_our_prefill_kernels_use_the_matrix_units(reports):
     for arch, rows in reports.items():
         for r in rows:
-            if r["source"] == "rocm_enable":
+            if r["source"] == "rocm_enable" and r["kernel"] != "gdn_packed_decode_kernel":  # decode: no dot
                 assert r["wmma"] > 0, (arch, r["kernel"])
 
 

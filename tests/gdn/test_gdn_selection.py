@@ -52,6 +52,13 @@ def ours_delta_h(k, w, u, g=None, gk=None, initial_state=None, output_final_stat
     N = B if cu_seqlens is None else cu_seqlens.shape[0] - 1
     return k.new_empty(B, NT, H, V, K), torch.empty_like(u), k.new_empty(N, H, V, K, dtype=torch.float32)
 
+# rocm_enable's launchers, and their copies in vLLM's tree where the source patch series carries them
+# (tests/patches runs this snippet on a patched vLLM too)
+import importlib.util
+for name in ("vllm.third_party.flash_linear_attention.ops.rocm_rdna_gdn",):
+    if importlib.util.find_spec(name) is not None:
+        mod = importlib.import_module(name)
+        mod.recompute_w_u_fwd, mod.chunk_gated_delta_rule_fwd_h = ours_wy, ours_delta_h
 gdn.recompute_w_u_fwd = ours_wy
 gdn.chunk_gated_delta_rule_fwd_h = ours_delta_h
 

@@ -15,6 +15,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE.parent / "gates"))  # the gate tests' decision snippets
 sys.path.insert(0, str(HERE.parent / "attention"))  # ... and the attention selection's
 sys.path.insert(0, str(HERE.parent / "layers"))  # ... and the BF16 MoE ops'
+sys.path.insert(0, str(HERE.parent / "gdn"))  # ... and the GDN prefill / decode kernels'
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "scripts"))
 

@@ -42,6 +42,8 @@ import test_capability_integers as gate_ct
 import test_fp8_linear_selection as gate_fp8_linear
 import test_fp8_moe_selection as gate_fp8_moe
 import test_gdn_autotune as gate_gdn
+import test_gdn_decode_selection as gate_gdn_decode
+import test_gdn_selection as gate_gdn_prefill
 import test_hip_code_objects as gate_hip
 import test_moe_config_lookup as gate_moe_config
 import test_moe_align_code_object as gate_moe_align
@@ -225,6 +227,10 @@ CASES = (
     Case("qk-norm-rope-gate", ("fused-qk-norm-rope-gate",), QK_NORM_ROPE_GATE),
     Case("ct-fp8-scheme", ("ct-fp8-scheme-by-fp8-compute",), gate_ct.DECIDE),
     Case("gdn-autotune", ("gdn-autotune-lds",), GDN),
+    # the plugin's launchers and their copies in the patched tree are both spied on (the snippets'
+    # own module loops); the autotune spies see the narrowed lists on both sides
+    Case("gdn-prefill", ("gdn-prefill-rdna",), gate_gdn_prefill.DECIDE),
+    Case("gdn-decode", ("gdn-decode-rdna",), gate_gdn_decode.DECIDE),
     Case("attention-selection", ("rdna-attention",), ATTENTION),
     # aiter found (stand-in) and switched on. The GDN decode choice is read when
     # qwen_gdn_linear_attn is imported: this case runs first in its process.

@@ -85,12 +85,25 @@ def _check_no_fp8(d, version):
     assert any(f.startswith("fp8-moe-w8a16") for f in launch["fixes"])
 
 
+def _check_gdn(d, rdna: bool):
+    """GDN rows name rocm-enable's kernels where its GDN records run them (wave32 RDNA; every bundled
+    model has K = V = 128 GDN heads), attributed to the records; vLLM's FLA kernels elsewhere."""
+    rows = _rows(d)
+    prefill, decode = rows["GDN prefill"], rows["GDN decode"]
+    assert "rocm_enable" not in prefill["without_plugin"]["kernel"] + decode["without_plugin"]["kernel"]
+    assert ("gdn_chunk_state_kernel" in prefill["with_plugin"]["kernel"]) == rdna, (d["model"], prefill)
+    assert ("rocm_enable gdn_packed_decode_kernel" in decode["with_plugin"]["kernel"]) == rdna, (d["model"], decode)
+    if rdna:
+        assert "gdn-prefill-rdna (applied)" in prefill["fixes"] and "gdn-decode-rdna (applied)" in decode["fixes"]
+
+
 def test_gfx1151_every_model_on_each_vllm(vllm_under_test):
     """One pair of processes per vLLM version holds every model (a process costs its vLLM import,
     each further model little)."""
     for d in explain_many(MODELS, "gfx1151", extra_env=_env(vllm_under_test)):
         assert d["vllm_version"] == vllm_under_test.version
         _check_no_fp8(d, vllm_under_test.version)
+        _check_gdn(d, rdna=True)
 
 
 def test_gfx1100_every_model():
@@ -102,6 +115,7 @@ def test_gfx1100_every_model():
 def test_fp8_arch_every_model_unchanged(arch):
     for d in explain_many(MODELS, arch):
         rows = _check_common(d)
+        _check_gdn(d, rdna=arch != "gfx942")
         # FP8 compute: vLLM's own GEMM choices stand (other records, e.g. attention, may apply)
         assert not any(r["changed"] for f, r in rows.items() if "MoE" in f or "dense" in f), (arch, d["model"])
         if d["quantization"] and "MoE expert GEMMs" in rows:

@@ -10,12 +10,13 @@ Qwen3-Next / Qwen3.6 shape (K = V = 128, chunk 64) AOT compiles show (docs/gdn.m
     autotuners hold only the candidate rocm_enable.ops.gdn.VLLM_NO_SPILL_CANDIDATE names.
 
 One patch, on the pipeline function, because the launchers it calls are the targets of
-gdn-autotune-lds (LDS pruning, still in effect for every vLLM kernel this leaves in place).
+gdn-autotune-lds (LDS pruning, still in effect for every vLLM kernel this leaves in place). The
+pipeline itself is rocm_enable.ops.gdn.chunk_gated_delta_rule_fwd_rdna, which the source patch
+carries into vLLM's tree too.
 Importing this module imports nothing from vLLM or Triton.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib
 import inspect
 import logging
@@ -27,46 +28,6 @@ log = logging.getLogger("rocm_enable")
 FLA = "vllm.third_party.flash_linear_attention.ops"
 # chunk.chunk_gated_delta_rule_fwd: identical in 0.32.0, 0.33.0 and 0.34.0
 PIPELINE_FINGERPRINTS = {"0.32.0": "e3522950b1da9162", "0.33.0": "e3522950b1da9162", "0.34.0": "e3522950b1da9162"}
-# (module, kernel) of the vLLM kernels whose autotune lists are narrowed
-NARROWED = (("cumsum", "chunk_local_cumsum_scalar_kernel"),
-            ("chunk_scaled_dot_kkt", "chunk_scaled_dot_kkt_fwd_kernel"),
-            ("solve_tril", "merge_16x16_to_64x64_inverse_kernel"),
-            ("chunk_o", "chunk_fwd_kernel_o"))
-
-
-def _autotuner(kernel):
-    while kernel is not None and not hasattr(kernel, "configs"):
-        kernel = getattr(kernel, "fn", None)
-    return kernel
-
-
-def no_spill_configs(kernel: str, configs) -> list:
-    """The candidate of ``configs`` that VLLM_NO_SPILL_CANDIDATE names for ``kernel``; the whole list
-    (with a warning) when vLLM's list no longer holds it."""
-    from rocm_enable.ops.gdn import VLLM_NO_SPILL_CANDIDATE
-
-    kwargs, warps, stages = VLLM_NO_SPILL_CANDIDATE[kernel]
-    kept = [c for c in configs if c.kwargs == kwargs and c.num_warps == warps and c.num_stages == stages]
-    if not kept:
-        log.warning("gdn-prefill-rdna: vLLM's autotune list for %s no longer has %s; keeping it whole",
-                    kernel, VLLM_NO_SPILL_CANDIDATE[kernel])
-    return kept or list(configs)
-
-
-@contextlib.contextmanager
-def narrowed_autotune():
-    """vLLM's four autotuners hold only their spill-free candidate inside the block."""
-    saved = []
-    try:
-        for module, kernel in NARROWED:
-            tuner = _autotuner(getattr(importlib.import_module(f"{FLA}.{module}"), kernel, None))
-            if tuner is not None:
-                saved.append((tuner, tuner.configs))
-                tuner.configs = no_spill_configs(kernel, tuner.configs)
-        yield
-    finally:
-        for tuner, configs in saved:
-            tuner.configs = configs
 
 
 def _prefill(wrapped, instance, args, kwargs):
@@ -81,31 +42,7 @@ def _prefill(wrapped, instance, args, kwargs):
     if why:
         log.debug("gdn-prefill-rdna: vLLM's kernels for this call (%s)", why)
         return wrapped(*args, **kwargs)
-    with narrowed_autotune():
-        return _pipeline(chunk, gdn, **a)
-
-
-def _pipeline(chunk, gdn, q, k, v, g, beta, scale, initial_state, output_final_state, cu_seqlens=None,
-              chunk_indices=None, chunk_offsets=None, core_attn_out=None):
-    """chunk_gated_delta_rule_fwd's six steps (anchored above), with rocm_enable's kernels for two."""
-    import torch
-
-    g = chunk.chunk_local_cumsum(g, chunk_size=chunk.FLA_CHUNK_SIZE, cu_seqlens=cu_seqlens,
-                                 chunk_indices=chunk_indices)
-    A = chunk.chunk_scaled_dot_kkt_fwd(k=k, beta=beta, g=g, cu_seqlens=cu_seqlens, chunk_indices=chunk_indices,
-                                       output_dtype=torch.float32)
-    A = chunk.solve_tril(A=A, cu_seqlens=cu_seqlens, chunk_indices=chunk_indices, output_dtype=k.dtype)
-    w, u = gdn.recompute_w_u_fwd(k=k, v=v, beta=beta, A=A, g_cumsum=g, cu_seqlens=cu_seqlens,
-                                 chunk_indices=chunk_indices)
-    h, v_new, final_state = gdn.chunk_gated_delta_rule_fwd_h(
-        k=k, w=w, u=u, g=g, initial_state=initial_state, output_final_state=output_final_state,
-        chunk_size=chunk.FLA_CHUNK_SIZE, cu_seqlens=cu_seqlens, chunk_indices=chunk_indices,
-        chunk_offsets=chunk_offsets)
-    o = chunk.chunk_fwd_o(q=q, k=k, v=v_new, h=h, g=g, scale=scale, cu_seqlens=cu_seqlens,
-                          chunk_indices=chunk_indices, core_attn_out=core_attn_out)
-    if chunk.SUPPRESS_LEVEL < 3:
-        return g, o, A, final_state, None, None, None
-    return g, o, A, final_state, w, h, v_new
+    return gdn.chunk_gated_delta_rule_fwd_rdna(chunk, **a)
 
 
 GDN_PREFILL_RDNA = Fix(

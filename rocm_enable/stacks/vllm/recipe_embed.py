@@ -21,6 +21,7 @@ SPDX = ("# SPDX-License-Identifier: Apache-2.0\n"
 # The W8A16 FP8 kernel package inside vLLM's tree, and where each rocm_enable/ops module goes.
 KERNEL_PKG = "vllm/model_executor/layers/quantization/utils/w8a16_fp8"
 ATTN_OPS = "vllm/v1/attention/ops"
+FLA_OPS = "vllm/third_party/flash_linear_attention/ops"
 # rocm-enable modules carried into vLLM's tree: rocm_enable/<source> -> vLLM path. Only import
 # lines, module/file-name mentions and the EMBED_EDITS below are rewritten (embed_module).
 EMBEDDED = {
@@ -33,6 +34,9 @@ EMBEDDED = {
     "ops/attention_kernels.py": f"{ATTN_OPS}/rocm_rdna_attn_kernels.py",
     "ops/attention_rdna.py": f"{ATTN_OPS}/rocm_rdna_attn.py",
     "gates/code_objects.py": "vllm/platforms/rocm_code_objects.py",
+    "ops/gdn_kernels.py": f"{FLA_OPS}/rocm_rdna_gdn_kernels.py",
+    "ops/gdn.py": f"{FLA_OPS}/rocm_rdna_gdn.py",
+    "ops/gdn_decode.py": f"{FLA_OPS}/rocm_rdna_gdn_decode.py",
 }
 
 # LLVM's generic processor targets and the processors whose code objects they replace (LLVM
