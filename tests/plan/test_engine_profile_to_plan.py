@@ -66,7 +66,8 @@ def _explain(attention_kernel="rocm_enable paged_decode_kernel + split_combine_k
                        "torch.nn.functional.linear (hipBLASLt/rocBLAS); top-k: _moe_C.topk_softmax (HIP)"),
             ("lm_head", "decode (1 token): torch.nn.functional.linear (hipBLASLt/rocBLAS)"),
             ("MoE launch config", "rocm_enable/ops/configs/rdna3.json")]
-    return {"model": MODEL, "rows": [{"family": f, "with_plugin": {"kernel": k, "error": None}} for f, k in rows]}
+    return {"model": MODEL, "rows": [{"family": f, "with_plugin": {"kernel": k, "error": None}, "fixes": []}
+                                     for f, k in rows]}
 
 
 def _run(tmp_path, capsys, summary, *extra):
@@ -195,4 +196,26 @@ def test_markdown_tables_give_the_fp8_over_bf16_ratio(tmp_path, capsys):
     text = _script().markdown(doc)
     assert "1.56x (issue 14 target >= 1.3x)" in text  # 250 / 160
     assert "| Qwen/Qwen3.6-35B-A3B-FP8 | NVIDIA H200 | 250.0 | 1000.0 | 4.000 |" in text
+
+
+def test_a_hip_gemm_explain_names_is_checked_against_its_code_object_stand_in(tmp_path, capsys):
+    """explain says vLLM picks the skinny HIP GEMM for the decode router / lm_head; the simulated build
+    has no gfx1151 code object, so skinny-gemm-code-object runs torch linear: cuBLAS is expected."""
+    ex = _explain()
+    for row in ex["rows"]:
+        if row["family"] == "lm_head":
+            row["with_plugin"]["kernel"] = ("decode (1 token): wvSplitK skinny GEMM (HIP, _rocm_C); prefill "
+                                            "(512 tokens): torch.nn.functional.linear (hipBLASLt/rocBLAS)")
+            row["fixes"] = ["skinny-gemm-code-object (applied)"]
+    rc, doc, _ = _run(tmp_path, capsys, _summary(), ex)
+    check = {c["explain_row"]: c for c in doc["profiles"][MODEL]["kernel_check"]}
+    assert check["lm_head"]["verdict"] == ("as explained (a build without gfx1151 code objects: "
+                                           "skinny-gemm-code-object runs torch linear)")
+    # without the record, a HIP kernel explain names must show in the profile
+    for row in ex["rows"]:
+        if row["family"] == "lm_head":
+            row["fixes"] = []
+    rc, doc, _ = _run(tmp_path, capsys, _summary(), ex)
+    check = {c["explain_row"]: c for c in doc["profiles"][MODEL]["kernel_check"]}
+    assert check["lm_head"]["verdict"].startswith("MISMATCH: explain names")
 
