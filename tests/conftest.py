@@ -21,16 +21,29 @@ from sim_harness import VllmUnderTest, vllm_versions_under_test  # noqa: E402
 VERSIONS = vllm_versions_under_test()
 
 
+# `rocm-enable isa` compiles the kernels of these three modules' reports again; Triton's disk
+# cache (TRITON_CACHE_DIR, shared by the run) turns a second compile into a load, but only when
+# the two do not run at the same time on both workers.
+AOT_REPORTS = ("tests/attention/test_attention_isa.py", "tests/foundation/test_cli_isa.py",
+               "tests/gdn/test_gdn_isa.py", "tests/ops/test_w8a16_isa.py")
+
+
 def pytest_collection_modifyitems(config, items):
     """With `-n 2 --dist loadgroup` (scripts/test.sh), the tests of a module that share a module-
     or class-scoped fixture (an AOT report, a built layer) run on one xdist worker, so the fixture
-    is computed once per run instead of once per worker; all other tests spread one by one."""
+    is computed once per run instead of once per worker; the AOT report modules run on one worker
+    one after the other, so each kernel is compiled once per run; all other tests spread one by
+    one."""
     for item in items:
+        module = item.nodeid.split("::")[0]
+        if module in AOT_REPORTS:
+            item.add_marker(pytest.mark.xdist_group("aot-reports"))
+            continue
         fixturedefs = getattr(item, "_fixtureinfo", None)
         scopes = {d.scope for defs in (fixturedefs.name2fixturedefs.values() if fixturedefs else ())
                   for d in defs}
         if scopes & {"module", "class", "package"}:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+            item.add_marker(pytest.mark.xdist_group(module))
 
 
 def pytest_generate_tests(metafunc):

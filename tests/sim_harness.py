@@ -1,14 +1,19 @@
 """Run a snippet in a fresh Python process in which vLLM's own RocmPlatform believes it runs on a
 given arch (rocm_enable.sim), against a chosen vLLM version. Each arch needs its own process:
-vLLM resolves the arch once, at import of vllm.platforms.rocm."""
+vLLM resolves the arch once, at import of vllm.platforms.rocm. The process is forked from a warm
+interpreter that has imported torch, transformers & co. but nothing of vLLM or rocm_enable
+(tests/zygote.py), which saves most of its start."""
 from __future__ import annotations
 
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from dataclasses import dataclass
+
+import zygote
 
 MARK = "@@ROCM_ENABLE_RESULT@@"
 ENV_VERSIONS = "ROCM_ENABLE_TEST_VLLM"
@@ -65,15 +70,23 @@ def run_python(body: str, *, arch: str | None, vllm: VllmUnderTest | None = None
     child_env.update(env or {})
     code = (PRELUDE + textwrap.dedent(body) + "\nimport vllm as _vllm\n"
             f"print({MARK!r} + json.dumps({{'result': result, 'vllm': _vllm.__version__}}))\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=child_env, timeout=timeout)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
-    if proc.returncode != 0 or not lines:
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, \
+            open(os.devnull) as nothing:
+        child = zygote.spawn(code, child_env, stdin=nothing.fileno(), stdout=out.fileno(),
+                             stderr=err.fileno())
+        returncode = child.wait(timeout)
+        if returncode is None:
+            child.kill()
+            raise subprocess.TimeoutExpired(["python", "-c", "<simulated case>"], timeout)
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    lines = [ln for ln in stdout.splitlines() if ln.startswith(MARK)]
+    if returncode != 0 or not lines:
         raise AssertionError(
-            f"simulated process failed (rc={proc.returncode})\n--- stdout\n{proc.stdout[-4000:]}"
-            f"\n--- stderr\n{proc.stderr[-6000:]}")
+            f"simulated process failed (rc={returncode})\n--- stdout\n{stdout[-4000:]}"
+            f"\n--- stderr\n{stderr[-6000:]}")
     payload = json.loads(lines[-1][len(MARK):])
     if vllm:
         assert payload["vllm"] == vllm.version, (
             f"expected vLLM {vllm.version}, the process imported {payload['vllm']}")
-    return {"result": payload["result"], "log": proc.stderr + proc.stdout}
+    return {"result": payload["result"], "log": stderr + stdout}

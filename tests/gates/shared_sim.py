@@ -20,11 +20,10 @@ import atexit
 import json
 import os
 import select
-import subprocess
-import sys
 import tempfile
 import time
 
+import zygote
 from sim_harness import MARK, PRELUDE, VllmUnderTest
 
 PER_CASE_ENV = ("ROCM_ENABLE_DISABLE", "ROCM_ENABLE_ONLY", "LOAD_PLUGIN")
@@ -89,20 +88,25 @@ class SimServer:
         child_env.update(env)
         self.vllm = vllm
         self.stderr = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen([sys.executable, "-c", SERVER], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.stderr, text=True,
-                                     env=child_env, bufsize=1)
+        case_r, case_w = os.pipe()
+        reply_r, reply_w = os.pipe()
+        self.proc = zygote.spawn(SERVER, child_env, stdin=case_r, stdout=reply_w,
+                                 stderr=self.stderr.fileno())
+        os.close(case_r), os.close(reply_w)
+        self.cases_in = os.fdopen(case_w, "w", buffering=1)
+        self.replies = os.fdopen(reply_r, "r")
         self.cases = 0
 
     def _reply(self, timeout: float) -> dict:
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
+            if left <= 0 or not select.select([self.replies], [], [], left)[0]:
+                tail = self._stderr_tail()
                 self.close()
                 raise AssertionError(f"shared simulated process timed out after {timeout} s\n"
-                                     f"{self._stderr_tail()}")
-            line = self.proc.stdout.readline()
+                                     f"{tail}")
+            line = self.replies.readline()
             if not line:
                 raise AssertionError(f"shared simulated process died (rc={self.proc.wait()})\n"
                                      f"{self._stderr_tail()}")
@@ -121,8 +125,8 @@ class SimServer:
     def run(self, body: str, env: dict[str, str], timeout: float) -> dict:
         import textwrap
 
-        self.proc.stdin.write(json.dumps({"body": textwrap.dedent(body), "env": env}) + "\n")
-        self.proc.stdin.flush()
+        self.cases_in.write(json.dumps({"body": textwrap.dedent(body), "env": env}) + "\n")
+        self.cases_in.flush()
         reply = self._reply(timeout)
         self.cases += 1
         if "error" in reply:
@@ -134,12 +138,10 @@ class SimServer:
         return self.proc.poll() is None
 
     def close(self) -> None:
-        if self.alive:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        self.cases_in.close()  # the server's loop ends at the end of its input
+        if self.proc.wait(timeout=30) is None:
+            self.proc.kill()
+        self.replies.close()
         self.stderr.close()
 
 
