@@ -49,6 +49,11 @@ def test_name_family(name, family):
     assert sp.name_family(name) == family
 
 
+def test_every_rule_names_a_known_family():
+    ops = {f for _, f in sp.OP_FAMILIES} - {"gemm"} | {"lm_head", "router", "dense", "conv"}
+    assert {f for f, _ in sp.NAME_RULES} | ops | {"other"} <= set(sp.FAMILIES)
+
+
 VOCAB, EXPERTS = 248320, 256
 
 
