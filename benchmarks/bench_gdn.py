@@ -243,6 +243,7 @@ def bench(vllm_dir, out_dir, sweep=False):
     out = open(os.path.join(out_dir, "bench_gdn.jsonl"), "w") if out_dir else None
     steps = (("state recurrence (chunk_delta_h)", "chunk_gated_delta_rule_fwd_kernel_h_blockdim64", vllm_state, ours_state),
              ("WY recompute (recompute_w_u)", "recompute_w_u_fwd_kernel", vllm_wy, ours_wy))
+    bench_decode(mod, out, dev, sweep)  # first: new in this round, kept if a time limit cuts the run
     for n_seqs, seq_len in CASES:
         x = inputs(n_seqs, seq_len)
         for step, kernel, vllm_fn, ours_fn in steps:
@@ -273,7 +274,6 @@ def bench(vllm_dir, out_dir, sweep=False):
     for r in rows:
         print(f"| {r['step']} | {r['seqs']} x {r['tokens_each']} | {r['vllm_best_ms']} ({r['vllm_best_config']}) | "
               f"{r['vllm_worst_ms']} | {r['ours_ms']} | {r['speedup']} | {r['max_abs_diff']:.3g} |")
-    bench_decode(mod, out, dev, sweep)
 
 
 def sweep(out_dir):
