@@ -66,6 +66,10 @@ def select_profile(doc: dict, spec) -> tuple[dict, str]:
     profiles = {k: v for k, v in (doc.get("profiles") or {}).items() if v.get("status") == "measured"}
     if spec.name in profiles:
         return profiles[spec.name], f"this model's profile, measured on {profiles[spec.name].get('device')}"
+    for name, prof in sorted(profiles.items()):  # this model cut to its first N layers: the same kernels
+        if prof.get("base_model") == spec.name:
+            return prof, (f"measured on {prof.get('device')} for the first {prof.get('layers')} layers of this model "
+                          "(same kernels and shapes; its launch count is not this model's)")
     fp8 = spec.quant is not None
     same_arch_first = sorted(profiles.items(), key=lambda kv: (kv[1].get("architecture") != spec.architecture, kv[0]))
     for name, prof in same_arch_first:

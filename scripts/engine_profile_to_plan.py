@@ -6,7 +6,8 @@
         [--job speed.qwen36-35b-fp8 ...] [--batch 1] [--reference read|copy] \
         [--explain-json EXPLAIN.json ...] [--write]
 
-Per model (the bundled config the job ran, its Hugging Face id from the bundle):
+Per model (the bundled config the job ran, its Hugging Face id from the bundle; a job on the first
+N decoder layers, `dummy:FILE@N`, is the profile `<id>@N`, its bytes counted for those N layers):
   efficiency_f = (bytes_f / reference bandwidth) / (kernel time_f - launches_f x kernel_fixed_us)
     bytes_f           `rocm-enable plan`'s accounting of the family at the profiled batch and context
                       (input length + the middle of the profiled decode steps)
@@ -36,7 +37,7 @@ import re
 import sys
 from importlib import resources
 
-from rocm_enable.models import load_model
+from rocm_enable.models import load_model, spec_from_config
 from rocm_enable.plan import components, gdn_state_bytes_per_seq, kv_bytes_per_token, step_bytes
 
 BUNDLED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rocm_enable", "models",
@@ -84,12 +85,23 @@ class ProfileError(ValueError):
     """A result this script cannot turn into a profile (says what to fix)."""
 
 
-def hf_id_of(job_model: str) -> str:
-    """'dummy:Qwen3.6-35B-A3B-FP8.json' -> the bundle's Hugging Face id."""
-    if not job_model.startswith("dummy:"):
-        raise ProfileError(f"{job_model!r} is not a speed job's model (dummy:<bundled config>)")
-    with open(os.path.join(BUNDLED, job_model[len("dummy:"):])) as f:
-        return json.load(f)["_rocm_enable"]["hf_id"]
+def job_model(model: str):
+    """'dummy:Qwen3.6-35B-A3B-FP8.json[@LAYERS]' -> (profile key, the bundle's Hugging Face id,
+    layers or None, the ModelSpec the job ran: the first LAYERS decoder layers when given)."""
+    if not model.startswith("dummy:"):
+        raise ProfileError(f"{model!r} is not a speed job's model (dummy:<bundled config>[@layers])")
+    config_file, _, layers = model[len("dummy:"):].partition("@")
+    with open(os.path.join(BUNDLED, config_file)) as f:
+        raw = json.load(f)
+    hf_id = raw["_rocm_enable"]["hf_id"]
+    if not layers:
+        return hf_id, hf_id, None, load_model(hf_id)
+    text = raw.get("text_config") or raw
+    text["num_hidden_layers"] = int(layers)
+    if "layer_types" in text:
+        text["layer_types"] = text["layer_types"][:int(layers)]
+    key = f"{hf_id}@{layers}"
+    return key, hf_id, int(layers), spec_from_config(raw, key, "bundled")
 
 
 def expected_kernels(text: str) -> tuple[str, ...]:
@@ -150,7 +162,7 @@ def _pass(prof_b: dict) -> tuple[dict, str]:
 def profile_entry(job: dict, batch: int, reference: str) -> dict:
     """One model's engine_profile.json entry from its summary.json job."""
     speed = job.get("speed") or {}
-    hf_id = hf_id_of(job["model"])
+    hf_id, base, layers, spec = job_model(job["model"])
     if f"batch{batch}" not in speed or "profile" not in speed or f"batch{batch}" not in speed["profile"]:
         raise ProfileError(f"{hf_id}: no batch-{batch} timing and profile in this result "
                            f"(ok={job.get('ok')}, error={job.get('error')!r}); re-run its speed job")
@@ -161,7 +173,6 @@ def profile_entry(job: dict, batch: int, reference: str) -> dict:
     if not ref_gbs or fixed_us is None:
         raise ProfileError(f"{hf_id}: the job measured no {reference} bandwidth or graph-node kernel time "
                            f"({speed.get('device_error')!r})")
-    spec = load_model(hf_id)
     steps = prof[f"batch{batch}"].get("graph_steps", 8)
     context = int(speed[f"batch{batch}"]["input_len"]) + steps // 2 + 1
     step = step_bytes(spec, components(spec), context, batch, kv_bytes_per_token(spec), gdn_state_bytes_per_seq(spec))
@@ -191,8 +202,8 @@ def profile_entry(job: dict, batch: int, reference: str) -> dict:
     busy_ms = fams_src["gpu_us_per_step"] / 1e3
     launches = fams_src["kernels_per_step"] + fams_src["copies_per_step"]
     return {
-        "model": hf_id, "architecture": spec.architecture, "fp8": spec.quant is not None, "status": "measured",
-        "job": job.get("name"),
+        "model": hf_id, "base_model": base, "layers": layers, "architecture": spec.architecture,
+        "fp8": spec.quant is not None, "status": "measured", "job": job.get("name"),
         "device": (job.get("versions") or {}).get("gpu"), "vllm_version": (job.get("versions") or {}).get("vllm"),
         "measured": {
             "batch": batch, "context": context, "pass": pass_name, "reference": reference,
@@ -225,7 +236,7 @@ def markdown(doc: dict) -> str:
                    f"{sp['rest_ms']:.3f} | {sp['gpu_busy_ms']:.3f} | {k['value']} |")
     for fp8_name, p in profs.items():
         bf16 = next((q for q in profs.values() if not q["fp8"] and q.get("architecture") == p.get("architecture")
-                     and p["fp8"]), None)
+                     and q.get("layers") == p.get("layers") and p["fp8"]), None)
         if bf16:
             r = p["measured"]["decode"]["batch1"]["tok_s"] / bf16["measured"]["decode"]["batch1"]["tok_s"]
             out.append(f"\nFP8 / BF16 batch-1 decode, {fp8_name} / {bf16['model']}: {r:.2f}x (issue 14 target >= 1.3x)")
@@ -299,7 +310,7 @@ def main(argv=None) -> int:
             entry.update(command=args.command, date=args.date, source="docs/engine.md")
             if not args.no_explain:
                 fams = _pass(job["speed"]["profile"][f"batch{args.batch}"])[0]["families"]
-                entry["kernel_check"] = kernel_check(_explain(entry["model"], given), fams)
+                entry["kernel_check"] = kernel_check(_explain(entry["base_model"], given), fams)
             doc.setdefault("profiles", {})[entry["model"]] = entry
         if not doc.get("profiles"):
             raise ProfileError("no speed job gave a profile: " + "; ".join(failed))

@@ -219,3 +219,24 @@ def test_a_hip_gemm_explain_names_is_checked_against_its_code_object_stand_in(tm
     check = {c["explain_row"]: c for c in doc["profiles"][MODEL]["kernel_check"]}
     assert check["lm_head"]["verdict"].startswith("MISMATCH: explain names")
 
+
+def test_a_half_depth_job_counts_its_own_layers(tmp_path, capsys):
+    """speed-h100 runs the first 20 of 40 layers: its bytes are those 20 layers' (half the routed
+    experts' and dense bytes, the same lm_head), its profile is '<id>@20', and the whole model
+    uses its efficiencies but not its launch count."""
+    s = _summary()
+    job = s["jobs"].pop("speed.qwen36-35b-fp8")
+    job["model"] = "dummy:Qwen3.6-35B-A3B-FP8.json@20"
+    s["jobs"]["speed.qwen36-35b-fp8.l20"] = job
+    rc, doc, _ = _run(tmp_path, capsys, s)
+    prof = doc["profiles"][MODEL + "@20"]
+    b40 = _step().by_family
+    assert prof["layers"] == 20 and prof["base_model"] == MODEL
+    assert prof["bandwidth_efficiency"]["moe"]["value"] == pytest.approx(b40["moe"] / 2 / 3000e3 / (700 - 180), abs=1e-3)
+    assert prof["bandwidth_efficiency"]["lm_head_bf16"]["value"] == pytest.approx(
+        b40["lm_head_bf16"] / 3000e3 / (420 - 1.5), abs=1e-3)
+    chosen, how = decode_model.select_profile(doc, load_model(MODEL))
+    assert chosen is prof and how.startswith("measured on NVIDIA H200 for the first 20 layers of this model")
+    n, status = decode_model.kernels_per_step(load_model(MODEL), chosen, 0)
+    assert status.startswith("not yet measured")
+
