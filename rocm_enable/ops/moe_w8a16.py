@@ -191,12 +191,23 @@ def _gemv_fits(mode: int, block_shape, block_n: int, up_offset: int) -> bool:
     return group_n % block_n == 0 and up_offset % group_n == 0
 
 
+def gemv_block_k(block_k: int, K: int) -> int:
+    """The GEMV's BLOCK_K: the config's, capped at K's power of two and halved (down to 64) until it
+    divides K, so block-128 checkpoints (K a multiple of 128) never run the masked K loop, whose
+    masked loads compile to a select ladder on gfx11/gfx12 (config_grid's ISA check found it at
+    intermediate sizes like 384 with BLOCK_K 256)."""
+    bk = min(block_k, max(16, next_power_of_2(K)))
+    while K % bk and bk > 64:
+        bk //= 2
+    return bk
+
+
 def _launch_gemv(a, words, s3, c2, routing, top_k, mode, bs, gemm_cfg, n_out, topk_weights,
                  fuse_silu, bias, N_w, sum_k=0, sum_ws=None):
     meta, opts = cfgmod.split_options(gemm_cfg)
     K = a.shape[-1]
     group_n, group_k = (bs if bs else (128, 128))
-    bk = min(meta["BLOCK_K"], max(16, next_power_of_2(K)))
+    bk = gemv_block_k(meta["BLOCK_K"], K)
     rows = a.shape[0] if routing is None else routing.num_pairs
     dummy = s3
     grid_n = cdiv(n_out, meta["BLOCK_N"])

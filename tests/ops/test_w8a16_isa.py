@@ -13,6 +13,7 @@ import pytest
 
 from rocm_enable import isa
 from rocm_enable.ops import config as cfgmod
+from rocm_enable.ops import config_grid
 
 ARCHS = ["gfx1151", "gfx1100", "gfx1201"]
 LOOP_CNDMASK_MAX = 4
@@ -85,3 +86,21 @@ def test_family_mapping_is_explicit():
         ["rdna3", "rdna3", "rdna4", "cdna"]
     with pytest.raises(ValueError):
         isa.family_for_arch("sm_90")
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_grid_launch_meets_isa_budget(arch):
+    """Every distinct GEMM/GEMV launch the MoE layer makes on issue 13's shape grid (listed in
+    configs/isa_checked.json; tests/ops/test_moe_config_grid.py keeps the list equal to the grid's
+    launches), compiled once for ``arch``: 0 spills, no scratch, no select ladder, WMMA in the tile
+    kernel's K loop; and each recorded launch still specialises to its listed key."""
+    family = isa.family_for_arch(arch)
+    listed = config_grid.load_manifest()[family]
+    assert listed and all(arch in entry["isa"] for entry in listed.values())
+    keys = config_grid.LaunchKeys()
+    bad = []
+    for key, entry in listed.items():
+        recompiled, metrics = config_grid.compile_key(keys, family, entry, arch)
+        assert recompiled == key, f"the launch at {entry['point']} no longer specialises as listed"
+        bad += [f"{entry['point']} {key}: {v}" for v in config_grid.budget_violations(key, metrics)]
+    assert not bad, "\n".join(bad)
