@@ -192,7 +192,9 @@ def _tune(args) -> int:
     if args.moe_shape:
         moe, dense, name = tune.parse_moe_shape(args.moe_shape), None, f"--moe-shape {args.moe_shape}"
     elif args.model:
-        raw, source = load_raw(args.model)  # a bundled id, a model folder or a config.json; nothing downloaded
+        # a bundled id, a model folder, a config.json, or an id already in the local HF hub cache;
+        # nothing is downloaded
+        raw, source = load_raw(tune.hub_cached_config(args.model) or args.model)
         moe, dense = tune.shapes_from_config(raw, tp, source)
         name = f"{raw.get('_rocm_enable', {}).get('hf_id') or args.model} tp={tp}"
     else:
@@ -270,8 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.set_defaults(func=cmd_plan)
 
     tu = sub.add_parser("tune", help="time the W8A16 launch configs on this GPU and cache the fastest")
-    tu.add_argument("--model", help="bundled Hugging Face id, or a model folder / config.json of any MoE "
-                                    "(Qwen, DeepSeek, Mixtral, OLMoE, ... key spellings) or dense model")
+    tu.add_argument("--model", help="a Hugging Face id (bundled, or downloaded into the local hub cache), or a "
+                                    "model folder / config.json of any MoE (Qwen, DeepSeek, Mixtral, OLMoE, ... "
+                                    "key spellings) or dense model")
     tu.add_argument("--moe-shape", metavar="E,TOP_K,HIDDEN,INTER",
                     help="tune this MoE shape instead of --model's (intermediate per tensor-parallel shard)")
     tu.add_argument("--family", help="config family to write (default: the detected arch's)")

@@ -77,6 +77,30 @@ def shapes_from_config(raw: dict, tp: int, where: str) -> tuple[MoeShape | None,
     return MoeShape(experts, top_k, hidden, inter // tp), None
 
 
+def hub_cached_config(model_id: str) -> str | None:
+    """config.json of a Hugging Face model id already in the local hub cache (where `vllm serve` /
+    huggingface_hub put downloads: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub),
+    the snapshot refs/main names if present, else the newest; None when not cached. Nothing is
+    downloaded."""
+    if model_id.count("/") != 1 or os.path.exists(model_id):
+        return None
+    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub")
+    repo = os.path.join(hub, "models--" + model_id.replace("/", "--"))
+    snapshots = os.path.join(repo, "snapshots")
+    if not os.path.isdir(snapshots):
+        return None
+    ref = os.path.join(repo, "refs", "main")
+    names = [open(ref).read().strip()] if os.path.isfile(ref) else []
+    names += sorted(os.listdir(snapshots), key=lambda n: os.path.getmtime(os.path.join(snapshots, n)),
+                    reverse=True)
+    for name in names:
+        path = os.path.join(snapshots, name, "config.json")
+        if os.path.isfile(path):
+            return path
+    return None
+
+
 def parse_moe_shape(text: str) -> MoeShape:
     """'E,TOPK,HIDDEN,INTERMEDIATE' (intermediate per tensor-parallel shard)."""
     try:

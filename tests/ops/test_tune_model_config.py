@@ -53,3 +53,19 @@ def test_cli_without_gpu_names_what_it_would_tune(tmp_path):
     assert p.returncode == 2
     assert "tuning needs the GPU" in p.stderr
     assert "E=64 top-k=6 hidden=2048 intermediate=1408 per shard" in p.stderr
+
+
+def test_model_id_from_the_local_hub_cache(tmp_path, monkeypatch):
+    """An HF id `vllm serve` already downloaded is read from the hub cache (refs/main's snapshot);
+    an id not in the cache is not looked up anywhere else (None: the bundled-or-path error follows)."""
+    repo = tmp_path / "hub" / "models--deepseek-ai--DeepSeek-V2-Lite"
+    for rev, cfg in (("old", MIXTRAL), ("abc123", DEEPSEEK_V2_LITE)):
+        (repo / "snapshots" / rev).mkdir(parents=True)
+        (repo / "snapshots" / rev / "config.json").write_text(json.dumps(cfg))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123\n")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    path = tune.hub_cached_config("deepseek-ai/DeepSeek-V2-Lite")
+    assert path == str(repo / "snapshots" / "abc123" / "config.json")
+    assert tune.shapes_from_config(json.loads(open(path).read()), 1, path)[0] == tune.MoeShape(64, 6, 2048, 1408)
+    assert tune.hub_cached_config("deepseek-ai/not-downloaded") is None
