@@ -9,6 +9,7 @@ or Triton.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 
@@ -23,11 +24,16 @@ PACKED_DECODE_FINGERPRINTS = {"0.32.0": "a989c91a1972bd1d", "0.33.0": "12f611ff5
                               "0.34.0": "2d6f6de79e04d549"}
 
 
+@functools.cache
+def _signature(fn) -> inspect.Signature:
+    return inspect.signature(fn)  # once per target: the wrapper runs for every decode step in eager mode
+
+
 def _packed_decode(wrapped, instance, args, kwargs):
     from rocm_enable.ops import gdn_decode
 
     try:
-        bound = inspect.signature(wrapped).bind(*args, **kwargs)
+        bound = _signature(wrapped).bind(*args, **kwargs)
     except TypeError:  # a call vLLM's launcher itself would reject: let it say why
         return wrapped(*args, **kwargs)
     bound.apply_defaults()
