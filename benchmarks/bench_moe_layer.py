@@ -10,7 +10,7 @@ eager. Prints tables (and writes JSON with --out); it is not a test.
   # GPU machine (carry .bench_vendor; no vLLM needed there):
   python3 benchmarks/bench_moe_layer.py --out $OUT [--shapes ...] [--ms ...]
   # the shape-grid subset (issue 13 point 5) in one device call:
-  python3 benchmarks/bench_moe_layer.py --grid --sets 6 --budget-s 470 --out $OUT
+  python3 benchmarks/bench_moe_layer.py --grid --single-launch --sets 6 --budget-s 450 --out $OUT
 
 What each layer launches (per call, inside one CUDA graph of NSETS calls over rotated routing
 sets and weight buffers, median of replays):
@@ -233,6 +233,12 @@ def run(args):
                 s["buf"] %= nbufs
             t = {}
             t["ours"] = graph_median_us([lambda s=s: ours(s, bufs[s["buf"]]) for s in sets], args.replays)
+            bucket = cfgmod.get_moe_config(fam, M, E, TOPK)
+            single = None
+            if args.single_launch and bucket["w13"].get("kernel") == bucket["w2"].get("kernel") == "gemv" \
+                    and M * TOPK * cfgmod.naive_sparsity(fam) <= E:
+                single = single_launch_check(sets, bufs, ours, fam)
+                t["ours-1launch"] = single.pop("us")
             t["vllm-fp8"] = graph_median_us([lambda s=s: vllm_layer(s, bufs[s["buf"]], True) for s in sets],
                                            args.replays)
             t["vllm-bf16"] = graph_median_us([lambda s=s: vllm_layer(s, bufs[s["buf"]], False) for s in sets],
@@ -244,7 +250,6 @@ def run(args):
             err = moe_data.rel_err(s0["out"], s0["out_v"].float())
             distinct = statistics.mean(s["distinct"] for s in sets)
             floor = distinct * 3 * I * H / 1e3 / read_gbps  # us: w13 (2I x H) + w2 (H x I) bytes
-            bucket = cfgmod.get_moe_config(fam, M, E, TOPK)
             ours_cfg = (f"BM{bucket['BLOCK_M']} " + "/".join(
                 ("gemv" if bucket[gemm].get("kernel") == "gemv" else "tile")
                 + f"{bucket[gemm]['BLOCK_N']}x{bucket[gemm]['BLOCK_K']}" for gemm in ("w13", "w2")))
@@ -253,6 +258,9 @@ def run(args):
                        vs_fp8=round(t["ours"] / t["vllm-fp8"], 3), vs_bf16=round(t["ours"] / t["vllm-bf16"], 3),
                        floor_us=round(floor, 2), vs_floor=round(t["ours"] / floor, 3),
                        rel_err_vs_bf16_layer=round(err, 5))
+            if single:
+                row.update(single, vs_floor_1launch=round(t["ours-1launch"] / floor, 3),
+                           vs_fp8_1launch=round(t["ours-1launch"] / t["vllm-fp8"], 3))
             res["rows"].append(row)
             log(json.dumps(row))
             save(res, args.out)  # a run cut short by the device limit keeps what it measured
@@ -271,6 +279,11 @@ def run(args):
         log(f"| {r['shape']} ({r['E']}, {r['top_k']}, {r['hidden']}, {r['inter']}) | {r['M']} | {r['ours_cfg']} | "
             f"{r['ours']} | {r['vllm-fp8']} | {r['vllm-bf16']} | {r['vs_fp8']} | {r['vs_bf16']} | "
             f"{r['floor_us']} | {r['vs_floor']} |")
+    for r in res["rows"]:
+        if "ours-1launch" in r:
+            log(f"single launch | {r['shape']} | M={r['M']} | {r['ours-1launch']} us vs {r['ours']} (2 launches) | "
+                f"/floor {r['vs_floor_1launch']} | /FP8 {r['vs_fp8_1launch']} | rel err vs ours "
+                f"{r['rel_err_1launch_vs_ours']} | replay == eager: {r['replay_equal_1launch']}")
     slower = [r for r in res["rows"] if r["M"] <= 512 and r["vs_fp8"] > 1.0]
     log(f"rows with M <= 512 slower than vLLM's FP8 layer: {len(slower)} of "
         f"{sum(r['M'] <= 512 for r in res['rows'])}")
@@ -285,6 +298,40 @@ def save(res, out):
     if out:
         with open(os.path.join(out, "bench_moe_layer.json"), "w") as f:
             json.dump(res, f, indent=1)
+
+
+def single_launch_check(sets, bufs, ours, fam):
+    """The decode bucket with single_launch (w8a16_moe_decode_kernel: the whole layer in one
+    launch; not shipped on): graph-timed like ours, its output against ours (rel. error) and one
+    captured replay against its eager output, bit for bit."""
+    import torch
+
+    from rocm_enable.ops import config as cfgmod
+
+    d = json.loads(json.dumps(cfgmod.load_family(fam)))
+    d["moe"][0]["single_launch"] = True
+    real = cfgmod.load_family
+    cfgmod.load_family = lambda f: d if f == fam else real(f)
+    try:
+        us = graph_median_us([lambda s=s: ours(s, bufs[s["buf"]]) for s in sets], 20)
+        s0 = sets[0]
+        ours(s0, bufs[s0["buf"]])
+        torch.cuda.synchronize()
+        single_out = s0["out"].clone()
+        graph_out = torch.full_like(single_out, float("nan"))
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            ours(s0, bufs[s0["buf"]], graph_out)
+        graph_out.fill_(float("nan"))
+        graph.replay()
+        torch.cuda.synchronize()
+        replay_equal = bool(torch.equal(graph_out, single_out))
+    finally:
+        cfgmod.load_family = real
+    ours(s0, bufs[s0["buf"]])  # s0["out"] back to the two-launch layer's output for the row
+    torch.cuda.synchronize()
+    return {"us": us, "rel_err_1launch_vs_ours": round(moe_data.rel_err(single_out, s0["out"].float()), 6),
+            "replay_equal_1launch": replay_equal}
 
 
 def capture_check(shape, W, ours, make_sets):
@@ -326,6 +373,8 @@ def main():
     ap.add_argument("--sets", type=int, default=8)
     ap.add_argument("--bufs", type=int, default=2)
     ap.add_argument("--replays", type=int, default=20)
+    ap.add_argument("--single-launch", action="store_true",
+                    help="also time the decode rows with the whole layer in one launch (w8a16_moe_decode_kernel)")
     ap.add_argument("--grid", action="store_true",
                     help=f"the grid subset: --shapes {','.join(GRID_SHAPES)} --ms {GRID_MS}")
     ap.add_argument("--budget-s", type=float, default=float("inf"),

@@ -90,6 +90,8 @@ def validate_family(d: dict, where: str = "config") -> dict:
             if kind == "moe":
                 if not isinstance(b.get("fuse_silu"), bool):
                     raise ConfigError(f"{at}: fuse_silu must be true or false")
+                if not isinstance(b.get("single_launch", False), bool):
+                    raise ConfigError(f"{at}: single_launch must be true or false")
                 _check_gemm({"BLOCK_N": 16, "BLOCK_K": 16, "num_warps": 1, "BLOCK_M": b.get("BLOCK_M")},
                             at, True)
                 for gemm in ("w13", "w2"):

@@ -14,7 +14,8 @@ import torch
 from rocm_enable.ops import config as cfgmod
 from rocm_enable.ops.fp8_dequant import SCALE_BLOCK, classify_scale
 from rocm_enable.ops.moe_align import MoeRouting, cdiv, moe_align, next_power_of_2
-from rocm_enable.ops.w8a16_kernel import silu_and_mul_kernel, w8a16_gemm_kernel, w8a16_gemv_kernel
+from rocm_enable.ops.w8a16_kernel import (silu_and_mul_kernel, w8a16_gemm_kernel, w8a16_gemv_kernel,
+                                          w8a16_moe_decode_kernel)
 
 ROUTING_DENSE, ROUTING_NAIVE, ROUTING_SORTED = 0, 1, 2
 
@@ -182,6 +183,12 @@ def sums_topk_in_gemv(w2: torch.Tensor, w2_scale: torch.Tensor, block_shape, gem
     return _uses_gemv(gemm_cfg, routing, mode, bs, False, N_w) and _PARTIAL_ROW % gemm_cfg["BLOCK_N"] == 0
 
 
+def _w13_uses_gemv(w13, w13_scale, block_shape, gemm_cfg: dict, routing: MoeRouting) -> bool:
+    E, N_w, K = w13.shape
+    mode, _, bs = classify_scale(w13_scale, E, N_w, K, block_shape)
+    return _uses_gemv(gemm_cfg, routing, mode, bs, True, N_w)
+
+
 def _gemv_fits(mode: int, block_shape, block_n: int, up_offset: int) -> bool:
     """The GEMV kernel puts block scales on the activation, so every row of a program must
     share one scale row: BLOCK_N divides the scale group and the up half starts on a group."""
@@ -301,6 +308,39 @@ def _summed_w2_layout(pairs: int, n_inter: int, hidden: int) -> tuple[int, int]:
     return offset, pairs * (-(-hidden // _PARTIAL_ROW) * _PARTIAL_ROW)
 
 
+def _launch_decode_layer(x, w13, s13, act, w2, s2, output, weights, routing, top_k, block_shape, bucket,
+                         partials, weight_on_input):
+    """The bucket's ``single_launch`` decode: w8a16_moe_decode_kernel (w13 GEMV + SiLU, w2 GEMV,
+    top-k sum in one launch; the w13 config's compile options). Its per-pair counters follow the
+    top-k tickets in the per-device ticket buffer (both zero between launches)."""
+    E, N2, H = w13.shape
+    I = N2 // 2
+    mode13, s13_3, bs = classify_scale(s13, E, N2, H, block_shape)
+    mode2, s2_3, _ = classify_scale(s2, E, H, I, block_shape)
+    if mode13 != mode2:
+        raise ValueError(f"w13 and w2 scales differ in layout ({mode13} vs {mode2})")
+    group_n, group_k = bs if bs else (128, 128)
+    c13, c2 = bucket["w13"], bucket["w2"]
+    bk13, bk2 = gemv_block_k(c13["BLOCK_K"], H), gemv_block_k(c2["BLOCK_K"], I)
+    tiles13, tiles2 = cdiv(I, c13["BLOCK_N"]), cdiv(H, c2["BLOCK_N"])
+    pairs = routing.num_pairs
+    sum_tiles = pairs // top_k * tiles2
+    counters = _split_counters(x.device, sum_tiles + 2 * pairs)
+    w13w, w2w = _weight_words(w13), _weight_words(w2)
+    _, opts = cfgmod.split_options(c13)
+    w8a16_moe_decode_kernel[(tiles13 * pairs + tiles2 * pairs,)](
+        x, w13w, s13_3, act, w2w, s2_3, output, weights, routing.expert_ids,
+        partials, counters, counters[sum_tiles:],
+        H, I, pairs, top_k, tiles13, tiles2,
+        x.stride(0), w13w.stride(0), w13w.stride(1), s13_3.stride(0), s13_3.stride(1), s13_3.stride(2),
+        act.stride(0), w2w.stride(0), w2w.stride(1), s2_3.stride(0), s2_3.stride(1), s2_3.stride(2),
+        output.stride(0),
+        SCALE_MODE=mode13, GROUP_N=group_n, GROUP_K=group_k,
+        W13_ROUTED_WEIGHT=weight_on_input, W2_ROUTED_WEIGHT=not weight_on_input,
+        BLOCK_N13=c13["BLOCK_N"], BLOCK_K13=bk13, EVEN_K13=H % bk13 == 0,
+        BLOCK_N2=c2["BLOCK_N"], BLOCK_K2=bk2, EVEN_K2=I % bk2 == 0, **opts)
+
+
 def workspace_sizes(num_tokens: int, top_k: int, n_inter: int, hidden: int) -> tuple[int, int]:
     """Elements of (workspace13, workspace2) that fused_experts_w8a16 uses, laid out as vLLM's
     TritonExperts does (vLLM may alias the output onto workspace13): workspace13 holds the
@@ -377,11 +417,15 @@ def fused_experts_w8a16(hidden_states: torch.Tensor, w13: torch.Tensor, w2: torc
         act = _buffer(workspace2, (pairs, n_inter), dt, dev)
         partials = (torch.empty(n_partials, dtype=torch.float32, device=dev) if workspace2 is None
                     else workspace2.reshape(-1)[offset:offset + 2 * n_partials].view(torch.float32))
+        if output is None:
+            output = torch.empty(M, K, dtype=dt, device=dev)
+        if bucket.get("single_launch") and _w13_uses_gemv(w13, w13_scale, block_shape, bucket["w13"], routing):
+            _launch_decode_layer(hidden_states, w13, w13_scale, act, w2, w2_scale, output, weights, routing,
+                                 top_k, block_shape, bucket, partials, apply_router_weight_on_input)
+            return output
         launch_w8a16_gemm(hidden_states, w13, w13_scale, act, routing=routing, top_k=top_k,
                           block_shape=block_shape, gemm_cfg=bucket["w13"], block_m=routing.block_m,
                           topk_weights=w13_weights, fuse_silu=True)
-        if output is None:
-            output = torch.empty(M, K, dtype=dt, device=dev)
         launch_w8a16_gemm(act, w2, w2_scale, output, routing=routing, top_k=1, block_shape=block_shape,
                           gemm_cfg=bucket["w2"], block_m=routing.block_m, topk_weights=w2_weights,
                           sum_k=top_k, sum_ws=partials)

@@ -293,7 +293,6 @@ def w8a16_gemv_kernel(
     c is the layer output [tokens, N]: the top-k sum happens in this launch (_topk_sum_store), so
     decode needs no separate reduction launch and no [pairs, N] round trip.
     """
-    BLOCK_KW: tl.constexpr = BLOCK_K // 4
     pid_n = tl.program_id(0)
     row = tl.program_id(1).to(tl.int64)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -312,7 +311,29 @@ def w8a16_gemv_kernel(
     else:
         expert = 0
         a_row = row
+    out = _gemv_out(a_ptr, w_ptr, scale_ptr, bias_ptr, topk_weights_ptr, expert, row, a_row, pid_n,
+                    N, K, up_offset, stride_am, stride_ak, stride_we, stride_wn, stride_se, stride_sn,
+                    stride_sk, SCALE_MODE, GROUP_N, GROUP_K, MUL_ROUTED_WEIGHT, FUSE_SILU, HAS_BIAS,
+                    BLOCK_N, BLOCK_K, EVEN_K)
+    if SUM_TOPK:
+        _topk_sum_store(out, ws_ptr, cnt_ptr, c_ptr, row, pid_n, sum_k, N, stride_cm, stride_cn, BLOCK_N)
+    else:
+        tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=n_mask)
 
+
+@triton.jit
+def _gemv_out(a_ptr, w_ptr, scale_ptr, bias_ptr, topk_weights_ptr, expert, row, a_row, pid_n,
+              N, K, up_offset, stride_am, stride_ak, stride_we, stride_wn, stride_se, stride_sn, stride_sk,
+              SCALE_MODE: tl.constexpr, GROUP_N: tl.constexpr, GROUP_K: tl.constexpr,
+              MUL_ROUTED_WEIGHT: tl.constexpr, FUSE_SILU: tl.constexpr, HAS_BIAS: tl.constexpr,
+              BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr,
+              A_CACHE: tl.constexpr = ""):
+    """One GEMV program's [BLOCK_N] fp32 outputs (scales, bias, routed weight and SiLU applied):
+    output channels pid_n * BLOCK_N.., weights of ``expert``, activation row ``a_row``, routed
+    weight of pair ``row``. A_CACHE: the activation loads' cache modifier (".cg" where another
+    program of the same launch wrote the activation)."""
+    BLOCK_KW: tl.constexpr = BLOCK_K // 4
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_wn = (offs_n % N).to(tl.int64)  # rows past N re-read valid rows: no N mask in the loop
     offs_j = tl.arange(0, BLOCK_KW)
     w_base = w_ptr + expert * stride_we
@@ -331,17 +352,17 @@ def w8a16_gemv_kernel(
     for k in range(0, tl.cdiv(K, BLOCK_K)):
         kpos = k * BLOCK_K + 4 * offs_j
         if EVEN_K:
-            a0 = tl.load(a_ptrs).to(tl.float32)
-            a1 = tl.load(a_ptrs + stride_ak).to(tl.float32)
-            a2 = tl.load(a_ptrs + 2 * stride_ak).to(tl.float32)
-            a3 = tl.load(a_ptrs + 3 * stride_ak).to(tl.float32)
+            a0 = tl.load(a_ptrs, cache_modifier=A_CACHE).to(tl.float32)
+            a1 = tl.load(a_ptrs + stride_ak, cache_modifier=A_CACHE).to(tl.float32)
+            a2 = tl.load(a_ptrs + 2 * stride_ak, cache_modifier=A_CACHE).to(tl.float32)
+            a3 = tl.load(a_ptrs + 3 * stride_ak, cache_modifier=A_CACHE).to(tl.float32)
             w = tl.load(w_ptrs)
         else:  # K is a multiple of 4 (launcher): a word is either fully in range or fully out
             k_ok = kpos < K
-            a0 = tl.load(a_ptrs, mask=k_ok, other=0.0).to(tl.float32)
-            a1 = tl.load(a_ptrs + stride_ak, mask=k_ok, other=0.0).to(tl.float32)
-            a2 = tl.load(a_ptrs + 2 * stride_ak, mask=k_ok, other=0.0).to(tl.float32)
-            a3 = tl.load(a_ptrs + 3 * stride_ak, mask=k_ok, other=0.0).to(tl.float32)
+            a0 = tl.load(a_ptrs, mask=k_ok, other=0.0, cache_modifier=A_CACHE).to(tl.float32)
+            a1 = tl.load(a_ptrs + stride_ak, mask=k_ok, other=0.0, cache_modifier=A_CACHE).to(tl.float32)
+            a2 = tl.load(a_ptrs + 2 * stride_ak, mask=k_ok, other=0.0, cache_modifier=A_CACHE).to(tl.float32)
+            a3 = tl.load(a_ptrs + 3 * stride_ak, mask=k_ok, other=0.0, cache_modifier=A_CACHE).to(tl.float32)
             w = tl.load(w_ptrs, mask=k_ok[None, :], other=0)
         if SCALE_MODE == 0:
             if EVEN_K:
@@ -391,10 +412,69 @@ def w8a16_gemv_kernel(
             out_u *= tw
     if FUSE_SILU:
         out = out / (1.0 + tl.exp(-out)) * out_u
-    if SUM_TOPK:
-        _topk_sum_store(out, ws_ptr, cnt_ptr, c_ptr, row, pid_n, sum_k, N, stride_cm, stride_cn, BLOCK_N)
+    return out
+
+
+@triton.jit(do_not_specialize=["num_pairs"])
+def w8a16_moe_decode_kernel(
+    x_ptr, w13_ptr, s13_ptr, act_ptr, w2_ptr, s2_ptr, out_ptr, topk_weights_ptr, expert_ids_ptr,
+    ws_ptr, cnt_ptr, ready_ptr,
+    H, I, num_pairs, top_k, tiles13, tiles2,
+    stride_xm, stride_w13e, stride_w13n, stride_s13e, stride_s13n, stride_s13k,
+    stride_actm, stride_w2e, stride_w2n, stride_s2e, stride_s2n, stride_s2k, stride_om,
+    SCALE_MODE: tl.constexpr, GROUP_N: tl.constexpr, GROUP_K: tl.constexpr,
+    W13_ROUTED_WEIGHT: tl.constexpr, W2_ROUTED_WEIGHT: tl.constexpr,
+    BLOCK_N13: tl.constexpr, BLOCK_K13: tl.constexpr, EVEN_K13: tl.constexpr,
+    BLOCK_N2: tl.constexpr, BLOCK_K2: tl.constexpr, EVEN_K2: tl.constexpr,
+):
+    """The whole decode MoE layer (naive routing) in ONE launch: w13 GEMV with SiLU, w2 GEMV,
+    top-k sum. Programs 0 .. tiles13 * num_pairs - 1 are the w13 GEMV's (pair-major); each writes
+    its slice of the pair's activation row, then releases a per-pair counter (ready[pair]). The
+    w2 programs come after them in launch order; each waits (acquire spin) until its pair's
+    counter reaches tiles13, reads the activation bypassing L1, and sums the top-k like the
+    SUM_TOPK GEMV (_topk_sum_store). The last w2 program of a pair resets both of the pair's
+    counters (ready[pair], and readers[pair] = ready[num_pairs + pair]), so the buffer is zero
+    again for the next launch and for CUDA-graph replays.
+
+    Why: the two-launch decode layer pays a kernel boundary (drain of w13, launch, ramp of w2)
+    between two short bandwidth-bound kernels; here the w2 programs start while w13's last wave
+    runs. Forward progress relies on programs being dispatched in launch order (a w2 program only
+    waits for lower-numbered programs), as GPUs dispatch workgroups."""
+    pid = tl.program_id(0)
+    n13 = tiles13 * num_pairs
+    if pid < n13:
+        row = (pid // tiles13).to(tl.int64)
+        pid_n = pid % tiles13
+        expert = tl.load(expert_ids_ptr + row).to(tl.int64)
+        if expert != -1:  # a pair whose expert is on another rank writes nothing: w2 skips it
+            act = _gemv_out(x_ptr, w13_ptr, s13_ptr, s13_ptr, topk_weights_ptr, expert, row, row // top_k,
+                            pid_n, I, H, I, stride_xm, 1, stride_w13e, stride_w13n, stride_s13e,
+                            stride_s13n, stride_s13k, SCALE_MODE, GROUP_N, GROUP_K, W13_ROUTED_WEIGHT,
+                            True, False, BLOCK_N13, BLOCK_K13, EVEN_K13)
+            offs = pid_n * BLOCK_N13 + tl.arange(0, BLOCK_N13)
+            tl.store(act_ptr + row * stride_actm + offs, act.to(act_ptr.dtype.element_ty), mask=offs < I)
+        tl.debug_barrier()  # every thread's activation stores precede the release below
+        tl.atomic_add(ready_ptr + row, 1, sem="release", scope="gpu")
     else:
-        tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=n_mask)
+        q = pid - n13
+        row = (q // tiles2).to(tl.int64)
+        pid_n = q % tiles2
+        expert = tl.load(expert_ids_ptr + row).to(tl.int64)
+        seen = tl.atomic_add(ready_ptr + row, 0, sem="acquire", scope="gpu")
+        while seen < tiles13:  # every program waits, so the reset below follows all releases
+            seen = tl.atomic_add(ready_ptr + row, 0, sem="acquire", scope="gpu")
+        if expert != -1:
+            part = _gemv_out(act_ptr, w2_ptr, s2_ptr, s2_ptr, topk_weights_ptr, expert, row, row, pid_n,
+                             H, I, 0, stride_actm, 1, stride_w2e, stride_w2n, stride_s2e, stride_s2n,
+                             stride_s2k, SCALE_MODE, GROUP_N, GROUP_K, W2_ROUTED_WEIGHT, False, False,
+                             BLOCK_N2, BLOCK_K2, EVEN_K2, ".cg")
+        else:
+            part = tl.zeros((BLOCK_N2,), dtype=tl.float32)
+        _topk_sum_store(part, ws_ptr, cnt_ptr, out_ptr, row, pid_n, top_k, H, stride_om, 1, BLOCK_N2)
+        readers = tl.atomic_add(ready_ptr + num_pairs + row, 1, sem="acq_rel", scope="gpu")
+        if readers == tiles2 - 1:
+            tl.atomic_xchg(ready_ptr + row, 0, sem="relaxed", scope="gpu")
+            tl.atomic_xchg(ready_ptr + num_pairs + row, 0, sem="relaxed", scope="gpu")
 
 
 @triton.jit

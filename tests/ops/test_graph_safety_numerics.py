@@ -24,7 +24,7 @@ from rocm_enable.ops.fp8_dequant import fold_fp8_scale_for_fp16_bits
 from rocm_enable.ops.linear_w8a16 import linear_w8a16
 from rocm_enable.ops.moe_align import moe_align, vllm_moe_align_block_size
 from rocm_enable.ops.moe_w8a16 import fused_experts_w8a16, workspace_sizes
-from w8a16_testutil import rand_fp8, rand_scale
+from w8a16_testutil import rand_fp8, rand_scale, single_launch_family
 
 # vLLM's default CUDA-graph capture sizes (max_cudagraph_capture_size 512)
 CAPTURE_SIZES = [1, 2, 4] + list(range(8, 256, 8)) + list(range(256, 513, 16))
@@ -128,6 +128,15 @@ def test_launches_per_layer(family):
     assert counts[1][0] == ["w8a16_gemv_kernel", "w8a16_gemv_kernel"]
     assert counts[1][1] in ([], ticket_buffer)
     prefill = cfgmod.get_moe_config(family, 512, E, top_k)
+    # with the decode bucket's single_launch (not shipped on): the whole layer is one launch
+    real = cfgmod.load_family
+    try:
+        cfgmod.load_family = single_launch_family(family)
+        one = run_guarded(lambda: _moe_inputs(E, top_k, H, I, 1), _moe_call(family, E))
+    finally:
+        cfgmod.load_family = real
+    assert [n for n, _ in one.triton] == ["w8a16_moe_decode_kernel"]
+    assert [str(op) for op in one.torch_ops] in ([], ticket_buffer)
     a_split = prefill["w13"].get("a_split") and 2 or 0
     assert counts[512][0][0] == "moe_align_kernel" and len(counts[512][0]) == (3 if prefill["fuse_silu"] else 4)
     assert counts[512][1] == ["aten.copy_.default"] * a_split + ["aten.sum.IntList_out"]

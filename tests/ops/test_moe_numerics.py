@@ -15,7 +15,7 @@ from rocm_enable.ops.fp8_dequant import fold_fp8_scale_for_fp16_bits
 from rocm_enable.ops.moe_align import moe_align
 from rocm_enable.ops.moe_w8a16 import (fused_experts_w8a16, moe_gemm_w8a16, moe_routing_for,
                                        workspace_sizes)
-from w8a16_testutil import REL_TOL, moe_reference, rand_fp8, rand_scale, rel_err
+from w8a16_testutil import REL_TOL, moe_reference, rand_fp8, rand_scale, rel_err, single_launch_family
 
 # name: (E, top_k, hidden, moe_intermediate)  -- scaled-down
 #   Qwen3-Next-80B-A3B / Qwen3-Coder-Next: E=512 top-10 hidden 2048 inter 512
@@ -108,9 +108,10 @@ def test_every_shipped_moe_config(arch, bucket):
     assert _run(shape, 1, M, torch.float16, "block", seed=bucket, arch=arch) < REL_TOL[torch.float16]
 
 
+@pytest.mark.parametrize("single_launch", [False, True])
 @pytest.mark.parametrize("arch", cfgmod.ARCH_FAMILIES)
 @pytest.mark.parametrize("M", [1, 3])
-def test_decode_topk_sum_in_gemv_with_vllm_workspaces(arch, M):
+def test_decode_topk_sum_in_gemv_with_vllm_workspaces(arch, M, single_launch, monkeypatch):
     """Naive routing with GEMV buckets: the w2 GEMV sums the top-k itself (activation and fp32
     partials in workspace2), with the output aliased onto workspace13 as vLLM may alias it, and
     padded routes (-1: one slot at M=1, the whole last token at M=3) that must add nothing."""
@@ -119,9 +120,26 @@ def test_decode_topk_sum_in_gemv_with_vllm_workspaces(arch, M):
             ids[-1] = -1
         ids[0, -1] = -1
         return ids
+    if single_launch:  # the whole layer in w8a16_moe_decode_kernel
+        monkeypatch.setattr(cfgmod, "load_family", single_launch_family(arch))
     shape = (64, 2, 128, 256)  # M*top_k*4 <= 64: naive
     assert _run(shape, 1, M, torch.bfloat16, "block", seed=40 + M, arch=arch, vllm_workspaces=True,
                 ids_fix=pad) < REL_TOL[torch.bfloat16]
+    from rocm_enable.ops import moe_w8a16
+    assert all(not t.any() for t in moe_w8a16._COUNTERS.values()), "tickets/counters left non-zero"
+
+
+@pytest.mark.parametrize("case", ["expert_map", "on_input"])
+def test_single_launch_decode_expert_map_and_weight_on_input(case, monkeypatch):
+    monkeypatch.setattr(cfgmod, "load_family", single_launch_family("rdna3"))
+    if case == "expert_map":
+        E = MODELS["qwen3next"][0]
+        emap = torch.full((E,), -1, dtype=torch.int32)
+        emap[torch.arange(0, E, 2)] = torch.arange(E // 2, dtype=torch.int32)
+        err = _run("qwen3next", 1, 1, torch.float16, "block", seed=5, expert_map=emap)
+    else:
+        err = _run((64, 1, 128, 256), 1, 2, torch.float16, "block", seed=3, on_input=True)
+    assert err < REL_TOL[torch.float16]
 
 
 def test_router_weight_on_input():

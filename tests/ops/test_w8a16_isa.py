@@ -104,3 +104,28 @@ def test_every_grid_launch_meets_isa_budget(arch):
         assert recompiled == key, f"the launch at {entry['point']} no longer specialises as listed"
         bad += [f"{entry['point']} {key}: {v}" for v in config_grid.budget_violations(key, metrics)]
     assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_single_launch_decode_meets_isa_budget(arch):
+    """The whole-layer decode kernel (a bucket's single_launch; no shipped bucket sets it yet) with
+    the family's GEMV decode tiles, at Qwen3-Next's shape and at hidden 7168 / intermediate 384:
+    0 spills, no scratch, no select ladder in any innermost (K) loop."""
+    import json
+
+    family = isa.family_for_arch(arch)
+    d = json.loads(json.dumps(cfgmod.load_shipped(family)))
+    d["moe"][0]["single_launch"] = True
+    real = cfgmod.load_family
+    keys = config_grid.LaunchKeys()
+    try:
+        cfgmod.load_family = lambda fam: d
+        bad = []
+        for point in ((512, 10, 2048, 512, 1), (64, 4, 7168, 384, 1)):
+            names = [n for n, _, _ in config_grid.point_launches(family, point)]
+            assert names == ["w8a16_moe_decode_kernel"], names
+            key, metrics = config_grid.compile_key(keys, family, {"point": list(point), "launch": 0}, arch)
+            bad += [f"{point}: {v}" for v in config_grid.budget_violations(key, metrics)]
+    finally:
+        cfgmod.load_family = real
+    assert not bad, "\n".join(bad)

@@ -1,6 +1,9 @@
 """Float64 references and random data for the W8A16 numerics tests."""
+import json
+
 import torch
 
+from rocm_enable.ops import config as cfgmod
 from rocm_enable.ops.fp8_dequant import dequant_fp8_reference
 
 # Relative error ||out - ref|| / ||ref|| allowed per activation/output dtype.
@@ -68,3 +71,11 @@ def moe_reference(x, w13, w2, s13, s2, topk_weights, topk_ids, block_shape, act_
             y = W2[e] @ a
             out[m] += y if on_input else wt * y
     return out
+
+
+def single_launch_family(arch):
+    """A load_family stand-in: the shipped ``arch`` family with its GEMV decode bucket set to
+    single_launch (no shipped bucket sets it), the other families as shipped."""
+    d = json.loads(json.dumps(cfgmod.load_shipped(arch)))
+    d["moe"][0]["single_launch"] = True
+    return lambda fam: d if fam == arch else cfgmod.load_shipped(fam)
