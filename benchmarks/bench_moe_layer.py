@@ -272,6 +272,11 @@ def run(args):
         torch.cuda.empty_cache()
     res["elapsed_s"] = round(time.monotonic() - started, 1)
     save(res, args.out)
+    summarize(res)
+
+
+def summarize(res):
+    """The markdown table and the target counts of one run's results (also: --summarize JSON)."""
     log("\n| shape (E, top-k, hidden, inter) | M | ours config | ours us | vLLM FP8 us | vLLM bf16 us | "
         "ours/FP8 | ours/bf16 | floor us | ours/floor |")
     log("|---|---|---|---|---|---|---|---|---|---|")
@@ -288,10 +293,13 @@ def run(args):
     log(f"rows with M <= 512 slower than vLLM's FP8 layer: {len(slower)} of "
         f"{sum(r['M'] <= 512 for r in res['rows'])}")
     if res["skipped"]:
-        log(f"not run (--budget-s {args.budget_s} reached): {len(res['skipped'])} rows, e.g. {res['skipped'][:3]}")
+        log(f"not run (--budget-s {res.get('args', {}).get('budget_s')} reached): {len(res['skipped'])} rows, "
+            f"e.g. {res['skipped'][:3]}")
+    big = [r for r in res["rows"] if r["M"] == 2048]
+    log(f"M=2048 ours / vLLM bf16 layer: {', '.join(str(r['vs_bf16']) for r in big)} (target <= 1.3)")
     bad = [c for c in res["capture"] if not c["equal"]]
     log(f"capture+replay at {len(res['capture'])} capture sizes: {len(bad)} differ from eager {bad[:3]}; "
-        f"elapsed {res['elapsed_s']} s")
+        f"elapsed {res.get('elapsed_s')} s")
 
 
 def save(res, out):
@@ -373,6 +381,7 @@ def main():
     ap.add_argument("--sets", type=int, default=8)
     ap.add_argument("--bufs", type=int, default=2)
     ap.add_argument("--replays", type=int, default=20)
+    ap.add_argument("--summarize", metavar="JSON", help="print the table of a bench_moe_layer.json (no GPU)")
     ap.add_argument("--single-launch", action="store_true",
                     help="also time the decode rows with the whole layer in one launch (w8a16_moe_decode_kernel)")
     ap.add_argument("--grid", action="store_true",
@@ -387,6 +396,9 @@ def main():
         ap.error(f"unknown shape(s) {unknown}; known: {', '.join(SHAPES)}")
     if args.extract:
         extract(args.vllm_src)
+    elif args.summarize:
+        with open(args.summarize) as f:
+            summarize(json.load(f))
     else:
         run(args)
 
