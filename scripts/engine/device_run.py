@@ -98,6 +98,13 @@ PLANS = {
        llm("next-fp8-block.default.v033", "next-fp8-block", "default", vllm="0.33.0"),
        llm("qwen36-fp8-block.default.v034", "qwen36-fp8-block", "default", vllm="0.34.0"),
        serve("serve.next-fp8-block", "next-fp8-block")],
+    # the closing correctness call of a session: both families on gfx1151 with vLLM's defaults,
+    # BF16, gfx1100, gfx1201 and 0.33 / 0.34 (7 engines in parallel, ~6 min with checkpoints)
+    "closing": [llm(f"{c}.default", c, "default") for c in ("next-fp8-block", "qwen36-fp8-block", "next-bf16")]
+    + [llm("next-fp8-block.default.gfx1100", "next-fp8-block", "default", arch="gfx1100"),
+       llm("qwen36-fp8-block.default.gfx1201", "qwen36-fp8-block", "default", arch="gfx1201"),
+       llm("next-fp8-block.default.v033", "next-fp8-block", "default", vllm="0.33.0"),
+       llm("qwen36-fp8-block.default.v034", "qwen36-fp8-block", "default", vllm="0.34.0")],
     # issue 18: tensor parallel 2 (± expert parallel) through vLLM's multiprocess executor and NCCL;
     # needs a two-GPU kind (nvidia-h100-x2); TP=1 in the same call is the baseline
     "tp2": [llm(f"{c}.tp{tp}{'.ep' if ep else ''}", c, "default",
