@@ -2,12 +2,10 @@
 qwen_gdn_linear_attn calls it) launches, and with how many value rows per program, once the plugin
 is loaded, under simulated archs: rocm_enable's kernel with 8 rows on wave32 RDNA at the
 Qwen3-Next / Qwen3.6 shape; vLLM's kernel with its 32 rows elsewhere, for key heads above 128, and
-with the fix disabled."""
-import pytest
+with the fix disabled.
 
-from sim_harness import run_python
-
-pytestmark = pytest.mark.vllm_sim
+The snippet runs in tests/gdn/test_gdn_selection.py's processes, beside the prefill's (one simulated
+vLLM per arch instead of two); tests/patches/equivalence.py runs it on the patched tree."""
 
 DECIDE = """
 import importlib, importlib.util
@@ -54,16 +52,7 @@ result = {"before": before, "after": decide()}
 VLLM = {"K128": [["vllm", 32]], "K256": [["vllm", 32]]}
 
 
-def test_gfx1151_packed_decode_runs_eight_rows_per_wave(vllm_under_test):
-    """On every verified vLLM (the anchors of each)."""
-    out = run_python(DECIDE, arch="gfx1151", vllm=vllm_under_test)["result"]
+def check_rdna(out):
+    """Wave32 RDNA: rocm_enable's kernel with 8 rows at K = 128, vLLM's launch at K = 256."""
     assert out["before"] == VLLM
     assert out["after"] == {"K128": [["rdna", 8]], "K256": [["vllm", 32]]}
-
-
-def test_gfx1201_and_cdna_and_disable_toggle():
-    """RDNA4 takes the same route; gfx942 and the disable toggle keep vLLM's launch."""
-    assert run_python(DECIDE, arch="gfx1201")["result"]["after"]["K128"] == [["rdna", 8]]
-    assert run_python(DECIDE, arch="gfx942")["result"] == {"before": VLLM, "after": VLLM}
-    off = run_python(DECIDE, arch="gfx1151", env={"ROCM_ENABLE_DISABLE": "gdn-decode-rdna"})["result"]
-    assert off["after"] == VLLM

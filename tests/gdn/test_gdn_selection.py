@@ -1,11 +1,13 @@
 """Which kernels vLLM's real GDN prefill (chunk.chunk_gated_delta_rule_fwd, what
-ChunkGatedDeltaRuleFunction calls) launches once the plugin is loaded, under simulated archs: on
+ChunkGatedDeltaRuleFunction calls) and packed decode (tests/gdn/test_gdn_decode_selection.py's
+snippet, decided in the same processes) launch once the plugin is loaded, under simulated archs: on
 wave32 RDNA at the Qwen3-Next/Qwen3.6 shape the state recurrence and the WY recompute run on
 rocm_enable's kernels and vLLM's other four autotuners see only their spill-free candidate; vLLM's
 pipeline elsewhere, for other shapes, without precomputed chunk metadata (no host read added), and
 with the fix disabled."""
 import pytest
 
+import test_gdn_decode_selection as gdn_decode_selection
 from sim_harness import run_python
 
 pytestmark = pytest.mark.vllm_sim
@@ -93,6 +95,33 @@ RDNA = [["vllm", "cumsum", [[0, 0, 4, 3]]], ["vllm", "kkt", [[64, 0, 4, 2]]], ["
         ["rocm_enable", "wy", None], ["rocm_enable", "delta_h", None], ["vllm", "o", [[64, 64, 8, 2]]]]
 STEPS = [s[1] for s in RDNA]
 
+# Prefill and decode (tests/gdn/test_gdn_decode_selection.py's snippet) are decided in one process per
+# case: each snippet's set-up in its own namespace, both "before"s, then the plugin, both "after"s.
+TAIL = 'before = decide()\nimport vllm.plugins; vllm.plugins.load_general_plugins()\nresult = {"before": before, "after": decide()}\n'
+
+
+def _setup(snippet: str) -> str:
+    assert snippet.endswith(TAIL), "the decision snippet's tail changed"
+    return snippet[:-len(TAIL)]
+
+
+JOINT = f"""
+_prefill, _decode = {{}}, {{}}
+exec({_setup(DECIDE)!r}, _prefill)
+exec({_setup(gdn_decode_selection.DECIDE)!r}, _decode)
+def both():
+    return {{"prefill": _prefill["decide"](), "decode": _decode["decide"]()}}
+before = both()
+import vllm.plugins; vllm.plugins.load_general_plugins()
+result = {{"before": before, "after": both()}}
+"""
+
+
+def prefill_and_decode(arch, **kw):
+    out = run_python(JOINT, arch=arch, **kw)["result"]
+    return ({"before": out["before"]["prefill"], "after": out["after"]["prefill"]},
+            {"before": out["before"]["decode"], "after": out["after"]["decode"]})
+
 
 def check_rdna(out):
     before, after = out["before"], out["after"]
@@ -105,25 +134,31 @@ def check_rdna(out):
     assert after["K256"][1] == before["K256"][1]  # kkt: vLLM's whole list
 
 
-def test_gfx1151_prefill_runs_only_spill_free_kernels(vllm_under_test):
+def test_gfx1151_runs_only_spill_free_kernels(vllm_under_test):
     """On every verified vLLM (the anchors of each)."""
-    check_rdna(run_python(DECIDE, arch="gfx1151", vllm=vllm_under_test)["result"])
+    prefill, decode = prefill_and_decode("gfx1151", vllm=vllm_under_test)
+    check_rdna(prefill)
+    gdn_decode_selection.check_rdna(decode)
 
 
-def test_gfx1201_prefill_runs_only_spill_free_kernels():
+def test_gfx1201_runs_only_spill_free_kernels():
     """RDNA4 takes the same route (one process, the installed vLLM)."""
-    check_rdna(run_python(DECIDE, arch="gfx1201")["result"])
+    prefill, decode = prefill_and_decode("gfx1201")
+    check_rdna(prefill)
+    gdn_decode_selection.check_rdna(decode)
 
 
 def test_cdna_unchanged():
-    out = run_python(DECIDE, arch="gfx942")["result"]
-    assert out["after"] == out["before"]
+    prefill, decode = prefill_and_decode("gfx942")
+    assert prefill["after"] == prefill["before"]
+    assert decode == {"before": gdn_decode_selection.VLLM, "after": gdn_decode_selection.VLLM}
 
 
-def test_disable_toggle_restores_vllm():
-    out = run_python(DECIDE, arch="gfx1151", env={"ROCM_ENABLE_DISABLE": "gdn-prefill-rdna"})["result"]
-    assert all(s[0] == "vllm" for case in out["after"].values() for s in case)
-    assert out["after"]["fixed"][1] == out["before"]["fixed"][1]
+def test_disable_toggles_restore_vllm():
+    prefill, decode = prefill_and_decode("gfx1151", env={"ROCM_ENABLE_DISABLE": "gdn-prefill-rdna,gdn-decode-rdna"})
+    assert all(s[0] == "vllm" for case in prefill["after"].values() for s in case)
+    assert prefill["after"]["fixed"][1] == prefill["before"]["fixed"][1]
+    assert decode["after"] == gdn_decode_selection.VLLM
 
 
 def test_calls_outside_the_proven_case_keep_vllms_pipeline():
