@@ -39,6 +39,16 @@ UNMEASURED_SOURCE = ("50-60 % of peak, what llama.cpp reaches at batch 1 on gfx1
 LAUNCH_COST_US = 3.865
 LAUNCH_SOURCE = ("HIP graph replay, 941 serialized nodes on gfx1100 (W7900): 3.865 us/node, "
                  "github.com/ROCm/rocm-systems/issues/10834 (gfx1151 reported 3.04x Vulkan in the same run)")
+# (b) the bytes + fixed-time model: the share of gfx1151's 212 GB/s read rate a streaming GEMV reaches
+# inside a model, measured with rocprofv3 on gfx1151 (JeremiahM37/strix-halo-sglang; shared research
+# anchors §5.1): a 2048x2048 GEMV 165 GB/s, GDN in_proj 182 GB/s, lm_head BF16 197 GB/s.
+ACHIEVABLE_GBS = (165.0, 197.0)
+ACHIEVABLE_SOURCE = ("in-model GEMV read rates on gfx1151 (rocprofv3, JeremiahM37/strix-halo-sglang; research "
+                     "anchors §5.1): 2048x2048 165 GB/s, GDN in_proj 182, lm_head BF16 197 of the 212 GB/s read rate; "
+                     "kernel-level rates that already contain each kernel's own fixed time, which (b) adds again "
+                     "from the H100, so this term leans pessimistic")
+# Issue 14's projected targets at 4K context, batch 1, no speculative decoding.
+TARGETS_TOK_S = {"Qwen/Qwen3.6-35B-A3B-FP8": 50.0, "Qwen/Qwen3-Coder-Next-FP8": 45.0}
 # Kernels one decode step launches when the profile has not counted them: read off vLLM's decode
 # forward for these layers (norm, projections, conv/recurrent/gating kernels, KV write, attention,
 # router, top-k, align, w13, w2, top-k sum, shared expert and its gate), not measured.
@@ -69,7 +79,7 @@ def select_profile(doc: dict, spec) -> tuple[dict, str]:
     for name, prof in sorted(profiles.items()):  # this model cut to its first N layers: the same kernels
         if prof.get("base_model") == spec.name:
             return prof, (f"measured on {prof.get('device')} for the first {prof.get('layers')} layers of this model "
-                          "(same kernels and shapes; its launch count is not this model's)")
+                          "(same kernels and shapes; launches and fixed times scaled per layer to this model's depth)")
     fp8 = spec.quant is not None
     same_arch_first = sorted(profiles.items(), key=lambda kv: (kv[1].get("architecture") != spec.architecture, kv[0]))
     for name, prof in same_arch_first:
@@ -106,12 +116,45 @@ def efficiencies(profile: dict) -> dict:
     return out
 
 
+def _layer_ratio(spec, profile: dict, kind: str) -> float:
+    """This model's layers of `kind` over the profiled model's."""
+    mine = {"all": spec.num_layers, "full_attention": spec.full_attention_layers,
+            "linear_attention": spec.linear_attention_layers}[kind]
+    profiled = profile["step_time"]["layers"][kind]
+    return mine / profiled if profiled else 0.0
+
+
+def scaled_step_time(spec, profile: dict) -> dict:
+    """The profile's per-family launches and non-bytes time scaled to this model's depth: the per-layer
+    part x (this model's layers of the family's kind / the profiled model's), the per-step part once.
+    Time is split in the proportion the profile measured (per-step kernel time / family time)."""
+    out = {}
+    for key, f in profile["step_time"]["families"].items():
+        ratio = _layer_ratio(spec, profile, f["layers"])
+        layer_launches = f["launches"] - f["per_step_launches"]
+        scale = ((f["us"] - f["per_step_us"]) * ratio + f["per_step_us"]) / f["us"] if f["us"] else 0.0
+        out[key] = {"launches": layer_launches * ratio + f["per_step_launches"],
+                    "per_layer_launches": layer_launches, "per_step_launches": f["per_step_launches"],
+                    "fixed_us": f["fixed_us"] * scale}
+    return out
+
+
 def kernels_per_step(spec, profile: dict, allreduces: int) -> tuple[int, str]:
     """Launches one decode step makes: the profile's count (kernels and copies, CUDA-graph pass) when
-    it measured this model, else the per-layer estimate."""
+    it measured this model, else derived from its per-layer and per-step launches when it has them,
+    else the per-layer estimate."""
     k = profile.get("kernels_per_step") or {}
     if k.get("value") is not None and k.get("model") == spec.name:
         return round(k["value"]) + allreduces, f"measured on {profile.get('device')}"
+    if profile.get("step_time"):
+        fams = scaled_step_time(spec, profile).values()
+        per_layer = sum(f["per_layer_launches"] for f in fams)
+        per_step = sum(f["per_step_launches"] for f in fams)
+        n = round(sum(f["launches"] for f in fams))
+        return n + allreduces, (f"derived from the {profile.get('device')} profile of {profile.get('model')}: "
+                                f"{per_layer:.0f} per-layer launches in {profile['step_time']['layers']['all']} "
+                                f"layers scaled to this model's {spec.num_layers} (full-attention and GDN kernels by "
+                                f"their own layer counts) + {per_step:.0f} per step")
     e = KERNELS_ESTIMATE
     mlp = e["moe_block"] if spec.is_moe else e["dense_mlp_block"]
     n = (spec.linear_attention_layers * e["linear_attention_layer"]
@@ -178,12 +221,64 @@ def project(spec, step: StepBytes, bandwidth_gbs: float, batch: int, tp: int = 1
         "step_ms": {"bytes_at_peak": ceiling_time * 1e3, "bytes": [t * 1e3 for t in bytes_time],
                     "launches": launch * 1e3},
         "collectives": coll,
+        # (b) for one GPU; tensor parallel keeps to (a) (the shards' fixed times were not profiled)
+        "fixed_time": (project_fixed_time(spec, step, bandwidth_gbs, batch, profile) if tp == 1 else
+                       {"unavailable": "modelled for one GPU only (the shards' kernels were not profiled)"}),
     }
     if coll and coll["table"]:
         out["network"] = [dict(row, expected_tok_s=[round(batch / (bytes_time[0] + launch + row["seconds_per_step"]), 1),
                                                     round(batch / (bytes_time[1] + launch + row["seconds_per_step"]), 1)])
                           for row in coll["table"]]
     return out
+
+
+def project_fixed_time(spec, step: StepBytes, bandwidth_gbs: float, batch: int, profile: dict) -> dict:
+    """(b) bytes + fixed time: per family, bytes / (an achievable share of the board's read rate)
+    + the family's non-bytes time measured on the profiling GPU (its kernel time - its bytes at that
+    GPU's read rate; each launch's own kernel duration included), scaled to this model's depth;
+    + launches x (RDNA's HIP-graph cost per node - the profiling GPU's one-element-kernel time, which
+    the non-bytes time already holds). Also: the profiling host's time outside the GPU per step.
+    Returns {"unavailable": why} when the profile cannot support it."""
+    if not profile.get("step_time"):
+        return {"unavailable": "the engine profile has no per-family step time (needs a profile written by the "
+                               "current scripts/engine_profile_to_plan.py)"}
+    m = profile["measured"]
+    if batch != m["batch"]:
+        return {"unavailable": f"the engine profile's step time is for batch {m['batch']}, not {batch}"}
+    fams = scaled_step_time(spec, profile)
+    fixed_ms = {k: f["fixed_us"] / 1e3 for k, f in fams.items()}
+    launches = sum(f["launches"] for f in fams.values())
+    extra_us = LAUNCH_COST_US - m["kernel_fixed_us"]
+    launch_ms = launches * extra_us / 1e3
+    bytes_ms = [step.total / (gbs * 1e6) for gbs in ACHIEVABLE_GBS]  # [slow: 165 GB/s, fast: 197 GB/s]
+    step_ms = [b + sum(fixed_ms.values()) + launch_ms for b in bytes_ms]
+    split = m["step_split"]
+    # the profiling host's time per step outside the GPU's kernels and graph-node gaps
+    host_ms = split["host_and_gaps_ms"] - (profile["kernels_per_step"]["value"]
+                                            * (m["graph_node_us"] - m["kernel_fixed_us"]) / 1e3)
+    peak_ms = step.total / (bandwidth_gbs * 1e6)
+    gap = {f"bytes at {ACHIEVABLE_GBS[1]:g} not {bandwidth_gbs:g} GB/s": bytes_ms[1] - peak_ms,
+           "HIP-graph launches": launch_ms, **{f"{k} non-bytes time": v for k, v in fixed_ms.items()}}
+    moe = profile["step_time"]["families"]["moe"]
+    return {"label": "PROJECTION (b): bytes + fixed time (not a measurement)",
+            "achievable_gbs": list(ACHIEVABLE_GBS), "bytes_ms": bytes_ms, "fixed_ms": fixed_ms,
+            "fixed_ms_total": sum(fixed_ms.values()), "launches": round(launches), "launch_extra_us": extra_us,
+            "profiled_kernel_us": m["kernel_fixed_us"],
+            "launch_ms": launch_ms, "step_ms": step_ms, "tok_s": [round(batch * 1e3 / t, 1) for t in step_ms],
+            "host_ms": host_ms, "tok_s_with_host": [round(batch * 1e3 / (t + host_ms), 1) for t in step_ms],
+            "peak_ms": peak_ms, "gap_ms": dict(sorted(gap.items(), key=lambda kv: -kv[1])),
+            "moe_fixed_us_per_layer": moe["fixed_us"] / profile["step_time"]["layers"][moe["layers"]]}
+
+
+def _moe_layer_example(profile: dict) -> str:
+    """' (at batch 1 an MoE layer's X MB is Y us of bytes at Z GB/s but its kernels take W us)' from the profile."""
+    st = profile.get("step_time")
+    if not st:
+        return ""
+    moe, ref = st["families"]["moe"], profile["measured"]["reference_gbs"]
+    n = st["layers"][moe["layers"]]
+    return (f" (at batch 1 an MoE layer's {moe['bytes'] / n / 1e6:.0f} MB is {moe['bytes'] / n / (ref * 1e3):.0f} us of "
+            f"bytes at {ref:g} GB/s but its kernels take {moe['us'] / n:.0f} us)")
 
 
 def assumptions(board, profile: dict, how: str = "not yet measured") -> list[str]:
@@ -203,7 +298,22 @@ def assumptions(board, profile: dict, how: str = "not yet measured") -> list[str
         f"per-kernel launch cost {LAUNCH_COST_US} us with HIP graphs: {LAUNCH_SOURCE}; launches are added to, "
         "not overlapped with, the bytes time (one decode step is a chain of dependent kernels)",
         "kernels per step: the engine profile's count of kernels and copies in one CUDA-graph decode step when it "
-        f"measured this model, else {KERNELS_ESTIMATE} (estimate)",
+        "measured this model; from a profile of another depth or model: its per-layer launches x this model's layers "
+        "(full-attention and GDN kernels by their own layer counts) + its per-step launches ("
+        + ((profile.get("step_time") or {}).get("per_step_rule") or "no profile")
+        + f"); with no profile {KERNELS_ESTIMATE} (estimate)",
+        "(a) carries the measuring GPU's efficiencies over to the board's bandwidth: they hold that GPU's fixed time "
+        "per kernel" + _moe_layer_example(profile) + ", which does not grow when the bandwidth is lower, so (a) is a "
+        "pessimistic floor",
+        f"(b) bytes at {ACHIEVABLE_GBS[0]:g}-{ACHIEVABLE_GBS[1]:g} GB/s, an assumption: {ACHIEVABLE_SOURCE}",
+        "(b) non-bytes time per family = its kernel time on the profiling GPU - its bytes at that GPU's read rate, "
+        "carried over in microseconds (an RDNA kernel's latency may be longer: this term is not a bound), scaled to "
+        "this model's depth as the launches are (the per-step part once); the opt-in FP8 lm_head keeps the BF16 "
+        "head's measured fixed time (the W8A16 kernel on the head's shape was not profiled in the engine)",
+        f"(b) launches: x ({LAUNCH_COST_US} us per HIP-graph node - the profiling GPU's one-element-kernel time, which "
+        "its non-bytes time already holds); (b) is projected at the profile's batch and for one GPU",
+        "(b) 'with host': + the profiling host's time per step outside the GPU (step - GPU busy - launches x the "
+        "graph-node gap); Strix Halo's host time is not measured",
         "MoE: top-k routed experts per token plus the shared expert and router; for batch > 1 the distinct "
         "experts touched assume uniform routing",
         "full-attention KV read every step for each sequence's whole context; GDN state read and written once per token",

@@ -347,6 +347,10 @@ def _gib(b: float) -> str:
     return f"{b / GIB:,.2f} GiB"
 
 
+def _range(v: list) -> str:
+    return f"{v[0]}" if v[0] == v[1] else f"{v[0]}-{v[1]}"
+
+
 def render(d: dict) -> str:
     tp = d["tensor_parallel_size"]
     per = " per GPU" if tp > 1 else ""
@@ -387,20 +391,57 @@ def render(d: dict) -> str:
                    f"context {m['context']}): {dec.get('tok_s')} tok/s, step {split['step_ms']:.3f} ms = bytes "
                    f"{split['bytes_ms']:.3f} ms at {m['reference_gbs']} GB/s + rest {split['rest_ms']:.3f} ms "
                    f"(GPU busy {split['gpu_busy_ms']:.3f} ms)")
-    out.append(f"  {'op family':<58} {'GB/step':>8} {'efficiency':>16}")
-    for fam, b in p["bytes_by_family"].items():
+    b = p["fixed_time"]
+    fixed = b.get("fixed_ms", {})
+    out.append(f"  {'op family':<58} {'GB/step':>8} {'efficiency':>16}" + ("  (b) non-bytes ms" if fixed else ""))
+    for fam, byts in p["bytes_by_family"].items():
         e = p["efficiency"][fam]
         eff = f"{e['low']:.2f}-{e['high']:.2f}" if e["low"] != e["high"] else f"{e['low']:.2f}"
-        out.append(f"  {decode_model.FAMILIES[fam]:<58} {b / 1e9:8.3f} {eff:>9} ({e['status']})")
+        out.append(f"  {decode_model.FAMILIES[fam]:<58} {byts / 1e9:8.3f} {eff:>9} ({e['status']})"
+                   + (f" {fixed[fam]:.3f}" if fam in fixed else ""))
     ms = p["step_ms"]
-    out += [f"  {'total':<58} {sum(p['bytes_by_family'].values()) / 1e9:8.3f}",
-            f"  kernels per step {p['kernels_per_step']} ({p['kernels_status']}) x {p['launch_cost_us']} us = "
-            f"{ms['launches']:.2f} ms; bytes {ms['bytes'][1]:.2f}-{ms['bytes'][0]:.2f} ms "
-            f"(at 100 %: {ms['bytes_at_peak']:.2f} ms)",
-            f"  lm_head BF16 (as shipped):        ceiling {p['ceiling_tok_s']} tok/s; expected "
-            f"{p['expected_tok_s'][0]}-{p['expected_tok_s'][1]} tok/s",
-            f"  lm_head FP8 (ROCM_ENABLE_FP8_LM_HEAD=1): ceiling {f8['ceiling_tok_s']} tok/s; expected "
-            f"{f8['expected_tok_s'][0]}-{f8['expected_tok_s'][1]} tok/s"]
+    out += [f"  {'total':<58} {sum(p['bytes_by_family'].values()) / 1e9:8.3f}"]
+    if fixed:
+        out.append("  no weight bytes, (b) non-bytes ms: " + ", ".join(
+            f"{k} {v:.3f}" for k, v in fixed.items() if k not in p["bytes_by_family"]))
+    out += [f"  kernels per step {p['kernels_per_step']} ({p['kernels_status']})",
+            "  (a) H100 efficiency carried over, a pessimistic floor: family bytes / (its efficiency x "
+            f"{d['bandwidth_gbs']} GB/s) = {_range([round(ms['bytes'][1], 2), round(ms['bytes'][0], 2)])} ms + "
+            f"{p['kernels_per_step']} x "
+            f"{p['launch_cost_us']} us = {ms['launches']:.2f} ms (bytes at 100 %: {ms['bytes_at_peak']:.2f} ms); the "
+            "efficiencies hold the H100's fixed per-kernel time, which does not shrink with bandwidth",
+            f"      lm_head BF16 (as shipped):        ceiling {p['ceiling_tok_s']} tok/s; projected "
+            f"{_range(p['expected_tok_s'])} tok/s",
+            f"      lm_head FP8 (ROCM_ENABLE_FP8_LM_HEAD=1): ceiling {f8['ceiling_tok_s']} tok/s; projected "
+            f"{_range(f8['expected_tok_s'])} tok/s"]
+    if "unavailable" in b:
+        out.append(f"  (b) bytes + fixed time: not projected: {b['unavailable']}")
+    else:
+        b8 = f8["fixed_time"]
+        lo, hi = b["achievable_gbs"]
+        out += [f"  (b) bytes + fixed time: all bytes / {lo:.0f}-{hi:.0f} GB/s (achievable, assumption) = "
+                f"{b['bytes_ms'][1]:.2f}-{b['bytes_ms'][0]:.2f} ms + the H100's non-bytes time scaled to this model's "
+                f"depth {b['fixed_ms_total']:.2f} ms + {b['launches']} launches x ({decode_model.LAUNCH_COST_US} - "
+                f"{b['profiled_kernel_us']} us, the H100's one-element kernel, already in its non-bytes time) = "
+                f"{b['launch_ms']:.2f} ms",
+                f"      lm_head BF16 (as shipped):        step {b['step_ms'][1]:.2f}-{b['step_ms'][0]:.2f} ms: "
+                f"projected {_range(b['tok_s'])} tok/s ({_range(b['tok_s_with_host'])} with the H100 host's "
+                f"{b['host_ms']:.2f} ms per step outside the GPU)",
+                f"      lm_head FP8 (ROCM_ENABLE_FP8_LM_HEAD=1): step {b8['step_ms'][1]:.2f}-{b8['step_ms'][0]:.2f} ms: "
+                f"projected {_range(b8['tok_s'])} tok/s ({_range(b8['tok_s_with_host'])} with host)"]
+        target = decode_model.TARGETS_TOK_S.get(d["model"])
+        if target and d["batch"] == 1:
+            best = max(b["tok_s"][1], b8["tok_s"][1])
+            out.append(f"  issue 14 target >= {target:g} tok/s (4K context, batch 1): "
+                       + ("reached" if best >= target else "not reached")
+                       + f" by (b) at its best ({best} tok/s, FP8 lm_head, {hi:.0f} GB/s); (a) reaches "
+                       f"{max(p['expected_tok_s'][1], f8['expected_tok_s'][1])}")
+        top = list(b8["gap_ms"].items())[:5]
+        out.append(f"  (b) time above the bytes ceiling ({b8['peak_ms']:.2f} ms with the FP8 head, "
+                   f"{1e3 / target:.1f} ms is the target step) goes to: " if target else
+                   f"  (b) time above the bytes ceiling ({b8['peak_ms']:.2f} ms with the FP8 head) goes to: ")
+        out[-1] += ", ".join(f"{k} {v:.2f} ms" for k, v in top) + (
+            f" (MoE non-bytes {b['moe_fixed_us_per_layer']:.0f} us per layer)")
     c = p["collectives"]
     if c:
         out += ["", f"collectives per decode step (tensor parallel {tp}): {c['allreduces']} all-reduces of "

@@ -46,6 +46,10 @@ BUNDLED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 GROUPS = {"moe": ("moe",), "dense": ("dense",), "router_bf16": ("router",), "lm_head_bf16": ("lm_head",),
           "attention": ("attention",), "gdn": ("gdn", "conv"), "norms": ("norm",)}
 LAUNCH_BOUND = 0.1  # busy time below this share of the family's time: its bytes say nothing
+# Profile families with GPU time but no weight bytes; with GROUPS they make up the whole step.
+NO_BYTES = ("copy", "other", "runner", "sampling")
+# The layers a step-time entry's per-layer launches repeat over (default: every decoder layer)
+LAYER_KIND = {"attention": "full_attention", "gdn": "linear_attention"}
 VISIBLE = 0.9       # graph-pass kernels per step / eager-pass: CUPTI reported the kernels inside graphs
 
 # The kernel check: explain row -> profile family, and kernel-name substrings each implementation
@@ -75,7 +79,7 @@ CHECKS = (
                            "fused_sigmoid_gating_delta_rule", "gdn_packed_decode_kernel")),
     ("causal conv1d", "conv", ("causal_conv1d_update",)),
     ("norms (RMSNorm / GemmaRMSNorm)", "norm", ("rms_norm_kernel", "rmsnorm")),
-    ("norms (GDN gated RMSNorm)", "norm", ()),
+    ("norms (GDN gated RMSNorm)", "norm", ("layer_norm_fwd", "layer_norm_gated")),
     ("router", "router", ("wvsplitk", "llmm1")),
     ("lm_head", "lm_head", ("wvsplitk", "llmm1", "w8a16_")),
 )
@@ -105,12 +109,17 @@ def job_model(model: str):
 
 
 def expected_kernels(text: str) -> tuple[str, ...]:
-    """Kernel-name substrings the decode part of an explain row's kernel text names."""
+    """Kernel-name substrings the decode part of an explain row's kernel text names: per '; '-separated
+    clause (e.g. the native norms, then the fused q/k norms of the full-attention layers), the first
+    implementation marker it names, else the *_kernel names it spells out."""
     decode = text.split("; prefill")[0].split("; top-k")[0]
-    for marker, tokens in IMPLEMENTATIONS:
-        if marker in decode:
-            return tokens
-    return tuple(k.lower() for k in re.findall(r"\b(\w+_kernel)\b", decode))  # a row naming its kernel
+    out: list[str] = []
+    for clause in decode.split("; "):
+        tokens = next((t for marker, t in IMPLEMENTATIONS if marker in clause), None)
+        if tokens is None:  # a clause naming its kernel
+            tokens = tuple(k.lower() for k in re.findall(r"\b(\w+_kernel)\b", clause))
+        out += [t for t in tokens if t not in out]
+    return tuple(out)
 
 
 def kernel_check(explain: dict, fams: dict) -> list[dict]:
@@ -157,6 +166,43 @@ def _pass(prof_b: dict) -> tuple[dict, str]:
     if eager:
         return eager, f"eager (CUDA-graph pass saw {vis} of its kernels)"
     raise ProfileError("the speed result has no kernel profile (run without --no-profile)")
+
+
+def step_time(pass_: dict, spec, step, ref_gbs: float) -> dict:
+    """Each family's GPU time and launches in one profiled decode step, its bytes and its non-bytes
+    time (time - bytes at the reference rate), with launches and time split into per-layer and
+    per-step parts so `plan` can scale them to the full model. A kernel name launched fewer times per
+    step than the profiled model has layers of its least common kind (full attention or GDN) is per
+    step (sampler, runner, lm_head, state bookkeeping); every other name is per layer."""
+    names = pass_.get("names")
+    if not names:
+        raise ProfileError("the profile pass has no per-kernel-name counts ('names'); re-run the speed job "
+                           "with the current scripts/engine/speed_profile.py")
+    kinds = {"all": spec.num_layers, "full_attention": spec.full_attention_layers,
+             "linear_attention": spec.linear_attention_layers}
+    fewest = min(n for n in kinds.values() if n)
+    fams = pass_["families"]
+    out = {}
+    for key, src in list(GROUPS.items()) + [(f, (f,)) for f in NO_BYTES]:
+        us = sum((fams.get(f) or {}).get("us", 0.0) for f in src)
+        launches = sum((fams.get(f) or {}).get("kernels", 0.0) for f in src)
+        step_launches = step_us = 0.0
+        for f in src:
+            for name, count in ((fams.get(f) or {}).get("names") or {}).items():
+                if name not in names:
+                    raise ProfileError(f"kernel {name!r} of family {f} is missing from the pass's names")
+                total_count, total_us = names[name]
+                if total_count < fewest:
+                    step_launches += count
+                    step_us += total_us * count / total_count
+        byts = step.by_family.get(key, 0.0)
+        out[key] = {"us": round(us, 2), "launches": round(launches, 2), "bytes": int(byts),
+                    "fixed_us": round(us - byts / (ref_gbs * 1e3), 2),
+                    "per_step_launches": round(step_launches, 2), "per_step_us": round(min(step_us, us), 2),
+                    "layers": LAYER_KIND.get(key, "all")}
+    return {"layers": kinds, "per_step_rule": f"a kernel name launched < {fewest} times per step (the fewest "
+                                                "layers of one kind in the profiled model) is per step",
+            "families": out}
 
 
 def profile_entry(job: dict, batch: int, reference: str) -> dict:
@@ -217,6 +263,7 @@ def profile_entry(job: dict, batch: int, reference: str) -> dict:
                            "bytes_gb": round(step.total / 1e9, 4)},
         },
         "bandwidth_efficiency": effs,
+        "step_time": step_time(fams_src, spec, step, ref_gbs),
         "kernels_per_step": {"value": round(launches, 1), "kernels": fams_src["kernels_per_step"],
                              "copies": fams_src["copies_per_step"], "model": hf_id, "status": "measured"},
     }
@@ -298,7 +345,7 @@ def main(argv=None) -> int:
             given[data["model"]] = data
         path = resources.files("rocm_enable.models").joinpath("engine_profile.json")
         doc = json.loads(path.read_text())
-        failed = []
+        failed, written = [], 0
         for name, job in _jobs(summary, args.job).items():
             try:
                 entry = profile_entry(job, args.batch, args.reference)
@@ -312,12 +359,17 @@ def main(argv=None) -> int:
                 fams = _pass(job["speed"]["profile"][f"batch{args.batch}"])[0]["families"]
                 entry["kernel_check"] = kernel_check(_explain(entry["base_model"], given), fams)
             doc.setdefault("profiles", {})[entry["model"]] = entry
-        if not doc.get("profiles"):
+            written += 1
+        if not written:  # this summary gave none (profiles already in the file do not count)
             raise ProfileError("no speed job gave a profile: " + "; ".join(failed))
     except (OSError, KeyError, ProfileError) as exc:
         print(f"engine_profile_to_plan: {exc}", file=sys.stderr)
         return 2
     doc["status"] = "measured"
+    doc.setdefault("_entry", {})["step_time"] = (
+        "per family (plan families, plus copy/other/runner/sampling without weight bytes): GPU time us, launches, "
+        "bytes, fixed_us (time - bytes at the reference rate) and the per-step part of launches and time; layers: "
+        "the profiled model's layer counts by kind (plan's bytes + fixed-time projection scales the per-layer part)")
     for msg in failed:
         print(f"engine_profile_to_plan: skipped: {msg}", file=sys.stderr)
     text = json.dumps(doc, indent=2) + "\n"

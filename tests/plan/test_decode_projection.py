@@ -36,7 +36,9 @@ def test_fp8_lm_head_halves_the_head_and_raises_the_projection():
     assert "lm_head_bf16" not in f8["bytes_by_family"]
     saved = p["bytes_by_family"]["lm_head_bf16"] - lm_head_fp8_bytes(spec)
     assert sum(p["bytes_by_family"].values()) - sum(f8["bytes_by_family"].values()) == pytest.approx(saved, abs=2)
-    assert f8["ceiling_tok_s"] > p["ceiling_tok_s"] and f8["expected_tok_s"][0] > p["expected_tok_s"][0]
+    assert f8["ceiling_tok_s"] > p["ceiling_tok_s"] and f8["expected_tok_s"][0] >= p["expected_tok_s"][0]
+    if "tok_s" in p["fixed_time"]:  # (b): the head's bytes go, its fixed time and launch stay
+        assert f8["fixed_time"]["tok_s"][0] > p["fixed_time"]["tok_s"][0]
     # the head is ~28 % of the step's bytes at 4K context (issue 14: 29 % at the plan's default context)
     assert 0.25 < p["bytes_by_family"]["lm_head_bf16"] / sum(p["bytes_by_family"].values()) < 0.3
 

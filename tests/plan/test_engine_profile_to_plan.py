@@ -26,21 +26,34 @@ def _script():
 
 
 def _fams(scale=1.0):
-    f = {"moe": (120, 700.0, ["w8a16_gemv_kernel", "moe_align_kernel"]),
-         "dense": (200, 900.0, ["w8a16_gemv_kernel", "nvjet_tst_64x8_64x16_4x1_v_bz_TNT"]),
-         "router": (41, 80.0, ["nvjet_tst_64x8_64x16_4x1_v_bz_TNT"]),
-         "lm_head": (1, 420.0, ["gemv2T_kernel_val"]),
-         "attention": (20, 60.0, ["paged_decode_kernel", "split_combine_kernel", "reshape_and_cache_kernel_flash"]),
-         "gdn": (60, 150.0, ["fused_recurrent_gated_delta_rule_packed_decode_kernel"]),
-         "conv": (30, 48.0, ["_causal_conv1d_update_kernel"]),
-         "norm": (120, 190.0, ["triton_red_fused__to_copy_add_mean_mul_pow_rsqrt_0", "layer_norm_gated_fwd_kernel"]),
-         "copy": (6, 8.0, ["Memcpy HtoD (Pinned -> Device)"])}
-    return {k: {"kernels": n, "us": us * scale, "names": {x: 1.0 for x in names}} for k, (n, us, names) in f.items()}
+    """Per profile family: its GPU time and kernel names with launches per step (598 in all)."""
+    f = {"moe": (700.0, {"w8a16_gemv_kernel": 80, "moe_align_kernel": 40}),
+         "dense": (900.0, {"w8a16_gemv_kernel": 160, "nvjet_tst_64x8_64x16_4x1_v_bz_TNT": 40}),
+         "router": (80.0, {"nvjet_tst_64x8_64x16_4x1_v_bz_TNT": 41}),
+         "lm_head": (420.0, {"gemv2T_kernel_val": 1}),
+         "attention": (60.0, {"paged_decode_kernel": 10, "split_combine_kernel": 5, "reshape_and_cache_kernel_flash": 5}),
+         "gdn": (150.0, {"fused_recurrent_gated_delta_rule_packed_decode_kernel": 60}),
+         "conv": (48.0, {"_causal_conv1d_update_kernel": 30}),
+         "norm": (190.0, {"triton_red_fused__to_copy_add_mean_mul_pow_rsqrt_0": 110, "layer_norm_gated_fwd_kernel": 10}),
+         "copy": (8.0, {"Memcpy HtoD (Pinned -> Device)": 3, "Memcpy DtoH (Device -> Pinned)": 3})}
+    return {k: {"kernels": sum(names.values()), "us": us * scale, "names": dict(names)} for k, (us, names) in f.items()}
+
+
+def _pass(scale, gpu_us):
+    """One profile pass: its families and, as speed_profile.py writes it, [launches, us] per kernel name
+    (a name's time split over families by their launches)."""
+    fams = _fams(scale)
+    names = {}
+    for fam in fams.values():
+        for name, n in fam["names"].items():
+            c, us = names.get(name, (0, 0.0))
+            names[name] = [c + n, us + fam["us"] * n / fam["kernels"]]
+    return {"kernels_per_step": 592, "copies_per_step": 6, "gpu_us_per_step": gpu_us, "families": fams,
+            "names": names}
 
 
 def _summary(visible=1.0):
-    graph = {"kernels_per_step": 592, "copies_per_step": 6, "gpu_us_per_step": 2556.0, "families": _fams()}
-    eager = {"kernels_per_step": 592, "copies_per_step": 6, "gpu_us_per_step": 2811.6, "families": _fams(1.1)}
+    graph, eager = _pass(1.0, 2556.0), _pass(1.1, 2811.6)
     job = {"kind": "llm", "model": "dummy:Qwen3.6-35B-A3B-FP8.json", "ok": True, "rc": 0,
            "versions": {"gpu": "NVIDIA H200", "vllm": "0.32.0"},
            "speed": {"copy": {"copy_gbs": 2600.0, "read_gbs": READ_GBS}, "graph_node": {"us_per_node": 2.1},
@@ -121,13 +134,16 @@ def test_kernel_check_passes_the_explained_kernels_and_shows_a_fallback(tmp_path
     assert "MoE launch config" not in verdicts
     # the attention backend fell back to vLLM's Triton kernel inside forward
     s = _summary()
-    names = s["jobs"]["speed.qwen36-35b-fp8"]["speed"]["profile"]["batch1"]["graph"]["families"]["attention"]["names"]
+    graph = s["jobs"]["speed.qwen36-35b-fp8"]["speed"]["profile"]["batch1"]["graph"]
+    names = graph["families"]["attention"]["names"]
     names["kernel_unified_attention_3d"] = names.pop("paged_decode_kernel")
+    graph["names"]["kernel_unified_attention_3d"] = graph["names"].pop("paged_decode_kernel")
     rc, doc, _ = _run(tmp_path, capsys, s)
     check = {c["explain_row"]: c for c in doc["profiles"][MODEL]["kernel_check"]}
     assert check["attention decode"]["verdict"].startswith("MISMATCH: explain names")
     # both ran: the explained kernel and vLLM's
     names["paged_decode_kernel"] = 1.0
+    graph["names"]["paged_decode_kernel"] = [1.0, 3.0]
     rc, doc, _ = _run(tmp_path, capsys, s)
     check = {c["explain_row"]: c for c in doc["profiles"][MODEL]["kernel_check"]}
     assert check["attention decode"]["unexpected"] == ["kernel_unified_attention_3d"]
@@ -174,6 +190,42 @@ def test_expected_kernels_of_explain_rows():
     assert mod.expected_kernels("rocm_enable gdn_packed_decode_kernel (Triton, 8 state rows per wave)") == \
         ("gdn_packed_decode_kernel",)
     assert mod.expected_kernels("rocm_enable/ops/configs/rdna3.json") == ()
+    # one token per '; ' clause: inductor's fused norms and the fused q/k norm kernel beside them
+    assert mod.expected_kernels("native implementation (torch, fused by inductor); full-attention q/k norms: "
+                                "_fused_qk_rmsnorm_rope_gate_kernel (Triton, with RoPE and the gate split)") == \
+        ("triton_", "_fused_qk_rmsnorm_rope_gate_kernel")
+
+
+def test_norm_rows_are_checked_against_what_runs_per_mode(tmp_path, capsys):
+    """explain's norm rows under torch.compile: inductor-fused native norms plus the fused q/k norm
+    kernel; the gated norm's FLA kernel running where explain says native is a mismatch, and so is
+    the fused q/k kernel where explain does not name it."""
+    ex = _explain()
+    rows = {r["family"]: r for r in ex["rows"]}
+    rows["norms (RMSNorm / GemmaRMSNorm)"]["with_plugin"]["kernel"] = (
+        "native implementation (torch, fused by inductor); full-attention q/k norms: "
+        "_fused_qk_rmsnorm_rope_gate_kernel (Triton, with RoPE and the gate split)")
+    rows["norms (GDN gated RMSNorm)"]["with_plugin"]["kernel"] = "native implementation (torch, fused by inductor)"
+    s = _summary()
+    graph = s["jobs"]["speed.qwen36-35b-fp8"]["speed"]["profile"]["batch1"]["graph"]
+    norm = graph["families"]["norm"]["names"]
+    norm["_fused_qk_rmsnorm_rope_gate_kernel"] = norm.pop("layer_norm_gated_fwd_kernel")
+    graph["names"]["_fused_qk_rmsnorm_rope_gate_kernel"] = graph["names"].pop("layer_norm_gated_fwd_kernel")
+    rc, doc, _ = _run(tmp_path, capsys, s, ex)
+    check = {c["explain_row"]: c["verdict"] for c in doc["profiles"][MODEL]["kernel_check"]}
+    assert check["norms (RMSNorm / GemmaRMSNorm)"] == "as explained"
+    assert check["norms (GDN gated RMSNorm)"] == "as explained"
+    # FLA's gated-norm kernel ran although explain says native (the eager dispatch under torch.compile)
+    norm["layer_norm_gated_fwd_kernel"] = 10
+    graph["names"]["layer_norm_gated_fwd_kernel"] = [10, 20.0]
+    rc, doc, _ = _run(tmp_path, capsys, s, ex)
+    check = {c["explain_row"]: c["verdict"] for c in doc["profiles"][MODEL]["kernel_check"]}
+    assert check["norms (GDN gated RMSNorm)"].startswith("MISMATCH: besides the explained kernel")
+    # explain without the fused q/k kernel (plugin off): the kernel in the profile shows
+    rows["norms (RMSNorm / GemmaRMSNorm)"]["with_plugin"]["kernel"] = "native implementation (torch, fused by inductor)"
+    rc, doc, _ = _run(tmp_path, capsys, s, ex)
+    check = {c["explain_row"]: c["verdict"] for c in doc["profiles"][MODEL]["kernel_check"]}
+    assert check["norms (RMSNorm / GemmaRMSNorm)"].startswith("MISMATCH: besides the explained kernel")
 
 
 def test_name_only_attribution_leaves_moe_and_dense_unmeasured(tmp_path, capsys):
@@ -237,6 +289,84 @@ def test_a_half_depth_job_counts_its_own_layers(tmp_path, capsys):
         b40["lm_head_bf16"] / 3000e3 / (420 - 1.5), abs=1e-3)
     chosen, how = decode_model.select_profile(doc, load_model(MODEL))
     assert chosen is prof and how.startswith("measured on NVIDIA H200 for the first 20 layers of this model")
+    # 598 launches in 20 layers: gemv2T (1), HtoD (3), DtoH (3) launched < 5 times (5 full-attention
+    # layers in 20) are per step, the other 591 per layer: 591 x 40/20 + 7
     n, status = decode_model.kernels_per_step(load_model(MODEL), chosen, 0)
-    assert status.startswith("not yet measured")
+    assert n == 591 * 2 + 7 and status.startswith("derived from the NVIDIA H200 profile") and "+ 7 per step" in status
+
+
+def _half_depth_doc(tmp_path, capsys):
+    s = _summary()
+    job = s["jobs"].pop("speed.qwen36-35b-fp8")
+    job["model"] = "dummy:Qwen3.6-35B-A3B-FP8.json@20"
+    s["jobs"]["speed.qwen36-35b-fp8.l20"] = job
+    rc, doc, _ = _run(tmp_path, capsys, s)
+    assert rc == 0
+    return doc
+
+
+def test_step_time_splits_each_family_into_bytes_fixed_per_layer_and_per_step(tmp_path, capsys):
+    doc = _half_depth_doc(tmp_path, capsys)
+    st = doc["profiles"][MODEL + "@20"]["step_time"]
+    b20 = {k: v / 2 for k, v in _step().by_family.items()}  # layer families: half the 40 layers' bytes
+    fams = st["families"]
+    assert st["layers"] == {"all": 20, "full_attention": 5, "linear_attention": 15}
+    assert fams["moe"]["fixed_us"] == pytest.approx(700 - b20["moe"] / 3000e3, abs=0.01)
+    assert fams["gdn"]["us"] == 198.0 and fams["gdn"]["launches"] == 90 and fams["gdn"]["layers"] == "linear_attention"
+    assert fams["lm_head_bf16"]["fixed_us"] == pytest.approx(420 - _step().by_family["lm_head_bf16"] / 3000e3, abs=0.01)
+    assert fams["lm_head_bf16"]["per_step_launches"] == 1 and fams["lm_head_bf16"]["per_step_us"] == 420
+    assert fams["copy"] == {"us": 8.0, "launches": 6, "bytes": 0, "fixed_us": 8.0, "per_step_launches": 6,
+                            "per_step_us": 8.0, "layers": "all"}
+    assert fams["moe"]["per_step_launches"] == 0 and fams["attention"]["layers"] == "full_attention"
+    assert sum(f["us"] for f in fams.values()) == pytest.approx(2556.0)
+
+
+def _fixed_time_by_hand(spec, prof, step_total):
+    """(b) recomputed from the profile's step time: bytes / 165 and / 197 GB/s + non-bytes time
+    scaled per layer kind + launches x (3.865 - one-element kernel us)."""
+    st = prof["step_time"]
+    mine = {"all": spec.num_layers, "full_attention": spec.full_attention_layers,
+            "linear_attention": spec.linear_attention_layers}
+    fixed_us = launches = 0.0
+    for f in st["families"].values():
+        r = mine[f["layers"]] / st["layers"][f["layers"]]
+        if not f["us"]:  # a family the profile did not see (no time, no launches)
+            continue
+        fixed_us += f["fixed_us"] * ((f["us"] - f["per_step_us"]) * r + f["per_step_us"]) / f["us"]
+        launches += (f["launches"] - f["per_step_launches"]) * r + f["per_step_launches"]
+    extra = launches * (3.865 - FIXED_US)
+    return [step_total / gbs + (fixed_us + extra) * 1e-6 for gbs in (165e9, 197e9)], launches, fixed_us
+
+
+def test_plan_prints_the_bytes_plus_fixed_time_projection(tmp_path, capsys, monkeypatch):
+    doc = _half_depth_doc(tmp_path, capsys)
+    monkeypatch.setattr(decode_model, "load_engine_profile", lambda: copy.deepcopy(doc))
+    prof = doc["profiles"][MODEL + "@20"]
+    for model, target in ((MODEL, 50), ("Qwen/Qwen3-Coder-Next-FP8", 45)):
+        spec = load_model(model)
+        d = plan(model, "gfx1151", context=4096)
+        p = d["projection"]
+        for head in (p, p["fp8_lm_head"]):
+            t, launches, fixed_us = _fixed_time_by_hand(spec, prof, sum(head["bytes_by_family"].values()))
+            b = head["fixed_time"]
+            assert b["tok_s"] == [round(1 / t[0], 1), round(1 / t[1], 1)], model
+            assert b["launches"] == round(launches) == head["kernels_per_step"]
+            assert b["fixed_ms_total"] == pytest.approx(fixed_us / 1e3)
+            # host outside the GPU: 4.0 - 2.556 ms less 598 graph-node gaps of (2.1 - 1.5) us
+            host = 4.0 - 2.556 - 598 * (2.1 - FIXED_US) / 1e3
+            assert b["tok_s_with_host"] == [round(1 / (t[0] + host / 1e3), 1), round(1 / (t[1] + host / 1e3), 1)]
+        # (a): the H100 efficiencies at 212 GB/s with the derived launch count
+        a = sum(byts / ((prof["bandwidth_efficiency"][f]["value"] or decode_model.UNMEASURED_EFFICIENCY[0]) * 212e9)
+                for f, byts in p["bytes_by_family"].items())
+        assert p["expected_tok_s"][0] == round(1 / (a + p["kernels_per_step"] * 3.865e-6), 1)
+        text = render(d)
+        for needle in ("(a) H100 efficiency carried over, a pessimistic floor", "(b) bytes + fixed time",
+                       f"issue 14 target >= {target} tok/s", "strix-halo-sglang", "PROJECTION",
+                       f"{p['fixed_time']['tok_s'][0]}-{p['fixed_time']['tok_s'][1]} tok/s"):
+            assert needle in text, (model, needle)
+    # the FP8 head only removes bytes in (b): same fixed time and launches
+    assert p["fp8_lm_head"]["fixed_time"]["fixed_ms_total"] == p["fixed_time"]["fixed_ms_total"]
+    assert p["fp8_lm_head"]["fixed_time"]["tok_s"][1] > p["fixed_time"]["tok_s"][1]
+    # batch 8 or tensor parallel: (b) is not projected, and says why
+    assert "batch 1, not 8" in plan(MODEL, "gfx1151", context=4096, batch=8)["projection"]["fixed_time"]["unavailable"]
 

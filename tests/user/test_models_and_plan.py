@@ -74,7 +74,7 @@ def test_coder_next_fp8_on_strix_halo():
     assert any("carve-out" in w and "GTT" in w for w in d["warnings"])
     p = d["projection"]
     assert p["label"].startswith("PROJECTION") and p["assumptions"]
-    assert p["expected_tok_s"][0] < p["expected_tok_s"][1] < p["ceiling_tok_s"]
+    assert p["expected_tok_s"][0] <= p["expected_tok_s"][1] < p["ceiling_tok_s"]  # equal once every family is measured
     # ~3-4 GB of weights per token at 212 GB/s: a ceiling in the tens of tok/s
     assert 30 < plan("Qwen/Qwen3-Coder-Next-FP8", "gfx1151", context=1)["projection"]["ceiling_tok_s"] < 80
 
