@@ -41,6 +41,7 @@ import test_attention_selection as gate_attention
 import test_capability_integers as gate_ct
 import test_fp8_linear_selection as gate_fp8_linear
 import test_fp8_moe_selection as gate_fp8_moe
+import test_fp8_group_quant_code_object as gate_fp8_quant
 import test_gdn_autotune as gate_gdn
 import test_gdn_decode_selection as gate_gdn_decode
 import test_gdn_selection as gate_gdn_prefill
@@ -125,6 +126,15 @@ MOE_ALIGN = ("import os, sys, torch\n" + _once("_rocm_enable_eq_moe_align", gate
              + gate_moe_align.ALIGN_DECIDE)
 MOE_EXPERT_OPS = ("import os, sys, torch\n" + _once("_rocm_enable_eq_moe_ops", gate_moe_ops.OPS_STANDIN)
                   + gate_moe_ops.OPS_DECIDE)
+
+# ---- W8A8 FP8 activation quant (tests/layers/test_fp8_group_quant_code_object.py) -----------
+# The same "built for gfx1151 and gfx942" extension file (HIP_TARGETS): gfx1100 / gfx1201 quantise
+# in torch (QuantFP8 dispatching to forward_native, eager and under torch.compile; the MoE's group
+# quant), gfx1151 and gfx942 launch the _C ops. vLLM's Triton group quant (the reference for the
+# MoE's scales) runs in Triton's interpreter, which more-hip-ops sets for the process.
+FP8_GROUP_QUANT = ("import os, sys, torch\n"
+                   + _once("_rocm_enable_eq_fp8_quant", gate_fp8_quant.QUANT_STANDIN)
+                   + gate_fp8_quant.QUANT_DECIDE)
 
 # ---- GDN autotune (tests/gates/test_gdn_autotune.py DECIDE) ----------------------------------
 # The gate snippet replaces the autotuner's run() and records `tuner.configs`, where the runtime
@@ -224,6 +234,7 @@ CASES = (
                           "gdn-mtp-decode-code-object"), HIP_2, _hip_2_env),
     Case("moe-align", ("moe-align-code-object",), MOE_ALIGN, _hip_2_env),
     Case("moe-expert-ops", ("moe-expert-ops-code-object",), MOE_EXPERT_OPS, _hip_env),
+    Case("fp8-group-quant", ("fp8-group-quant-code-object",), FP8_GROUP_QUANT, _hip_2_env),
     Case("qk-norm-rope-gate", ("fused-qk-norm-rope-gate",), QK_NORM_ROPE_GATE),
     Case("ct-fp8-scheme", ("ct-fp8-scheme-by-fp8-compute",), gate_ct.DECIDE),
     Case("gdn-autotune", ("gdn-autotune-lds",), GDN),

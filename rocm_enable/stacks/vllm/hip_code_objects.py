@@ -37,9 +37,13 @@ MoE experts and its RDNA (or vLLM's Triton) attention, TP=1, from source reading
     _C reshape_and_cache (ROCM_ATTN, block 16/32 only), paged_attention (HIP decode, head <= 128),
       vocab_parallel_embedding (TP>1), greedy_argmax / fused_gumbel_argmax (CPU platform only),
       weak_ref_tensor (host-side, no device code).
-  no native alternative in vLLM: the per-token / group FP8 activation quant ops
-      (dynamic_per_token_scaled_fp8_quant, per_token_group_fp8_quant) of W8A8 FP8 paths, which the
-      W8A16 records keep off gfx11.
+  W8A8 FP8 activation quant (vLLM's own FP8 path on gfx12; the W8A16 records keep it off gfx11):
+    _C.per_token_group_fp8_quant, dynamic_per_token_scaled_fp8_quant, dynamic_scaled_fp8_quant and
+    static_scaled_fp8_quant reached through QuantFP8.forward_hip have vLLM's own torch twin,
+    QuantFP8.forward_native (what a disabled quant_fp8 runs), chosen at construction since the
+    forward runs in Dynamo-traced code; the FP8 MoE's input quant (fused_moe/utils.py
+    _fp8_quantize: block groups and dynamic per-token / per-tensor scales) gets torch twins
+                                                                        fp8-group-quant-code-object
 """
 from __future__ import annotations
 
