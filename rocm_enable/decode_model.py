@@ -239,6 +239,8 @@ def project_fixed_time(spec, step: StepBytes, bandwidth_gbs: float, batch: int, 
     + launches x (RDNA's HIP-graph cost per node - the profiling GPU's one-element-kernel time, which
     the non-bytes time already holds). Also: the profiling host's time outside the GPU per step.
     Returns {"unavailable": why} when the profile cannot support it."""
+    if not profile:
+        return {"unavailable": "no engine profile applies to this model (none measured with its weight format)"}
     if not profile.get("step_time"):
         return {"unavailable": "the engine profile has no per-family step time (needs a profile written by the "
                                "current scripts/engine_profile_to_plan.py)"}

@@ -393,6 +393,8 @@ def render(d: dict) -> str:
                    f"(GPU busy {split['gpu_busy_ms']:.3f} ms)")
     b = p["fixed_time"]
     fixed = b.get("fixed_ms", {})
+    measured = any(e["status"].startswith("measured") for e in p["efficiency"].values())
+    dev = p["engine_profile"]["device"] if measured else None
     out.append(f"  {'op family':<58} {'GB/step':>8} {'efficiency':>16}" + ("  (b) non-bytes ms" if fixed else ""))
     for fam, byts in p["bytes_by_family"].items():
         e = p["efficiency"][fam]
@@ -405,11 +407,13 @@ def render(d: dict) -> str:
         out.append("  no weight bytes, (b) non-bytes ms: " + ", ".join(
             f"{k} {v:.3f}" for k, v in fixed.items() if k not in p["bytes_by_family"]))
     out += [f"  kernels per step {p['kernels_per_step']} ({p['kernels_status']})",
-            "  (a) H100 efficiency carried over, a pessimistic floor: family bytes / (its efficiency x "
-            f"{d['bandwidth_gbs']} GB/s) = {_range([round(ms['bytes'][1], 2), round(ms['bytes'][0], 2)])} ms + "
-            f"{p['kernels_per_step']} x "
-            f"{p['launch_cost_us']} us = {ms['launches']:.2f} ms (bytes at 100 %: {ms['bytes_at_peak']:.2f} ms); the "
-            "efficiencies hold the H100's fixed per-kernel time, which does not shrink with bandwidth",
+            (f"  (a) {dev} efficiency carried over, a pessimistic floor: " if dev else
+             "  (a) efficiency per family not yet measured: ")
+            + f"family bytes / (its efficiency x {d['bandwidth_gbs']} GB/s) = "
+            f"{_range([round(ms['bytes'][1], 2), round(ms['bytes'][0], 2)])} ms + {p['kernels_per_step']} x "
+            f"{p['launch_cost_us']} us = {ms['launches']:.2f} ms (bytes at 100 %: {ms['bytes_at_peak']:.2f} ms)"
+            + ("; the efficiencies hold that GPU's fixed per-kernel time, which does not shrink with bandwidth"
+               if dev else ""),
             f"      lm_head BF16 (as shipped):        ceiling {p['ceiling_tok_s']} tok/s; projected "
             f"{_range(p['expected_tok_s'])} tok/s",
             f"      lm_head FP8 (ROCM_ENABLE_FP8_LM_HEAD=1): ceiling {f8['ceiling_tok_s']} tok/s; projected "
@@ -420,12 +424,12 @@ def render(d: dict) -> str:
         b8 = f8["fixed_time"]
         lo, hi = b["achievable_gbs"]
         out += [f"  (b) bytes + fixed time: all bytes / {lo:.0f}-{hi:.0f} GB/s (achievable, assumption) = "
-                f"{b['bytes_ms'][1]:.2f}-{b['bytes_ms'][0]:.2f} ms + the H100's non-bytes time scaled to this model's "
+                f"{b['bytes_ms'][1]:.2f}-{b['bytes_ms'][0]:.2f} ms + the {dev}'s non-bytes time scaled to this model's "
                 f"depth {b['fixed_ms_total']:.2f} ms + {b['launches']} launches x ({decode_model.LAUNCH_COST_US} - "
-                f"{b['profiled_kernel_us']} us, the H100's one-element kernel, already in its non-bytes time) = "
+                f"{b['profiled_kernel_us']} us, that GPU's one-element kernel, already in its non-bytes time) = "
                 f"{b['launch_ms']:.2f} ms",
                 f"      lm_head BF16 (as shipped):        step {b['step_ms'][1]:.2f}-{b['step_ms'][0]:.2f} ms: "
-                f"projected {_range(b['tok_s'])} tok/s ({_range(b['tok_s_with_host'])} with the H100 host's "
+                f"projected {_range(b['tok_s'])} tok/s ({_range(b['tok_s_with_host'])} with the profiling host's "
                 f"{b['host_ms']:.2f} ms per step outside the GPU)",
                 f"      lm_head FP8 (ROCM_ENABLE_FP8_LM_HEAD=1): step {b8['step_ms'][1]:.2f}-{b8['step_ms'][0]:.2f} ms: "
                 f"projected {_range(b8['tok_s'])} tok/s ({_range(b8['tok_s_with_host'])} with host)"]

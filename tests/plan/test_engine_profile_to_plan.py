@@ -360,7 +360,7 @@ def test_plan_prints_the_bytes_plus_fixed_time_projection(tmp_path, capsys, monk
                 for f, byts in p["bytes_by_family"].items())
         assert p["expected_tok_s"][0] == round(1 / (a + p["kernels_per_step"] * 3.865e-6), 1)
         text = render(d)
-        for needle in ("(a) H100 efficiency carried over, a pessimistic floor", "(b) bytes + fixed time",
+        for needle in ("(a) NVIDIA H200 efficiency carried over, a pessimistic floor", "(b) bytes + fixed time",
                        f"issue 14 target >= {target} tok/s", "strix-halo-sglang", "PROJECTION",
                        f"{p['fixed_time']['tok_s'][0]}-{p['fixed_time']['tok_s'][1]} tok/s"):
             assert needle in text, (model, needle)
