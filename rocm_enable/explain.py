@@ -330,14 +330,29 @@ def _probe(spec: dict, act: str, enforce_eager: bool) -> dict:
             verdict = ("aiter's HIP rms_norm, a gfx9-only code object: the first launch fails on this arch (B8)"
                        if not caps.aiter_hip_kernels else "aiter's HIP rms_norm")
             note = f"; with aiter installed (VLLM_ROCM_USE_AITER=1 implies it) vLLM picks {verdict}"
+        native = "native implementation (torch" + (")" if enforce_eager else ", fused by inductor)")
+        from rocm_enable.engine.apply import applied_names
+        # Qwen3NextAttention (also Qwen3.5/3.6's full-attention layers) with an output gate: the q/k
+        # norms run in vLLM's fused Triton kernel when its platform term admits the GPU (audit J1;
+        # the fused-qk-norm-rope-gate record admits RDNA); vLLM's other terms (neox RoPE, bf16/fp16)
+        # hold for these models
+        qk_fused = spec["attn_output_gate"] and "fused-qk-norm-rope-gate" in applied_names()
         rows_ = [_row("norms (RMSNorm / GemmaRMSNorm)", f"vllm.ir rms_norm priority {order}",
-                      f"{chosen} implementation" + ((" (torch" + (")" if enforce_eager else ", fused by inductor)"))
-                                             if chosen == "native" else "") + note,
-                      f"{act} in, fp32 variance and weight", "get_default_ir_op_priority + IrOp.dispatch",
-                      ("A13", "B8", "G2"))]
-        rows_.append(_row("norms (GDN gated RMSNorm)", "RMSNormGated.forward_cuda",
-                          "FLA layer_norm_fwd_kernel (Triton)", f"{act} in, fp32 math", "model code",
-                          ("G3",), how=READ))
+                      (native if chosen == "native" else f"{chosen} implementation")
+                      + ("; full-attention q/k norms: _fused_qk_rmsnorm_rope_gate_kernel (Triton, with RoPE "
+                         "and the gate split)" if qk_fused else "") + note,
+                      f"{act} in, fp32 variance and weight", "get_default_ir_op_priority + IrOp.dispatch"
+                      + ("; Qwen3NextAttention.use_fused_qk_norm_rope_gate (fused-qk-norm-rope-gate applied, "
+                         "attn_output_gate)" if qk_fused else ""),
+                      ("A13", "B8", "G2") + (("J1",) if spec["attn_output_gate"] else ()))]
+        from vllm.model_executor.layers.layernorm import RMSNormGated
+        with set_current_vllm_config(vllm_config):
+            gated = RMSNormGated(dv, group_size=dv, norm_before_gate=True)
+            method = gated._forward_method.__name__
+        kern = native if method == "forward_native" else "FLA layer_norm_fwd_kernel (Triton, rmsnorm_fn)"
+        rows_.append(_row("norms (GDN gated RMSNorm)", f"CustomOp {method} (enabled={gated.enabled()})", kern,
+                          f"{act} in, fp32 math", "CustomOp dispatch (compilation mode and custom_ops)",
+                          ("G3",)))
         return rows_
 
     def activation():
