@@ -6,6 +6,8 @@ declared exact EMBED_EDITS rewritten.
 """
 from __future__ import annotations
 
+import os
+
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -152,6 +154,10 @@ def embedded_path(source: str) -> str:
 
 
 def kernel_config_files() -> dict[str, str]:
-    """vLLM path -> text of every launch-configuration file (copied verbatim)."""
+    """vLLM path -> text of every launch-configuration file (copied verbatim). The ISA manifest
+    (config_grid.MANIFEST) is left out: it records what the ISA tests compiled, nothing reads it
+    at run time."""
+    from rocm_enable.ops.config_grid import MANIFEST
+
     return {f"{KERNEL_PKG}/configs/{p.name}": p.read_text()
-            for p in sorted((OPS / "configs").glob("*.json"))}
+            for p in sorted((OPS / "configs").glob("*.json")) if p.name != os.path.basename(MANIFEST)}
