@@ -11,10 +11,13 @@ Two sets of kernels, each compiled through Triton's own binder for ``GPUTarget("
   [16, 32], chunk_delta_h stages [2, 3]) and the launch parameters of the launchers
   that hard-code them.
 * ``selected``: what runs on wave32 RDNA with rocm-enable's GDN fixes: rocm_enable.ops.gdn_kernels
-  under their configs (``gdn.selectable_configs``), vLLM's kernels under the one autotune candidate
-  fix gdn-autotune-no-spill leaves them, and vLLM's decode kernels under their fixed launches.
+  under their configs (``rocm_enable_selectable``: prefill state recurrence and WY, packed decode),
+  vLLM's other prefill kernels under the one autotune candidate gdn-prefill-rdna leaves them, and
+  vLLM's remaining decode kernels (spec decode, other callers) under their fixed launches.
+* ``rocm_enable``: rocm_enable's kernels only; with ``--candidate`` the (kernel, config) pairs given
+  instead of the shipped ones (the sweep that chose them).
 
-  python -m rocm_enable.ops.gdn_isa gfx1151 [gfx1100 ...] [--set selected|vllm] [--json]
+  python -m rocm_enable.ops.gdn_isa gfx1151 [gfx1100 ...] [--set selected|vllm|rocm_enable] [--json]
 """
 from __future__ import annotations
 
