@@ -25,7 +25,7 @@ MAX_K = 128  # the state tile above is what was proven spill-free; larger heads 
 WY_CONFIG = {"BC": 64, "num_warps": 8, "num_stages": 1}
 
 # vLLM's own FLA prefill kernels that have spill-free autotune candidates on wave32 RDNA: the one
-# candidate (kwargs, num_warps, num_stages) fix gdn-autotune-no-spill leaves their autotuner at the
+# candidate (kwargs, num_warps, num_stages) fix gdn-prefill-rdna leaves their autotuner at the
 # Qwen3-Next / Qwen3.6 shape (K = V = 128, chunk 64). Chosen from the AOT table in docs/gdn.md among
 # those with 0 spills / 0 scratch within 64 KiB LDS on gfx1151, gfx1100 and gfx1201, fewest VGPRs;
 # one each so that start-up compiles one kernel instead of timing 4-36 and the ISA test covers
