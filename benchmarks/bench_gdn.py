@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """GPU benchmark (NVIDIA H100 stand-in; no AMD GPU exists here) of rocm_enable's GDN prefill and
 decode kernels against the vLLM FLA kernels they replace on wave32 RDNA, IN THE SAME RUN, at the
-Qwen3-Next / Qwen3.6 shape (K = V = 128, 16 key heads, 32 value heads, chunk 64, bf16, fp32 gates and states).
+Qwen3-Next / Qwen3.6 shape (K = V = 128, 16 key heads, 32 value heads, chunk 64, bf16, fp32 gates
+and states).
 Not a test: prints a markdown table (and JSON lines with --out).
 
   # local (no GPU): copy vLLM's FLA ops sources from the installed wheel into the git-ignored
