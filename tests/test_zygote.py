@@ -39,10 +39,13 @@ def test_child_starts_like_python_c():
     assert got == {"name": "__main__", "argv": ["-c"], "early": [], "stdin": "given",
                    "env": {"VLLM_TEST_X": "a", "ROCM_ENABLE_TEST_X": "b",
                            "TORCHINDUCTOR_COMPILE_THREADS": None}}, got
-    # the same zygote serves the next child, whose environment is its own
-    rc, out, _ = _spawn({**env, "VLLM_TEST_X": "c"})
+    # the same zygote serves the next child, whose environment is its own (a variable only the
+    # snippet reads does not ask for another zygote)
+    zygotes = dict(zygote._zygotes)
+    rc, out, _ = _spawn({**env, "VLLM_TEST_X": "c", "SNIPPET_ONLY_TEST_X": "d"})
     assert rc == 3 and json.loads(out)["env"]["VLLM_TEST_X"] == "c"
     assert json.loads(out)["env"]["ROCM_ENABLE_TEST_X"] is None
+    assert zygote._zygotes == zygotes
 
 
 def test_killed_child_reports_no_status():

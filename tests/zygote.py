@@ -13,9 +13,12 @@ The one thing done differently from a cold start: vllm.env_override (every vLLM 
 it imports torch._inductor; the zygote imports torch._inductor under the same two values (then
 removes them again, so the child's environment is exactly the requested one).
 
-One zygote per environment (less the variables only vLLM and rocm_enable read, which are the
-child's own: ROCM_ENABLE*, VLLM_*, LOAD_PLUGIN), per pytest process. ROCM_ENABLE_TEST_FRESH=1
-starts every process cold instead (`python -c`), to compare.
+One zygote per environment that the preloaded libraries could read, per pytest process: the
+variables of the test process's own environment and those a library reads at import (PYTHONPATH,
+TRITON_*, TORCH*, OMP_*, ...), less those only vLLM and rocm_enable read (ROCM_ENABLE*, VLLM_*).
+The others a test adds for its snippet (EXT_FILE, LOAD_PLUGIN, ...) are the child's own, so
+cases that differ only in them share a zygote. ROCM_ENABLE_TEST_FRESH=1 starts every process
+cold instead (`python -c`), to compare.
 """
 from __future__ import annotations
 
@@ -30,7 +33,10 @@ import sys
 import tempfile
 
 FRESH_ENV = "ROCM_ENABLE_TEST_FRESH"
-CHILD_ONLY_PREFIXES = ("ROCM_ENABLE", "VLLM_", "LOAD_PLUGIN")
+CHILD_ONLY_PREFIXES = ("ROCM_ENABLE", "VLLM_")
+IMPORT_TIME_PREFIXES = ("PYTHON", "TRITON_", "TORCH", "PYTORCH_", "OMP_", "MKL_", "KMP_",
+                        "OPENBLAS_", "NUMEXPR_", "CUDA_", "HIP_", "HSA_", "ROCM_PATH", "LD_",
+                        "HF_", "TRANSFORMERS_", "TOKENIZERS_", "OPENAI_", "XGRAMMAR")
 
 # What vLLM (0.32.0-0.34.0) imports from third-party packages, costliest first, measured with
 # `python -X importtime`. Not cv2: it starts a thread at import (a fork would leave it behind).
@@ -209,7 +215,8 @@ def spawn(code: str, env: dict[str, str], *, stdin: int, stdout: int, stderr: in
         popen = subprocess.Popen([sys.executable, "-c", code], env=env, stdin=stdin,
                                  stdout=stdout, stderr=stderr)
         return Child(popen.pid, None, popen)
-    key = tuple(sorted((k, v) for k, v in env.items() if not k.startswith(CHILD_ONLY_PREFIXES)))
+    key = tuple(sorted((k, v) for k, v in env.items() if not k.startswith(CHILD_ONLY_PREFIXES)
+                       and (k in os.environ or k.startswith(IMPORT_TIME_PREFIXES))))
     zygote = _zygotes.pop(key, None)
     if zygote is None or zygote.proc.poll() is not None:
         while len(_zygotes) >= MAX_LIVE:
