@@ -330,7 +330,7 @@ def _launch_decode_layer(x, w13, s13, act, w2, s2, output, weights, routing, top
     _, opts = cfgmod.split_options(c13)
     w8a16_moe_decode_kernel[(tiles13 * pairs + tiles2 * pairs,)](
         x, w13w, s13_3, act, w2w, s2_3, output, weights, routing.expert_ids,
-        partials, counters, counters[sum_tiles:],
+        partials, counters, sum_tiles,
         H, I, pairs, top_k, tiles13, tiles2,
         x.stride(0), w13w.stride(0), w13w.stride(1), s13_3.stride(0), s13_3.stride(1), s13_3.stride(2),
         act.stride(0), w2w.stride(0), w2w.stride(1), s2_3.stride(0), s2_3.stride(1), s2_3.stride(2),

@@ -418,7 +418,7 @@ def _gemv_out(a_ptr, w_ptr, scale_ptr, bias_ptr, topk_weights_ptr, expert, row, 
 @triton.jit(do_not_specialize=["num_pairs"])
 def w8a16_moe_decode_kernel(
     x_ptr, w13_ptr, s13_ptr, act_ptr, w2_ptr, s2_ptr, out_ptr, topk_weights_ptr, expert_ids_ptr,
-    ws_ptr, cnt_ptr, ready_ptr,
+    ws_ptr, cnt_ptr, ready_offset,
     H, I, num_pairs, top_k, tiles13, tiles2,
     stride_xm, stride_w13e, stride_w13n, stride_s13e, stride_s13n, stride_s13k,
     stride_actm, stride_w2e, stride_w2n, stride_s2e, stride_s2n, stride_s2k, stride_om,
@@ -439,7 +439,9 @@ def w8a16_moe_decode_kernel(
     Why: the two-launch decode layer pays a kernel boundary (drain of w13, launch, ramp of w2)
     between two short bandwidth-bound kernels; here the w2 programs start while w13's last wave
     runs. Forward progress relies on programs being dispatched in launch order (a w2 program only
-    waits for lower-numbered programs), as GPUs dispatch workgroups."""
+    waits for lower-numbered programs), as GPUs dispatch workgroups. The per-pair counters live in
+    the ticket buffer at ready_offset, after the top-k sum's tickets."""
+    ready_ptr = cnt_ptr + ready_offset
     pid = tl.program_id(0)
     n13 = tiles13 * num_pairs
     if pid < n13:
