@@ -22,10 +22,35 @@ Quantization formats (what released checkpoints store):
   bf16         no quantization_config.
 Non-quantized tensors are stored in BF16, as released.
 
-Weights are drawn so the model is not degenerate: embeddings N(0, 1), linears N(0, 1/fan_in),
-router N(0, ROUTER_STD^2/fan_in) (expert choice well separated), lm_head N(0, LOGIT_STD^2/hidden)
-(logits of standard deviation ~LOGIT_STD). Random logits still have near-ties; the harness reports
-agreement relative to the reference's top-2 margin.
+Weights: every tensor is set from one seeded CPU generator (nothing is left to transformers' own
+initialisation, which differs between versions), so the device and a CPU rerun write the same bytes.
+They are designed so that greedy decoding is robust to bf16 precision (engine harness: vLLM's bf16
+activations must give the float32 reference's greedy tokens) while every layer decides the tokens:
+
+  * A random model's logits are near-tied at some step of almost any 256-step run: the top-2 gap of
+    4096 Gaussian logits is ~0.25 of their spread, and a context-dependent continuous computation
+    carries bf16 error of ~0.5% of it, so ~1-4% of steps flip. No scale fixes that: the gap and the
+    error scale together. So the greedy token is not a near-random argmax here: lm_head is calibrated
+    (calibrate_lm_head) so that the logit of token successor(t) (a seeded permutation of the
+    ordinary ids) is 16 * OUTPUT_SCALE * cos(final state, the last MoE block's output for t alone),
+    t's own output as every layer computes it (first_token_states, float64). In context that cosine
+    stays well above the ~0.25 any other row sees: margins of nats, not hundredths.
+  * The tokens still depend on every layer: the last MoE block's output depends on everything
+    before it; sub-layer output gains grow by GROWTH per sub-layer (MIXER_GAIN, ATTENTION_GAIN,
+    EXPERT_GAIN) and the last shared expert (FINAL_SHARED_GAIN: a dense path, no routing
+    discontinuity) dominates the final state, so zeroing a GDN layer, the attention layer or a
+    layer's routed or shared experts moves what the last block sees and changes the token
+    (scripts/engine/tiny_robustness.py measures the share of steps each ablation changes).
+  * The context is a bounded perturbation: attention and GDN queries equal their keys (a token matches
+    itself best; QK_NORM_GAIN sets how sharply), the GDN causal conv weighs the 3 earlier tokens by
+    CONV_EARLIER_STD against this token's 1, the GDN state decays (GDN_DECAY); the KV cache, GDN
+    state, prefix cache and chunked prefill still enter every logit (checked through the logprob
+    bound of scripts/engine/reference.py).
+  * Router logits of spread ROUTER_STD 2.5: the top 4 of 16 experts all mix (a softer router measured
+    fewer large bf16 deviations than 4 or 6, whose near-top-1 routing turns small errors into jumps).
+
+Others: embeddings N(0, 1), linears N(0, 1/fan_in), norms at identity, GDN decay rates A spaced
+over GDN_DECAY (log scale) across the heads, dt_bias 1.
 """
 from __future__ import annotations
 
@@ -37,8 +62,16 @@ import os
 FAMILIES = ("next", "qwen36")
 QUANTS = ("fp8-block", "fp8-channel", "bf16")
 VOCAB = 4096
-LOGIT_STD = 4.0
-ROUTER_STD = 3.0
+ROUTER_STD = 2.5        # router logits' spread (top 4 of 16 mix; measured better than 4 or 6 here)
+GROWTH = 1.2            # each sub-layer's output gain over the one before (later layers weigh more)
+MIXER_GAIN = 1.5        # GDN out_proj gain (times GROWTH ** sub-layer)
+ATTENTION_GAIN = 2.5    # attention o_proj gain (times GROWTH ** sub-layer)
+FINAL_SHARED_GAIN = 4.0  # the last layer's shared expert: dominates the final state (smooth: no routing)
+EXPERT_GAIN = 1.5       # routed and shared experts' down_proj gain (times GROWTH ** sub-layer)
+QK_NORM_GAIN = 1.4      # q_norm = k_norm scale: a token's score with itself is 16 * 1.96 = 31
+CONV_EARLIER_STD = 0.02  # GDN causal conv taps on the 3 earlier tokens (this token's tap: 1)
+OUTPUT_SCALE = 0.7      # std of a non-successor token's logit
+GDN_DECAY = (2.0, 16.0)  # GDN decay rates A (state kept per token: exp(-A * softplus(a + 1)))
 BLOCK = 128
 FP8_MAX = 448.0
 
@@ -84,6 +117,16 @@ def hf_config(family: str, quant: str) -> dict:
                "vision_start_token_id": VOCAB - 2, "vision_end_token_id": VOCAB - 1,
                "torch_dtype": "bfloat16"}
     return cfg
+
+
+def text_config(family: str) -> dict:
+    cfg = hf_config(family, "bf16")
+    return cfg.get("text_config", cfg)
+
+
+def text_prefix(family: str) -> str:
+    """Where the language model's parameters live in the transformers model."""
+    return "model." if family == "next" else "model.language_model."
 
 
 def _is_quantized(name: str) -> bool:
@@ -175,24 +218,190 @@ def _config_object(cfg: dict):
     return transformers.Qwen3_5MoeConfig(**clean)
 
 
-def _draw_weights(model, seed: int) -> None:
+def _norm_kind(model) -> dict:
+    """Parameter name -> 'zero' (RMSNorm computing x * (1 + w)), 'one' (gated RMSNorm, LayerNorm
+    weight) or 'bias' (LayerNorm bias), from the module classes."""
+    import torch
+
+    kinds = {}
+    for mname, mod in model.named_modules():
+        cls = type(mod).__name__
+        prefix = f"{mname}." if mname else ""
+        if cls.endswith("RMSNormGated") or isinstance(mod, torch.nn.LayerNorm):
+            kinds[prefix + "weight"] = "one"
+            if getattr(mod, "bias", None) is not None:
+                kinds[prefix + "bias"] = "bias"
+        elif cls.endswith("RMSNorm"):
+            kinds[prefix + "weight"] = "zero"
+    return kinds
+
+
+def _draw_weights(model, seed: int):
+    """Set every parameter from one seeded CPU generator, in named_parameters order; nothing is
+    left to transformers' own initialisation (it differs between versions: the device's
+    checkpoint must be byte-identical to a CPU rerun's). An unknown parameter is an error."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
+    normal = lambda shape, std: torch.randn(shape, generator=gen) * std  # noqa: E731
+    norms = _norm_kind(model)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if name.endswith("embed_tokens.weight"):
-                p.copy_(torch.randn(p.shape, generator=gen))
+            kind = norms.get(name)
+            if kind is not None and name.endswith(("q_norm.weight", "k_norm.weight")):
+                p.fill_(QK_NORM_GAIN - 1.0)  # (1 + w) = QK_NORM_GAIN: how sharply a token attends to itself
+            elif kind is not None:
+                p.copy_(torch.zeros(p.shape) if kind in ("zero", "bias") else torch.ones(p.shape))
+            elif name.endswith("embed_tokens.weight"):
+                p.copy_(normal(p.shape, 1.0))
             elif name == "lm_head.weight":
-                p.copy_(torch.randn(p.shape, generator=gen) * LOGIT_STD / math.sqrt(p.shape[1]))
+                p.zero_()  # calibrated after the layers' weights are final (calibrate_lm_head)
             elif name.endswith("mlp.gate.weight"):
-                p.copy_(torch.randn(p.shape, generator=gen) * ROUTER_STD / math.sqrt(p.shape[1]))
-            elif "visual" in name:
-                continue
-            elif (p.dim() == 2 and name.endswith(".weight") and "norm" not in name) or (
-                    p.dim() == 3 and ".experts." in name):  # fused experts [E, N, K]
-                p.copy_(torch.randn(p.shape, generator=gen) / math.sqrt(p.shape[-1]))
-            # norms, conv1d, A_log, dt_bias, vision tower: transformers' own initialisation
+                p.copy_(normal(p.shape, ROUTER_STD / math.sqrt(p.shape[1])))
+            elif name.endswith("linear_attn.A_log"):  # decay rates A spaced GDN_DECAY over the heads
+                p.copy_(torch.linspace(math.log(GDN_DECAY[0]), math.log(GDN_DECAY[1]), p.shape[0]))
+            elif name.endswith("linear_attn.dt_bias"):
+                p.copy_(torch.ones(p.shape))
+            elif name.endswith("linear_attn.conv1d.weight"):  # depthwise [C, 1, K]: last tap = this token
+                p.copy_(normal(p.shape, CONV_EARLIER_STD))
+                p[..., -1] = 1.0
+            elif name.endswith(".bias"):
+                p.copy_(torch.zeros(p.shape))
+            elif "visual" in name and p.dim() >= 2:  # patch conv, linears, position table
+                p.copy_(normal(p.shape, 1.0 / math.sqrt(p[0].numel() if p.dim() > 2 else p.shape[-1])))
+            elif name.endswith(("experts.down_proj", "shared_expert.down_proj.weight",
+                                "linear_attn.out_proj.weight", "self_attn.o_proj.weight")):
+                layer = int(name.split(".layers.")[1].split(".")[0])
+                sub = 2 * layer + (1 if ".mlp." in name else 0)
+                gain = GROWTH ** sub * (EXPERT_GAIN if ".mlp." in name else
+                                        ATTENTION_GAIN if "self_attn" in name else MIXER_GAIN)
+                if "shared_expert" in name and layer == model.config.get_text_config().num_hidden_layers - 1:
+                    gain *= FINAL_SHARED_GAIN
+                p.copy_(normal(p.shape, gain / math.sqrt(p.shape[-1])))
+            elif (p.dim() == 2 and name.endswith(".weight")) or (p.dim() == 3 and ".experts." in name):
+                p.copy_(normal(p.shape, 1.0 / math.sqrt(p.shape[-1])))  # linears; fused experts [E, N, K]
+            else:
+                raise ValueError(f"tiny checkpoint: no initialisation rule for {name} {tuple(p.shape)}")
+        _tie_queries_to_keys(model)
+    return gen
+
+
+def _tie_queries_to_keys(model) -> None:
+    """Query projection = key projection (per attention KV group and per GDN key head), so each
+    token's own key is its query's best match: attention and the GDN state read mostly the token
+    itself, and the rest of the context is a bounded perturbation of its state."""
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    hd, nq, nkv = cfg.head_dim, cfg.num_attention_heads, cfg.num_key_value_heads
+    nk, dk = cfg.linear_num_key_heads, cfg.linear_key_head_dim
+    for name, mod in model.named_modules():
+        if name.endswith("self_attn") and hasattr(mod, "q_proj"):
+            q = mod.q_proj.weight.view(nq, 2 * hd, -1)  # per head: query rows, then output-gate rows
+            k = mod.k_proj.weight.view(nkv, hd, -1)
+            q[:, :hd] = k.repeat_interleave(nq // nkv, dim=0)
+        elif name.endswith("linear_attn"):
+            if hasattr(mod, "in_proj_qkvz"):  # per key head: q, k, v, z
+                w = mod.in_proj_qkvz.weight.view(nk, -1, mod.in_proj_qkvz.weight.shape[-1])
+                w[:, dk:2 * dk] = w[:, :dk]
+            else:  # q | k | v
+                w = mod.in_proj_qkv.weight
+                w[nk * dk:2 * nk * dk] = w[:nk * dk]
+            conv = mod.conv1d.weight  # channels: q | k | v
+            conv[nk * dk:2 * nk * dk] = conv[:nk * dk]
+
+
+def first_token_states(params: dict, text: dict, prefix: str):
+    """float64 output of the last MoE block for every token alone at position 0 (empty cache):
+    attention attends to itself only, GDN starts from a zero state and its causal conv sees only
+    its last tap. params: the transformers model's parameters (fused experts)."""
+    import torch
+    import torch.nn.functional as F
+
+    P = {k: v.detach().double() for k, v in params.items()}
+    eps = text["rms_norm_eps"]
+
+    def rms(x, w, centered=True):
+        y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+        return y * (1 + w) if centered else y * w
+
+    x = P[f"{prefix}embed_tokens.weight"]
+    n = x.shape[0]
+    nk, nv = text["linear_num_key_heads"], text["linear_num_value_heads"]
+    dk, dv = text["linear_key_head_dim"], text["linear_value_head_dim"]
+    for i, kind in enumerate(text["layer_types"]):
+        L = f"{prefix}layers.{i}."
+        h = rms(x, P[L + "input_layernorm.weight"])
+        if kind == "linear_attention":
+            A = L + "linear_attn."
+            if A + "in_proj_qkvz.weight" in P:  # Qwen3-Next: grouped per key head
+                qkvz = (h @ P[A + "in_proj_qkvz.weight"].T).view(n, nk, -1)
+                q, k, v, z = qkvz.split([dk, dk, nv // nk * dv, nv // nk * dv], dim=-1)
+                ba = (h @ P[A + "in_proj_ba.weight"].T).view(n, nk, -1)
+                b = ba[..., : nv // nk].reshape(n, nv)
+                mixed = torch.cat([q.reshape(n, -1), k.reshape(n, -1), v.reshape(n, -1)], -1)
+                z = z.reshape(n, nv, dv)
+            else:  # Qwen3.5/3.6: q | k | v, separate z, b, a
+                mixed = h @ P[A + "in_proj_qkv.weight"].T
+                z = (h @ P[A + "in_proj_z.weight"].T).view(n, nv, dv)
+                b = h @ P[A + "in_proj_b.weight"].T
+            mixed = F.silu(mixed * P[A + "conv1d.weight"][:, 0, -1])  # causal conv: last tap only
+            q, k, v = mixed.split([nk * dk, nk * dk, nv * dv], dim=-1)
+            q = q.view(n, nk, dk).repeat_interleave(nv // nk, dim=1)
+            k = k.view(n, nk, dk).repeat_interleave(nv // nk, dim=1)
+            v = v.view(n, nv, dv)
+            q = q * torch.rsqrt(q.pow(2).sum(-1, keepdim=True) + 1e-6)
+            k = k * torch.rsqrt(k.pow(2).sum(-1, keepdim=True) + 1e-6)
+            o = ((q * k).sum(-1, keepdim=True) / dk ** 0.5) * torch.sigmoid(b)[..., None] * v
+            o = rms(o, P[A + "norm.weight"], centered=False) * F.silu(z)
+            x = x + o.reshape(n, -1) @ P[A + "out_proj.weight"].T
+        else:
+            S = L + "self_attn."
+            hd, nq, nkv = text["head_dim"], text["num_attention_heads"], text["num_key_value_heads"]
+            gate = (h @ P[S + "q_proj.weight"].T).view(n, nq, 2 * hd)[..., hd:]
+            v = (h @ P[S + "v_proj.weight"].T).view(n, nkv, hd).repeat_interleave(nq // nkv, dim=1)
+            x = x + (v * torch.sigmoid(gate)).reshape(n, -1) @ P[S + "o_proj.weight"].T
+        h = rms(x, P[L + "post_attention_layernorm.weight"])
+        M = L + "mlp."
+        probs = torch.softmax(h @ P[M + "gate.weight"].T, dim=-1)
+        top, idx = probs.topk(text["num_experts_per_tok"], dim=-1)
+        if text["norm_topk_prob"]:
+            top = top / top.sum(-1, keepdim=True)
+        gu, down = P[M + "experts.gate_up_proj"], P[M + "experts.down_proj"]
+        out = torch.zeros_like(x)
+        for e in range(gu.shape[0]):
+            rows = (idx == e).any(-1).nonzero()[:, 0]  # build-time only: not on any engine path
+            w = (top[rows] * (idx[rows] == e)).sum(-1, keepdim=True)
+            g, u = (h[rows] @ gu[e].T).chunk(2, dim=-1)
+            out[rows] += w * ((F.silu(g) * u) @ down[e].T)
+        E = M + "shared_expert."
+        sh = (F.silu(h @ P[E + "gate_proj.weight"].T) * (h @ P[E + "up_proj.weight"].T)) @ P[E + "down_proj.weight"].T
+        out = out + torch.sigmoid(h @ P[M + "shared_expert_gate.weight"].T) * sh
+        x = x + out
+    return out  # the last MoE block's output (routed + shared experts)
+
+
+def ordinary_tokens(vocab: int = VOCAB) -> range:
+    """Token ids that are neither special (pad, bos, eos, unk) nor reserved (qwen36's vision ids)."""
+    return range(4, vocab - 8)
+
+
+def calibrate_lm_head(state: dict, family: str, successor) -> "torch.Tensor":
+    """float64 lm_head: row successor[i] is OUTPUT_SCALE / sqrt(hidden) times the last MoE block's
+    output for token ordinary_tokens()[i] alone (first_token_states), scaled to unit RMS. Its logit
+    is then 16 * OUTPUT_SCALE * cos(final state, that output): the successor wins wherever the
+    state still points the way the layers send the current token. Rows no ordinary token leads to
+    (special and reserved ids): random directions of the same norm. state: transformers-layout
+    float32 tensors of the stored (dequantized) weights."""
+    import torch
+
+    h = first_token_states(state, text_config(family), text_prefix(family))
+    key = h / h.pow(2).mean(-1, keepdim=True).sqrt()
+    lm = torch.zeros_like(key)
+    lm[successor] = key[torch.tensor(list(ordinary_tokens(key.shape[0])))]
+    others = torch.ones(key.shape[0], dtype=torch.bool)
+    others[successor] = False
+    lm[others] = torch.randn(int(others.sum()), key.shape[1],
+                             generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    return lm * OUTPUT_SCALE / math.sqrt(key.shape[1])
 
 
 def write_tokenizer(out_dir: str, vocab_size: int = VOCAB) -> None:
@@ -255,7 +464,10 @@ def write_checkpoint(out_dir: str, family: str, quant: str, seed: int = 0) -> di
     cfg = hf_config(family, quant)
     torch.manual_seed(seed)
     model = _model_class(family)(_config_object(cfg)).float()
-    _draw_weights(model, seed)
+    gen = _draw_weights(model, seed)
+    ordinary = ordinary_tokens(VOCAB)
+    # a seeded permutation, from randn (whose CPU stream is stable across torch versions)
+    successor = torch.tensor(list(ordinary))[torch.randn(len(ordinary), generator=gen).argsort()]
     tensors, kept = {}, []
     for name, p in released_layout(model.state_dict()).items():
         w = p.detach().to(torch.bfloat16).float()  # the BF16 master every format starts from
@@ -268,6 +480,8 @@ def write_checkpoint(out_dir: str, family: str, quant: str, seed: int = 0) -> di
             module = name[: -len(".weight")]
             if name.endswith(".weight") and any(module.endswith(k) for k in _KEPT_LINEARS + ("lm_head",)):
                 kept.append(module)
+    stored = model_layout(dequantize(tensors), model.state_dict().keys())
+    tensors["lm_head.weight"] = calibrate_lm_head(stored, family, successor).to(torch.bfloat16)
     qcfg = quantization_config(quant, sorted(kept))
     if qcfg is not None:
         cfg["quantization_config"] = qcfg
