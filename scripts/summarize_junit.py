@@ -11,6 +11,7 @@ two run at once."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 import xml.etree.ElementTree as ET
 from collections import defaultdict
@@ -24,9 +25,17 @@ def versions_under_test() -> set[str]:
     return {item.partition("=")[0].strip() for item in spec.split(";") if item.strip()}
 
 
+XDIST_GROUP = re.compile(r"@[^\[\]@]*$")  # pytest-xdist --dist loadgroup appends "@<group>"
+
+
+def plain_name(name: str) -> str:
+    return XDIST_GROUP.sub("", name)
+
+
 def vllm_version_of(name: str, versions: set[str]) -> str:
     """The vLLM version a test ran against: a parameter of its id (pytest joins parameter ids with
     '-') that is a version under test; 'any' when none is."""
+    name = plain_name(name)
     params = name[name.find("[") + 1:name.rfind("]")] if name.endswith("]") else ""
     found = [p for p in params.split("-") if p in versions]
     return found[0] if found else "any"
@@ -48,7 +57,8 @@ def test_id(classname: str, name: str) -> str:
     """tests.user.test_x.TestK + name -> tests/user/test_x.py::TestK::name"""
     parts = classname.split(".")
     module_end = next((i for i, p in enumerate(parts) if p.startswith("test_")), len(parts) - 1)
-    return "/".join(parts[:module_end + 1]) + ".py::" + "::".join(parts[module_end + 1:] + [name])
+    return ("/".join(parts[:module_end + 1]) + ".py::"
+            + "::".join(parts[module_end + 1:] + [plain_name(name)]))
 
 
 def suite_of(classname: str) -> str:
