@@ -314,7 +314,7 @@ def w8a16_gemv_kernel(
     out = _gemv_out(a_ptr, w_ptr, scale_ptr, bias_ptr, topk_weights_ptr, expert, row, a_row, pid_n,
                     N, K, up_offset, stride_am, stride_ak, stride_we, stride_wn, stride_se, stride_sn,
                     stride_sk, SCALE_MODE, GROUP_N, GROUP_K, MUL_ROUTED_WEIGHT, FUSE_SILU, HAS_BIAS,
-                    BLOCK_N, BLOCK_K, EVEN_K)
+                    BLOCK_N, BLOCK_K, EVEN_K, "")
     if SUM_TOPK:
         _topk_sum_store(out, ws_ptr, cnt_ptr, c_ptr, row, pid_n, sum_k, N, stride_cm, stride_cn, BLOCK_N)
     else:
@@ -327,11 +327,13 @@ def _gemv_out(a_ptr, w_ptr, scale_ptr, bias_ptr, topk_weights_ptr, expert, row, 
               SCALE_MODE: tl.constexpr, GROUP_N: tl.constexpr, GROUP_K: tl.constexpr,
               MUL_ROUTED_WEIGHT: tl.constexpr, FUSE_SILU: tl.constexpr, HAS_BIAS: tl.constexpr,
               BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr,
-              A_CACHE: tl.constexpr = ""):
+              A_CACHE: tl.constexpr):
     """One GEMV program's [BLOCK_N] fp32 outputs (scales, bias, routed weight and SiLU applied):
     output channels pid_n * BLOCK_N.., weights of ``expert``, activation row ``a_row``, routed
     weight of pair ``row``. A_CACHE: the activation loads' cache modifier (".cg" where another
-    program of the same launch wrote the activation)."""
+    program of the same launch wrote the activation). Every argument is passed at each call:
+    Triton 3.6 (the GPU machine's) binds a helper's defaulted constexpr as a plain str and fails
+    to compile the caller ("'str' object has no attribute 'type'"), newer Triton accepts it."""
     BLOCK_KW: tl.constexpr = BLOCK_K // 4
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_wn = (offs_n % N).to(tl.int64)  # rows past N re-read valid rows: no N mask in the loop
@@ -452,7 +454,7 @@ def w8a16_moe_decode_kernel(
             act = _gemv_out(x_ptr, w13_ptr, s13_ptr, s13_ptr, topk_weights_ptr, expert, row, row // top_k,
                             pid_n, I, H, I, stride_xm, 1, stride_w13e, stride_w13n, stride_s13e,
                             stride_s13n, stride_s13k, SCALE_MODE, GROUP_N, GROUP_K, W13_ROUTED_WEIGHT,
-                            True, False, BLOCK_N13, BLOCK_K13, EVEN_K13)
+                            True, False, BLOCK_N13, BLOCK_K13, EVEN_K13, "")
             offs = pid_n * BLOCK_N13 + tl.arange(0, BLOCK_N13)
             tl.store(act_ptr + row * stride_actm + offs, act.to(act_ptr.dtype.element_ty), mask=offs < I)
         tl.debug_barrier()  # every thread's activation stores precede the release below
