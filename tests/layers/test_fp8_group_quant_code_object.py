@@ -6,11 +6,15 @@ code object (vLLM's own engine stopped there on the harness's Qwen3.6 FP8 run), 
 extensions' files are ELFs whose offload bundles hold the given code objects. The calls are vLLM's:
 QuantFP8 as its FP8 linear kernels build and call it (block-128 groups and dynamic per-token), the
 same group QuantFP8 inside torch.compile(fullgraph=True) (the fix must hold in traced code, where
-Dynamo does not run wrappers on the forward path), and fused_moe.utils._fp8_quantize, the FP8 MoE's
-input quant (block-128 groups, dynamic per-token and per-tensor scales).
+Dynamo does not run wrappers on the forward path), fused_moe.utils._fp8_quantize, the FP8 MoE's
+input quant (block-128 groups, dynamic per-token and per-tensor scales), and
+ops.silu_and_mul_per_block_quant, the Triton FP8 MoE's fused SiLU-and-mul + block quant (row- and
+column-major scales; the engine stopped there next, at "Could not run
+'_C::silu_and_mul_per_block_quant'").
 
 "native" means: QuantFP8 and the MoE's dynamic quant give exactly vLLM's forward_native result
-(QuantFP8's of the same scale shape); the MoE group quant gives exactly
+(QuantFP8's of the same scale shape); the MoE group quant (and the fused one, of vLLM's
+SiluAndMul.forward_native output) gives exactly
 the scales of vLLM's Triton fallback (run in Triton's interpreter on a non-contiguous view, the
 input vLLM sends there) in vLLM's scale layout; both agree with a float64 reference of the op's
 contract (the scales to 1e-6, the FP8 values exactly).
@@ -42,7 +46,10 @@ for _op, _schema in (
          "dynamic_per_token_scaled_fp8_quant(Tensor(a!) result, Tensor input, Tensor(b!) scale, "
          "Tensor? scale_ub) -> ()"),
         ("dynamic_scaled_fp8_quant",
-         "dynamic_scaled_fp8_quant(Tensor(a!) result, Tensor input, Tensor(b!) scale) -> ()")):
+         "dynamic_scaled_fp8_quant(Tensor(a!) result, Tensor input, Tensor(b!) scale) -> ()"),
+        ("silu_and_mul_per_block_quant",
+         "silu_and_mul_per_block_quant(Tensor(a!) out, Tensor input, Tensor(b!) scales, "
+         "int group_size, Tensor? scale_ub=None, bool is_scale_transposed=False) -> ()")):
     if not hasattr(torch.ops._C, _op):
         _lib_fp8_quant[_op] = torch.library.Library("_C", "FRAGMENT")
         _lib_fp8_quant[_op].define(_schema)
@@ -53,7 +60,9 @@ QUANT_DECIDE = """
 for _name in ("vllm._C", "vllm._C_stable_libtorch"):
     if os.environ.get("EXT_FILE") and sys.modules.get(_name) is not None:
         sys.modules[_name].__file__ = os.environ["EXT_FILE"]
+from vllm import _custom_ops as ops
 from vllm.config import CompilationConfig, VllmConfig, set_current_vllm_config
+from vllm.model_executor.layers.activation import SiluAndMul
 from vllm.model_executor.layers.fused_moe import utils as moe_utils
 from vllm.model_executor.layers.quantization.input_quant_fp8 import QuantFP8
 from vllm.model_executor.layers.quantization.utils import fp8_utils
@@ -94,6 +103,20 @@ def quant_kind(got, ref):
     (q, s), (rq, rs) = got, ref
     return "native" if same(q, rq) and torch.equal(s, rs) else "wrong"
 
+def group_kind(got, src, column_major):
+    if got is None:
+        return "hip"
+    # vLLM's Triton fallback takes inputs whose rows are not contiguous; its scales are the
+    # reference (Triton's interpreter does not round to FP8 as the GPU does: q is checked
+    # against float64)
+    wide = torch.zeros(src.shape[0], src.shape[1] + GROUP, dtype=src.dtype)
+    wide[:, :src.shape[1]] = src
+    rq, rs = fp8_utils.per_token_group_quant_fp8(wide[:, :src.shape[1]], GROUP,
+                                                 column_major_scales=column_major)
+    q, s = got
+    ok = torch.equal(s, rs) and s.stride() == rs.stride() and contract_ok(q, s, src, 1e-10)
+    return "native" if ok else "wrong"
+
 def decide():
     out = {}
     config = VllmConfig(compilation_config=CompilationConfig(custom_ops=["+quant_fp8"]))
@@ -109,19 +132,16 @@ def decide():
     compiled = torch.compile(lambda t: group(t), fullgraph=True, backend="eager")
     out["linear_group_compiled"] = quant_kind(launch(lambda: compiled(x)), ref)
 
-    moe = launch(lambda: moe_utils._fp8_quantize(x, None, False, [GROUP, GROUP]))
-    if moe is None:
-        out["moe_group"] = "hip"
-    else:
-        # vLLM's Triton fallback takes inputs whose rows are not contiguous; its scales are the
-        # reference (Triton's interpreter does not round to FP8 as the GPU does: q is checked
-        # against float64)
-        wide = torch.zeros(x.shape[0], x.shape[1] + GROUP, dtype=x.dtype)
-        wide[:, :x.shape[1]] = x
-        rq, rs = fp8_utils.per_token_group_quant_fp8(wide[:, :x.shape[1]], GROUP)
-        q, s = moe
-        ok = torch.equal(s, rs) and s.stride() == rs.stride() and contract_ok(q, s, x, 1e-10)
-        out["moe_group"] = "native" if ok else "wrong"
+    out["moe_group"] = group_kind(
+        launch(lambda: moe_utils._fp8_quantize(x, None, False, [GROUP, GROUP])), x, False)
+    # TritonExperts' fused SiLU-and-mul + block quant (block [128, 128]): vLLM's unfused path,
+    # SiluAndMul's torch forward then the group quant, is the reference, in both scale layouts
+    gate_up = torch.cat([x, x.flip(0) * 3], dim=-1)
+    act = SiluAndMul.forward_native(gate_up)  # a staticmethod
+    for name, transposed in (("moe_silu_mul_group", False), ("moe_silu_mul_group_t", True)):
+        got = launch(lambda: ops.silu_and_mul_per_block_quant(
+            gate_up, GROUP, FP8, is_scale_transposed=transposed))
+        out[name] = group_kind(got, act, transposed)
     # W8A8 MoE without a block shape (e.g. compressed-tensors per-channel): dynamic scales
     for name, per_token, shape in (("moe_per_token", True, GroupShape.PER_TOKEN),
                                    ("moe_per_tensor", False, GroupShape.PER_TENSOR)):
@@ -137,7 +157,7 @@ result = {"before": before, "after": decide()}
 ENV = {"TRITON_INTERPRET": "1"}  # vLLM's Triton group quant (the reference) runs on CPU tensors
 QUANT = "import os, sys, torch\n" + QUANT_STANDIN + QUANT_DECIDE
 PATHS = ("linear_group", "linear_per_token", "linear_group_compiled", "moe_group", "moe_per_token",
-         "moe_per_tensor")
+         "moe_per_tensor", "moe_silu_mul_group", "moe_silu_mul_group_t")
 ALL_HIP = dict.fromkeys(PATHS, "hip")
 
 

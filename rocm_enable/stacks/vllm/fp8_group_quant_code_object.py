@@ -5,7 +5,7 @@ dynamic_scaled_fp8_quant and static_scaled_fp8_quant (per-token, per-tensor, sta
 build whose `_C` lacks the running arch the first FP8 layer dies in them. Found by the engine harness: a Qwen3.6 FP8 block-128 checkpoint
 on simulated gfx1201 with vLLM's defaults stopped at "Could not run '_C::per_token_group_fp8_quant'".
 
-Two callers, two moments:
+Three callers, two moments:
   - QuantFP8 (input_quant_fp8.py), the activation quant of vLLM's FP8 linear kernels. With
     `+quant_fp8` its forward runs inside the Dynamo-traced model forward, and Dynamo traces the
     raw bytecode of a wrapt-wrapped function (wrapt proxies __code__): a wrapper on the quant
@@ -16,6 +16,15 @@ Two callers, two moments:
     vLLM's fused-MoE custom op: per_token_group_quant_fp8 as that module binds it (block-FP8) gets
     a torch twin of the op, and _fp8_quantize's dynamic per-token / per-tensor case (W8A8 MoE
     without a block shape, e.g. compressed-tensors per-channel) QuantFP8.forward_native's math.
+  - The Triton FP8 MoE's second activation (TritonExperts.apply, block [128, 128], SiLU): vLLM
+    fuses SiLU-and-mul with the block quant, ops.silu_and_mul_per_block_quant ->
+    _C.silu_and_mul_per_block_quant, also eagerly inside the fused-MoE op. The engine stopped there
+    next (vLLM 0.32.0 and 0.34.0, simulated gfx1201, Qwen3.6 FP8 block-128, vLLM's defaults) once
+    QuantFP8 ran native. ops.silu_and_mul_per_block_quant (looked up at call time) takes vLLM's
+    unfused path instead: SiluAndMul.forward_native, then the group quant above. vLLM's compile
+    passes that insert fused `_C` quant ops (act_quant_fusion, rms_quant_fusion) register their
+    per-block patterns on CUDA only, and their other patterns match the `_C` quant ops that a
+    native QuantFP8 no longer emits, so none fires on this path.
 
 Asked the same question as hip_code_objects' records (the extensions' offload bundles); "unknown"
 keeps vLLM's ops.
@@ -120,6 +129,27 @@ def _moe_dynamic_quant_without_code_object(wrapped, instance, args, kwargs):
     return _dynamic_quant_fp8(a["A"], a["per_act_token"])
 
 
+def _silu_mul_block_quant_without_code_object(wrapped, instance, args, kwargs):
+    a = inspect.signature(wrapped).bind(*args, **kwargs)
+    a.apply_defaults()
+    a = a.arguments
+    x, group_size = a["input"], a["group_size"]
+    from vllm.platforms import current_platform
+
+    # FP8 without an upper bound on the scales, whole groups: the Triton FP8 MoE's call
+    # (TritonExperts with block [128, 128]); a scale_ub, INT8 or ragged groups stay vLLM's.
+    plain = (a["scale_ub"] is None and a["quant_dtype"] == current_platform.fp8_dtype()
+             and x.dim() == 2 and x.shape[-1] % (2 * group_size) == 0)
+    if not plain or not verdict_for(C_EXTENSIONS).absent:
+        return wrapped(*args, **kwargs)
+    import torch.nn.functional as F
+
+    d = x.shape[-1] // 2
+    # vLLM's unfused path for the same layer: SiluAndMul.forward_native, then the group quant
+    return _group_quant_fp8(F.silu(x[:, :d]) * x[:, d:], group_size, 1e-10, a["quant_dtype"],
+                            a["is_scale_transposed"], None)
+
+
 FP8_GROUP_QUANT_NATIVE = Fix(
     name="fp8-group-quant-code-object",
     title="W8A8 FP8 activation quant (QuantFP8, FP8 MoE input quant): torch when _C lacks the arch",
@@ -143,6 +173,11 @@ FP8_GROUP_QUANT_NATIVE = Fix(
               _moe_dynamic_quant_without_code_object,
               {"0.32.0": "3a5a620dcbcf68bb", "0.33.0": "4ea1e016ebcd85d6",
                "0.34.0": "4ea1e016ebcd85d6"}),
+        # looked up at call time by TritonExperts.apply (`ops.`), which runs eagerly in the MoE op
+        Patch("vllm._custom_ops:silu_and_mul_per_block_quant",
+              _silu_mul_block_quant_without_code_object,
+              {"0.32.0": "4626e653688acd5c", "0.33.0": "4626e653688acd5c",
+               "0.34.0": "4626e653688acd5c"}),
     ),
     condition=is_wave32_rdna,
     versions=">=0.32.0,<0.35",
@@ -153,10 +188,13 @@ FP8_GROUP_QUANT_NATIVE = Fix(
         "static_scaled_fp8_quant for per-token, per-tensor and static scales); the FP8 MoE "
         "quantises its input with per_token_group_quant_fp8 -> the same _C op (block-FP8) or "
         "ops.scaled_fp8_quant -> _C.dynamic_per_token_scaled_fp8_quant / dynamic_scaled_fp8_quant "
-        "(dynamic scales without a block shape). A vLLM built without the running arch registers "
+        "(dynamic scales without a block shape); the Triton FP8 MoE (block [128, 128], SiLU) fuses "
+        "its second activation with the block quant in ops.silu_and_mul_per_block_quant -> "
+        "_C.silu_and_mul_per_block_quant. A vLLM built without the running arch registers "
         "the ops anyway and the first FP8 layer dies ('invalid device function'). Seen in vLLM's "
         "own engine: Qwen3.6 FP8 block-128 on simulated gfx1201, vLLM's defaults (torch.compile "
-        "+ CUDA graphs)."
+        "+ CUDA graphs); then, with QuantFP8 native, at _C::silu_and_mul_per_block_quant in the "
+        "Triton MoE (0.32.0 and 0.34.0)."
     ),
     how=(
         "Wrap QuantFP8.__init__: when _C's offload bundles lack the arch and the instance's "
@@ -170,7 +208,12 @@ FP8_GROUP_QUANT_NATIVE = Fix(
         "scale)) and the op's scale layout (row- or column-major); and wrap _fp8_quantize: "
         "dynamic scales without a block shape use QuantFP8.forward_native's math (scale = "
         "max(absmax / fp8_max, 1 / (fp8_max * 512)) per token or per tensor, q = clamp(x / "
-        "scale)). Code object present or unknown: vLLM's ops. 0.33.0 added _fp8_quantize's "
+        "scale)); and wrap ops.silu_and_mul_per_block_quant (TritonExperts.apply looks it up at call "
+        "time, eagerly inside the fused-MoE op): FP8 without scale_ub is vLLM's unfused path, "
+        "SiluAndMul.forward_native then the group quant above, in the layout asked for. vLLM's "
+        "compile fusion passes are left alone: their per-block SiLU-and-mul pattern is registered "
+        "on CUDA only and their patterns match the _C quant ops a native QuantFP8 no longer emits. "
+        "Code object present or unknown: vLLM's ops. 0.33.0 added _fp8_quantize's "
         "is_scale_transposed, which only reaches the group quant."
     ),
     upstream="audit §3.11 build-time gate; no upstream check",

@@ -106,6 +106,34 @@ MOE_DYNAMIC_QUANT = (
     "        # _C was built without this GPU: its dynamic quant ops cannot launch.\n"
     "        return _dynamic_quant_fp8(A, per_act_token)\n"
 )
+CUSTOM_OPS = "vllm/_custom_ops.py"
+SILU_MUL_BLOCK_QUANT_NATIVE = (
+    "    if (\n"
+    "        scale_ub is None\n"
+    "        and quant_dtype == current_platform.fp8_dtype()\n"
+    "        and hidden_size % group_size == 0\n"
+    "        and current_platform.is_rocm()\n"
+    f"        and current_platform.lacks_code_object({C_EXTENSIONS[0]}, {C_EXTENSIONS[1]})\n"
+    "    ):\n"
+    "        # _C was built without this GPU: vLLM's unfused path, SiluAndMul's torch\n"
+    "        # forward then the group quant (scale = max(absmax, 1e-10) / fp8_max,\n"
+    "        # q = clamp(x / scale)), into the layout allocated above.\n"
+    "        from vllm.model_executor.layers.quantization.utils.quant_utils import (\n"
+    "            get_fp8_min_max,\n"
+    "        )\n"
+    "\n"
+    "        fp8_min, fp8_max = get_fp8_min_max()\n"
+    "        act = torch.nn.functional.silu(input[:, :hidden_size]) * input[:, hidden_size:]\n"
+    "        groups = act.unflatten(-1, (-1, group_size)).float()\n"
+    "        group_scale = groups.abs().amax(dim=-1, keepdim=True).clamp(min=1e-10) * (\n"
+    "            1.0 / fp8_max\n"
+    "        )\n"
+    "        q = (groups / group_scale).clamp(fp8_min, fp8_max).to(quant_dtype)\n"
+    "        output.copy_(q.flatten(-2))\n"
+    "        scales.copy_(group_scale.squeeze(-1))\n"
+    "        return output, scales\n"
+    "\n"
+)
 
 
 def fp8_group_quant_code_object(tree: Tree) -> None:
@@ -128,6 +156,9 @@ def fp8_group_quant_code_object(tree: Tree) -> None:
     tree.insert_between(MOE_UTILS, "", "def _fp8_quantize(\n", MOE_QUANT_FUNCTIONS)
     tree.insert_between(MOE_UTILS, "", "    if block_shape is None:\n"
                         "        # TODO(luka): use QuantFP8 custom op\n", MOE_DYNAMIC_QUANT)
+    tree.insert_between(CUSTOM_OPS, "            dtype=torch.float32,\n        )\n\n",
+                        "    # Call the C++ kernel\n    torch.ops._C.silu_and_mul_per_block_quant(\n",
+                        SILU_MUL_BLOCK_QUANT_NATIVE)
 
 
 RECIPES = (
@@ -140,6 +171,8 @@ RECIPES = (
         "per_token_group_quant_fp8 over fp8_utils' op: plain group quant (no UE8M0, no TMA "
         "layout, contiguous input) in torch with the Triton fallback's math and the op's scale "
         "layout under the same condition; _fp8_quantize computes dynamic scales without a block "
-        "shape with QuantFP8.forward_native's math. Needs the silu-and-mul-code-object patch.",
+        "shape with QuantFP8.forward_native's math; ops.silu_and_mul_per_block_quant (the Triton FP8 "
+        "MoE's fused SiLU-and-mul + block quant) computes FP8 without scale_ub as vLLM's unfused "
+        "path, SiluAndMul's torch forward then that group quant. Needs the silu-and-mul-code-object patch.",
         fp8_group_quant_code_object),
 )
