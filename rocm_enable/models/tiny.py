@@ -69,7 +69,7 @@ ATTENTION_GAIN = 2.5    # attention o_proj gain (times GROWTH ** sub-layer)
 FINAL_SHARED_GAIN = 4.0  # the last layer's shared expert: dominates the final state (smooth: no routing)
 EXPERT_GAIN = 1.5       # routed and shared experts' down_proj gain (times GROWTH ** sub-layer)
 QK_NORM_GAIN = 1.4      # q_norm = k_norm scale: a token's score with itself is 16 * 1.96 = 31
-CONV_EARLIER_STD = 0.02  # GDN causal conv taps on the 3 earlier tokens (this token's tap: 1)
+CONV_EARLIER_STD = 0.005  # GDN causal conv taps on the 3 earlier tokens (this token's tap: 1)
 OUTPUT_SCALE = 0.7      # std of a non-successor token's logit
 GDN_DECAY = (2.0, 16.0)  # GDN decay rates A (state kept per token: exp(-A * softplus(a + 1)))
 BLOCK = 128
