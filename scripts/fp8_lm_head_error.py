@@ -2,7 +2,7 @@
 
     TRITON_INTERPRET=1 .venv/bin/python scripts/fp8_lm_head_error.py
 
-Heads with weights N(0, 16/hidden) (the tiny models' lm_head: logits of std ~4) and hidden states
+Heads with weights N(0, 16/hidden) (a random head of the tiny models' size: logits of std ~4) and hidden states
 N(0, 1) (the final RMSNorm's output). The tiny shapes run the W8A16 kernel (Triton's interpreter on
 CPU); the full Qwen3-Next head shape uses the dequantized FP8 weight in float64 (the interpreter would
 take hours), which the tiny cases show the kernel matches within its bf16 output rounding."""
