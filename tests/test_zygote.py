@@ -1,6 +1,6 @@
 """tests/zygote.py: a forked child starts like `python -c CODE` (what the simulated-vLLM tests
-rely on): nothing of vLLM or rocm_enable imported yet, exactly the requested environment, its
-own streams and exit status."""
+rely on): nothing of vLLM or rocm_enable imported yet, exactly the requested environment and
+module search path, its own streams and exit status."""
 import json
 import os
 import tempfile
@@ -9,8 +9,9 @@ import zygote
 
 CODE = """
 import json, os, sys
+import zygote_probe_mod
 print(json.dumps({
-    "name": __name__, "argv": sys.argv,
+    "name": __name__, "argv": sys.argv, "path": sys.path, "probe": zygote_probe_mod.__file__,
     "early": sorted(m for m in sys.modules if m.split(".")[0] in ("vllm", "rocm_enable", "amdsmi")),
     "env": {k: os.environ.get(k) for k in ("VLLM_TEST_X", "ROCM_ENABLE_TEST_X", "TORCHINDUCTOR_COMPILE_THREADS")},
     "stdin": sys.stdin.read(),
@@ -28,24 +29,45 @@ def _spawn(env):
                              stderr=err.fileno())
         rc = child.wait(120)
         out.seek(0), err.seek(0)
-        return rc, out.read(), err.read()
+        return child, rc, out.read(), err.read()
 
 
-def test_child_starts_like_python_c():
+def _base_env(tmp_path):
+    (tmp_path / "zygote_probe_mod.py").write_text("")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROCM_ENABLE", "VLLM_"))}
-    rc, out, err = _spawn({**env, "VLLM_TEST_X": "a", "ROCM_ENABLE_TEST_X": "b"})
-    assert rc == 3 and err.strip().endswith("to stderr"), (rc, err[-2000:])
-    got = json.loads(out)
-    assert got == {"name": "__main__", "argv": ["-c"], "early": [], "stdin": "given",
-                   "env": {"VLLM_TEST_X": "a", "ROCM_ENABLE_TEST_X": "b",
-                           "TORCHINDUCTOR_COMPILE_THREADS": None}}, got
-    # the same zygote serves the next child, whose environment is its own (a variable only the
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tmp_path), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def test_forked_child_starts_like_a_cold_one(tmp_path):
+    env = {**_base_env(tmp_path), "VLLM_TEST_X": "a", "ROCM_ENABLE_TEST_X": "b"}
+    outputs = []
+    for start in ("cold", "forked"):  # the first process of an environment starts cold
+        child, rc, out, err = _spawn(env)
+        assert rc == 3 and err.strip().endswith("to stderr"), (start, rc, err[-2000:])
+        outputs.append(json.loads(out))
+    cold, forked = outputs
+    assert forked == cold  # the same sys.path (PYTHONPATH entries where python puts them), ...
+    assert cold["probe"] == str(tmp_path / "zygote_probe_mod.py")
+    assert cold["early"] == [] and cold["name"] == "__main__" and cold["argv"] == ["-c"]
+    assert cold["env"] == {"VLLM_TEST_X": "a", "ROCM_ENABLE_TEST_X": "b",
+                           "TORCHINDUCTOR_COMPILE_THREADS": None} and cold["stdin"] == "given"
+    assert zygote._zygotes or os.environ.get(zygote.FRESH_ENV) == "1"
+    # the zygote serves the next child, whose environment is its own (a variable only the
     # snippet reads does not ask for another zygote)
     zygotes = dict(zygote._zygotes)
-    rc, out, _ = _spawn({**env, "VLLM_TEST_X": "c", "SNIPPET_ONLY_TEST_X": "d"})
+    _, rc, out, _ = _spawn({**env, "VLLM_TEST_X": "c", "SNIPPET_ONLY_TEST_X": "d"})
     assert rc == 3 and json.loads(out)["env"]["VLLM_TEST_X"] == "c"
-    assert json.loads(out)["env"]["ROCM_ENABLE_TEST_X"] is None
     assert zygote._zygotes == zygotes
+
+
+def test_pythonpath_that_shadows_a_preloaded_package_starts_cold(tmp_path):
+    env = _base_env(tmp_path)
+    _spawn(env), _spawn(env)  # the zygote of this environment is up
+    (tmp_path / "numpy").mkdir()  # what the zygote imported, from elsewhere
+    child, rc, _, err = _spawn(env)
+    assert rc == 3, err[-2000:]
+    assert child._popen is not None or not zygote._zygotes  # a cold `python -c`
 
 
 def test_killed_child_reports_no_status():

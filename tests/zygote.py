@@ -14,11 +14,16 @@ it imports torch._inductor; the zygote imports torch._inductor under the same tw
 removes them again, so the child's environment is exactly the requested one).
 
 One zygote per environment that the preloaded libraries could read, per pytest process: the
-variables of the test process's own environment and those a library reads at import (PYTHONPATH,
-TRITON_*, TORCH*, OMP_*, ...), less those only vLLM and rocm_enable read (ROCM_ENABLE*, VLLM_*).
-The others a test adds for its snippet (EXT_FILE, LOAD_PLUGIN, ...) are the child's own, so
-cases that differ only in them share a zygote. ROCM_ENABLE_TEST_FRESH=1 starts every process
-cold instead (`python -c`), to compare.
+variables of the test process's own environment and those a library reads at import (TRITON_*,
+TORCH*, OMP_*, ...), less those only vLLM and rocm_enable read (ROCM_ENABLE*, VLLM_*). The others
+a test adds for its snippet (EXT_FILE, LOAD_PLUGIN, ...) are the child's own, so cases that
+differ only in them share a zygote. So is PYTHONPATH (a vLLM overlay, a stand-in aiter, a
+patched vLLM tree): the child puts its entries where `python` would (after '', before the
+standard library), which is the same as a cold start as long as no entry holds a package the
+zygote imported; a PYTHONPATH that does (checked per request) gets a cold process. The first
+process of an environment starts cold too: a zygote pays off from its second child on, and a
+one-off must not evict one that serves many. ROCM_ENABLE_TEST_FRESH=1 starts every process cold
+(`python -c`), to compare.
 """
 from __future__ import annotations
 
@@ -39,13 +44,15 @@ IMPORT_TIME_PREFIXES = ("PYTHON", "TRITON_", "TORCH", "PYTORCH_", "OMP_", "MKL_"
                         "HF_", "TRANSFORMERS_", "TOKENIZERS_", "OPENAI_", "XGRAMMAR")
 
 # What vLLM (0.32.0-0.34.0) imports from third-party packages, costliest first, measured with
-# `python -X importtime`. Not cv2: it starts a thread at import (a fork would leave it behind).
+# `python -X importtime`. Not cv2: it starts a thread at import (a fork would leave it behind);
+# not torch.utils.cpp_extension: its setuptools import appends to sys.path, which the child
+# would then see before vLLM's import does it (tests/test_zygote.py compares sys.path).
 PRELOAD = (
     "torch", "torch._inductor", "torch._inductor.lowering", "torch._inductor.compile_fx",
     "openai", "transformers", "transformers.modeling_gguf_pytorch_utils",
     "transformers.models.auto.image_processing_auto", "fastapi",
     "opentelemetry.exporter.otlp.proto.grpc.trace_exporter", "xgrammar", "regex",
-    "triton.experimental.gluon", "compressed_tensors", "torch.utils.cpp_extension", "aiohttp",
+    "triton.experimental.gluon", "compressed_tensors", "aiohttp",
     "pydantic", "prometheus_client", "psutil", "zmq", "huggingface_hub",
 )
 # vllm.env_override sets these before it imports torch._inductor (see the module docstring).
@@ -68,6 +75,7 @@ _bad = [m for m in sys.modules if m.split(".")[0] in %(not_preloaded)r]
 if _bad:
     raise SystemExit(f"zygote: preloading imported {_bad[:5]}; the child must import these itself")
 _sock = socket.socket(fileno=int(sys.argv[1]))
+_sock.send(json.dumps(sorted({m.split(".")[0] for m in sys.modules})).encode())
 def _reap(*_):  # reaped here (not SIG_IGN), so their CPU time counts for the test process
     try:
         while os.waitpid(-1, os.WNOHANG)[0]:
@@ -87,6 +95,11 @@ def _child(request, fds):
     os.set_inheritable(status, False)
     os.environ.clear(); os.environ.update(request["env"])
     os.chdir(request["cwd"])
+    _entries = []  # PYTHONPATH as site.py leaves it in sys.path: absolute, no duplicates
+    for _p in request["env"].get("PYTHONPATH", "").split(os.pathsep):
+        if _p and os.path.abspath(_p) not in _entries and os.path.abspath(_p) not in sys.path:
+            _entries.append(os.path.abspath(_p))
+    sys.path[1:1] = _entries
     sys.argv = ["-c"]
     main = types.ModuleType("__main__")
     main.__builtins__ = builtins
@@ -181,6 +194,26 @@ class Zygote:
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=self._stderr)
         theirs.close()
+        hello = self._sock.recv(1 << 20)
+        if not hello:
+            raise RuntimeError("zygote did not start:\n" + self._stderr_tail())
+        self.imported = frozenset(json.loads(hello))  # top-level names: never shadow these
+
+    def _stderr_tail(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode()[-4000:]
+
+    def shadows(self, pythonpath: str) -> bool:
+        """Whether an entry of `pythonpath` holds a package this zygote imported from elsewhere."""
+        for entry in filter(None, pythonpath.split(os.pathsep)):
+            try:
+                names = os.listdir(entry)
+            except OSError:
+                continue
+            for name in names:
+                if name.split(".")[0] in self.imported and not name.endswith(("-info", ".pth")):
+                    return True
+        return False
 
     def spawn(self, code: str, env: dict[str, str], stdin: int, stdout: int, stderr: int) -> Child:
         status_r, status_w = os.pipe()
@@ -192,8 +225,7 @@ class Zygote:
             os.close(status_w)
         if not reply:
             os.close(status_r)
-            self._stderr.seek(0)
-            raise RuntimeError("zygote died:\n" + self._stderr.read().decode()[-4000:])
+            raise RuntimeError("zygote died:\n" + self._stderr_tail())
         return Child(json.loads(reply)["pid"], status_r)
 
     def close(self) -> None:
@@ -205,25 +237,36 @@ class Zygote:
         self._stderr.close()
 
 
-MAX_LIVE = 3  # each holds torch & co. (~1 GB); tests of one environment mostly run together
+MAX_LIVE = 3  # each holds torch & co. (~550 MB, shared with its children)
 _zygotes: dict[tuple, Zygote] = {}
+_asked: set[tuple] = set()
 
 
 def spawn(code: str, env: dict[str, str], *, stdin: int, stdout: int, stderr: int) -> Child:
     """Start `python -c code` with exactly `env` and these standard stream fds."""
-    if os.environ.get(FRESH_ENV) == "1":
+    key = tuple(sorted((k, v) for k, v in env.items()
+                       if k != "PYTHONPATH" and not k.startswith(CHILD_ONLY_PREFIXES)
+                       and (k in os.environ or k.startswith(IMPORT_TIME_PREFIXES))))
+    zygote = None
+    if os.environ.get(FRESH_ENV) != "1" and (key in _asked or key in _zygotes):
+        zygote = _warm(key)
+    _asked.add(key)
+    if zygote is None or zygote.shadows(env.get("PYTHONPATH", "")):
         popen = subprocess.Popen([sys.executable, "-c", code], env=env, stdin=stdin,
                                  stdout=stdout, stderr=stderr)
         return Child(popen.pid, None, popen)
-    key = tuple(sorted((k, v) for k, v in env.items() if not k.startswith(CHILD_ONLY_PREFIXES)
-                       and (k in os.environ or k.startswith(IMPORT_TIME_PREFIXES))))
+    return zygote.spawn(code, env, stdin, stdout, stderr)
+
+
+def _warm(key: tuple) -> Zygote:
+    """The live zygote of `key`, started if needed, now the most recently used."""
     zygote = _zygotes.pop(key, None)
     if zygote is None or zygote.proc.poll() is not None:
         while len(_zygotes) >= MAX_LIVE:
             _zygotes.pop(next(iter(_zygotes))).close()  # least recently used
         zygote = Zygote(dict(key))
     _zygotes[key] = zygote
-    return zygote.spawn(code, env, stdin, stdout, stderr)
+    return zygote
 
 
 @atexit.register
