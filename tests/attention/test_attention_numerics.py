@@ -127,6 +127,20 @@ def test_prefill_padding_seq_untouched():
     assert not torch.isnan(out).any()
 
 
+def test_decode_combine_reads_only_written_partials():
+    # the decode writes partial rows of real query heads only (GQA 8 fills 8 of the 16 rows);
+    # scratch poisoned with NaN shows every row the combine reads was written by this launch
+    q, kc, vc, bt, sl, cu = make_batch([1, 1, 1], [37, 1, 70], 16, 2, 64, 16, torch.bfloat16)
+    scratch = A.alloc_scratch(TARGET, 2, 8, 64, q.device)
+    for t in scratch:
+        t.fill_(float("nan"))
+    out = torch.full_like(q, float("nan"))
+    A.paged_attention(q, kc, vc, out, bt, sl, cu, 1, 0.125, TARGET, scratch=scratch, num_splits=3)
+    ref = reference(q, kc, vc, bt, sl, cu, 0.125)
+    assert (out.double() - ref).abs().max().item() < TOL[torch.bfloat16] * ref.abs().max().item()
+    assert torch.isnan(scratch[0][8:16]).all(), "padding rows of the first program were written"
+
+
 def test_decode_padding_seq_untouched():
     q, kc, vc, bt, sl, cu = make_batch([1, 1], [9, 5], 4, 2, 64, 16, torch.bfloat16)
     cu = torch.cat([cu, cu[-1:]])
