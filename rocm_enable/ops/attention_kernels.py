@@ -311,7 +311,10 @@ def paged_prefill_kernel(
     DC: tl.constexpr,
     KV_FP8: tl.constexpr,
 ):
-    pid = tl.program_id(0)      # global query tile: seq i owns tiles [cu_q[i] // BLOCK_Q + i, ...)
+    # global query tile: seq i owns tiles [cu_q[i] // BLOCK_Q + i, ...). Taken in reverse launch
+    # order: a causal tile's work grows with its index, and the GPU dispatches programs in launch
+    # order, so the longest tiles start first instead of forming the tail of the grid.
+    pid = tl.num_programs(0) - 1 - tl.program_id(0)
     kv_head = tl.program_id(1)
 
     # binary search: the last seq whose first tile <= pid
