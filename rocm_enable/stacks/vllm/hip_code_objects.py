@@ -240,29 +240,24 @@ def _topk_softmax_without_code_object(wrapped, instance, args, kwargs):
     a = a.arguments
     if a["e_score_correction_bias"] is not None:
         return wrapped(*args, **kwargs)  # biased selection: not reimplemented, vLLM's op decides
-    import torch
+    from rocm_enable.ops import topk_softmax as routing
 
-    # The op's contract: softmax over all experts in fp32, the top-k probabilities and their
-    # expert ids per token, renormalised to sum 1 if asked, and token_expert_indices[t, j] =
-    # j * num_tokens + t (the source row of each (token, slot) pair). Padding rows (is_padding)
-    # are routed like real rows: their ids stay valid for every consumer and vLLM discards their
-    # outputs.
-    logits = a["gating_output"]
-    weights, ids = torch.topk(torch.softmax(logits.float(), dim=-1), a["topk_weights"].shape[-1], dim=-1)
-    if a["renormalize"]:
-        weights = weights / weights.sum(dim=-1, keepdim=True)
-    a["topk_weights"].copy_(weights)
-    a["topk_ids"].copy_(ids)
-    m, k = ids.shape
-    rows = torch.arange(m, device=ids.device, dtype=torch.int32).unsqueeze(1)
-    slots = torch.arange(k, device=ids.device, dtype=torch.int32).unsqueeze(0)
-    a["token_expert_indices"].copy_(slots * m + rows)
+    outputs = (a["topk_weights"], a["topk_ids"], a["token_expert_indices"], a["gating_output"])
+    reason = routing.unsupported_reason(*outputs)
+    if reason:
+        log.warning("rocm-enable: topk-softmax-code-object cannot serve this call (%s); "
+                    "vLLM's _moe_C op runs", reason)
+        return wrapped(*args, **kwargs)
+    # One Triton launch writes all three outputs (weights, ids, token_expert_indices). Padding
+    # rows (is_padding) are routed like real rows: their ids stay valid for every consumer and
+    # vLLM discards their outputs.
+    routing.topk_softmax(*outputs, a["renormalize"])
     return None
 
 
 TOPK_SOFTMAX_NATIVE = Fix(
     name="topk-softmax-code-object",
-    title="MoE routing: torch softmax + top-k when vLLM's _moe_C has no code object for this GPU",
+    title="MoE routing: one Triton top-k softmax launch when vLLM's _moe_C has no code object for this GPU",
     stack="vllm",
     patches=(Patch("vllm._custom_ops:topk_softmax", _topk_softmax_without_code_object,
                    {"0.32.0": "5a10160b79179107", "0.33.0": "5a10160b79179107",
@@ -278,9 +273,14 @@ TOPK_SOFTMAX_NATIVE = Fix(
     ),
     how=(
         "Wrap vllm._custom_ops.topk_softmax (looked up at call time by the routers): when the "
-        "_moe_C offload bundles lack the arch, compute the op's outputs with torch (fp32 softmax, "
-        "top-k, optional renormalisation, token_expert_indices) into the caller's tensors. "
-        "Calls with a correction bias, or with the code object present or unknown, run vLLM's op."
+        "_moe_C offload bundles lack the arch, one Triton program per token "
+        "(rocm_enable/ops/topk_softmax.py) writes the op's outputs into the caller's tensors: "
+        "fp32 softmax over all experts, the top-k by logit with vLLM's tie rule (lower expert id "
+        "wins), optional renormalisation, token_expert_indices[t, j] = j * M + t, ids in the "
+        "caller's index dtype. No host sync, so CUDA/HIP graphs capture it; it replaces the torch "
+        "twin's 12 launches per MoE layer (softmax, top-k + sort, sum, div, two aranges, int mul "
+        "and add, three copies). Calls with a correction bias, tensors it cannot serve (named in "
+        "a warning), or the code object present or unknown run vLLM's op."
     ),
     upstream="audit §3.11 build-time gate; no upstream check",
     removal="when vLLM checks _moe_C's code objects (or ships a Triton/torch routing fallback) on ROCm",

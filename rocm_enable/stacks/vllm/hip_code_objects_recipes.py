@@ -192,9 +192,14 @@ C_LACKS_CODE_OBJECT = (
 )
 
 
+TOPK_SOFTMAX = EMBEDDED["ops/topk_softmax.py"]
+TOPK_PACKAGE, _, TOPK_MODULE = TOPK_SOFTMAX[:-3].replace("/", ".").rpartition(".")
+
+
 def topk_softmax_code_object(tree: Tree) -> None:
     tree.require(ROCM, LACKS_CODE_OBJECT_END, "RocmPlatform.lacks_code_object()",
                  "silu-and-mul-code-object")
+    tree.write(TOPK_SOFTMAX, embed_module("ops/topk_softmax.py"))
     tree.replace_once(
         CUSTOM_OPS,
         "    is_padding: torch.Tensor | None = None,\n"
@@ -209,24 +214,14 @@ def topk_softmax_code_object(tree: Tree) -> None:
         '            "vllm._moe_C", "vllm._moe_C_stable_libtorch"\n'
         "        )\n"
         "    ):\n"
-        "        # _moe_C was built without this GPU: the same routing in torch.\n"
-        "        # Softmax over all experts in fp32, the top-k weights and ids,\n"
-        "        # renormalised if asked; token_expert_indices[t, j] = j * M + t.\n"
-        "        # Padding rows are routed like real rows (their outputs are\n"
-        "        # discarded).\n"
-        "        weights, ids = torch.topk(\n"
-        "            torch.softmax(gating_output.float(), dim=-1),\n"
-        "            topk_weights.shape[-1],\n"
-        "            dim=-1,\n"
+        "        # _moe_C was built without this GPU: the same routing from one Triton\n"
+        "        # program per token (no host sync, so CUDA/HIP graphs capture it).\n"
+        "        # Padding rows are routed like real rows (their outputs are discarded).\n"
+        f"        from {TOPK_PACKAGE} import {TOPK_MODULE}\n"
+        "\n"
+        f"        {TOPK_MODULE}.topk_softmax(\n"
+        "            topk_weights, topk_ids, token_expert_indices, gating_output, renormalize\n"
         "        )\n"
-        "        if renormalize:\n"
-        "            weights = weights / weights.sum(dim=-1, keepdim=True)\n"
-        "        topk_weights.copy_(weights)\n"
-        "        topk_ids.copy_(ids)\n"
-        "        m, k = ids.shape\n"
-        "        rows = torch.arange(m, device=ids.device, dtype=torch.int32)\n"
-        "        slots = torch.arange(k, device=ids.device, dtype=torch.int32)\n"
-        "        token_expert_indices.copy_(slots.unsqueeze(0) * m + rows.unsqueeze(1))\n"
         "        return\n"
         "    torch.ops._moe_C.topk_softmax(\n",
     )
@@ -431,11 +426,12 @@ RECIPES = (
     Recipe(
         "topk-softmax-code-object",
         "RocmPlatform.lacks_code_object(\"vllm._moe_C\", \"vllm._moe_C_stable_libtorch\")",
-        "vllm._custom_ops.topk_softmax computes the routing with torch (fp32 softmax, top-k, "
+        "vllm._custom_ops.topk_softmax computes the routing with one Triton program per token "
+        f"({TOPK_SOFTMAX}: fp32 softmax, top-k by logit with the lower expert id winning ties, "
         "optional renormalisation, token_expert_indices) into the caller's tensors when _moe_C "
         "lacks a code object for this RDNA GPU; calls with a correction bias keep the op. Needs "
         "the silu-and-mul-code-object patch.",
-        topk_softmax_code_object),
+        topk_softmax_code_object, ("ops/topk_softmax.py",)),
     Recipe(
         "c-ops-code-object",
         "RocmPlatform.lacks_code_object(\"vllm._C\", \"vllm._C_stable_libtorch\")",

@@ -39,6 +39,7 @@ EMBEDDED = {
     "ops/gdn_kernels.py": f"{FLA_OPS}/rocm_rdna_gdn_kernels.py",
     "ops/gdn.py": f"{FLA_OPS}/rocm_rdna_gdn.py",
     "ops/gdn_decode.py": f"{FLA_OPS}/rocm_rdna_gdn_decode.py",
+    "ops/topk_softmax.py": "vllm/model_executor/layers/fused_moe/router/triton_topk_softmax.py",
 }
 
 # LLVM's generic processor targets and the processors whose code objects they replace (LLVM

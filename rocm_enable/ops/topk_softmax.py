@@ -1,0 +1,127 @@
+"""MoE routing (softmax scoring, top-k, optional renormalisation) in one Triton launch.
+
+vLLM's ``_moe_C.topk_softmax`` is a compiled HIP op that may ship without a code object for the
+running GPU. This is the same contract as one program per token row: the fp32 softmax over all
+experts, the top-k weights and expert ids (token-major [M, k], written in the dtypes of the
+caller's tensors: fp32 weights, int32 ids as vLLM's fused_topk allocates them, or the experts'
+index dtype), the weights renormalised to sum 1 when asked, and ``token_expert_indices[t, j] =
+j * M + t``. Every size comes from shapes, nothing is read back to the host, so CUDA/HIP graphs
+capture it at every batch size.
+
+Tie rule: experts are chosen by their logit (softmax is monotonic, so this is the top-k of the
+probabilities without the ties that rounding the probabilities could create), larger first,
+equal logits by the lower expert id, as vLLM's CUDA kernel resolves ties ("lower indices win").
+torch.topk leaves the order of equal values unspecified (on CPU it returns ids 1, 2 for the top 2
+of [1, 1, 1, 0]), so where equal logits straddle the k-th place the torch twin this replaces could
+choose another expert of the same weight. -0.0 equals 0.0; a NaN logit counts as -inf (vLLM's
+kernel zeroes NaN probabilities), so it is chosen only after every finite one, with weight 0.
+The weights are the softmax probabilities of the chosen experts.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+# The widest expert count one program holds in registers (an int64 key per expert, at most 16
+# per lane): vLLM's MoE models have 8 ... 512 experts.
+MAX_EXPERTS = 4096
+
+
+def _next_power_of_2(n: int) -> int:
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def launch_meta(num_experts: int, top_k: int) -> dict:
+    """The compile-time parameters of the launch for this routing shape (the ISA tests compile
+    exactly these): one wave up to 512 experts, so the reductions stay within the wave."""
+    block_e = _next_power_of_2(num_experts)
+    return dict(BLOCK_E=block_e, BLOCK_K=_next_power_of_2(top_k),
+                num_warps=max(1, min(8, block_e // 512)))
+
+
+@triton.jit
+def topk_softmax_kernel(logits_ptr, weights_ptr, ids_ptr, token_expert_ptr, num_tokens,
+                        num_experts, stride_lm, stride_le, stride_wm, stride_wk, stride_im,
+                        stride_ik, stride_tm, stride_tk, TOP_K: tl.constexpr,
+                        RENORMALIZE: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr):
+    """One token row per program. Each expert gets an int64 key that orders as (logit, -id):
+    the logit's fp32 bits mapped to an order-preserving int32 in the high word, BLOCK_E-1-id in
+    the low word; each slot takes the max key and retires it (one reduction per slot)."""
+    row = tl.program_id(0)
+    offs = tl.arange(0, BLOCK_E)
+    live = offs < num_experts
+    x = tl.load(logits_ptr + row * stride_lm + offs * stride_le, mask=live,
+                other=float("-inf")).to(tl.float32)
+    x = tl.where(x == 0.0, 0.0, x)  # -0.0 ranks as 0.0
+    x = tl.where(x != x, float("-inf"), x)  # a NaN logit: never chosen first, weight 0
+    row_max = tl.max(x, 0)
+    denom = tl.sum(tl.where(live, tl.exp(x - row_max), 0.0), 0)
+    bits = x.to(tl.int32, bitcast=True)
+    ordered = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # int32 order == float order
+    key = (ordered.to(tl.int64) << 32) | (BLOCK_E - 1 - offs).to(tl.int64)
+    retired = -9223372036854775807 - 1  # below every live key (whose high word > INT32_MIN)
+    key = tl.where(live, key, retired)
+    slots = tl.arange(0, BLOCK_K)
+    chosen = tl.full((BLOCK_K,), retired, tl.int64)
+    for j in tl.static_range(TOP_K):
+        best = tl.max(key, 0)
+        chosen = tl.where(slots == j, best, chosen)
+        key = tl.where(key == best, retired, key)
+    ids = BLOCK_E - 1 - chosen.to(tl.int32)  # the low word
+    hi = (chosen >> 32).to(tl.int32)
+    logit = (hi ^ ((hi >> 31) & 0x7FFFFFFF)).to(tl.float32, bitcast=True)
+    used = slots < TOP_K
+    weights = tl.where(used, tl.exp(logit - row_max) / denom, 0.0)
+    if RENORMALIZE:
+        weights = weights / tl.sum(weights, 0)
+    tl.store(weights_ptr + row * stride_wm + slots * stride_wk, weights, mask=used)
+    tl.store(ids_ptr + row * stride_im + slots * stride_ik, ids, mask=used)
+    tl.store(token_expert_ptr + row * stride_tm + slots * stride_tk, slots * num_tokens + row,
+             mask=used)
+
+
+def unsupported_reason(topk_weights: torch.Tensor, topk_ids: torch.Tensor,
+                       token_expert_indices: torch.Tensor, gating_output: torch.Tensor):
+    """Why topk_softmax cannot serve these tensors (None: it can). From shapes and dtypes only."""
+    if gating_output.dim() != 2:
+        return f"gating_output must be [tokens, experts], got {tuple(gating_output.shape)}"
+    m, e = gating_output.shape
+    if topk_weights.dim() != 2 or topk_weights.shape[0] != m:
+        return f"topk_weights {tuple(topk_weights.shape)} is not [{m}, top_k]"
+    k = topk_weights.shape[1]
+    for name, t in (("topk_ids", topk_ids), ("token_expert_indices", token_expert_indices)):
+        if tuple(t.shape) != (m, k):
+            return f"{name} {tuple(t.shape)} is not [{m}, {k}] like topk_weights"
+        if t.dtype.is_floating_point or t.dtype == torch.bool:
+            return f"{name} must be an integer tensor, got {t.dtype}"
+    if not topk_weights.dtype.is_floating_point:
+        return f"topk_weights must be floating point, got {topk_weights.dtype}"
+    if not gating_output.dtype.is_floating_point:
+        return f"gating_output must be floating point, got {gating_output.dtype}"
+    if not 1 <= k <= e:
+        return f"top_k={k} must be in 1..experts={e}"
+    if e > MAX_EXPERTS:
+        return f"{e} experts: at most {MAX_EXPERTS} fit one program"
+    return None
+
+
+def topk_softmax(topk_weights: torch.Tensor, topk_ids: torch.Tensor,
+                 token_expert_indices: torch.Tensor, gating_output: torch.Tensor,
+                 renormalize: bool = False) -> None:
+    """vLLM's ``_moe_C.topk_softmax(topk_weights, topk_ids, token_expert_indices, gating_output,
+    renormalize)`` (no correction bias) into the caller's tensors, one launch (none for 0 rows).
+    Raises ValueError naming the problem for tensors it cannot serve (``unsupported_reason``)."""
+    reason = unsupported_reason(topk_weights, topk_ids, token_expert_indices, gating_output)
+    if reason:
+        raise ValueError(f"topk_softmax: {reason}")
+    m, e = gating_output.shape
+    k = topk_weights.shape[1]
+    if m == 0:
+        return
+    topk_softmax_kernel[(m,)](
+        gating_output, topk_weights, topk_ids, token_expert_indices, m, e,
+        gating_output.stride(0), gating_output.stride(1), topk_weights.stride(0),
+        topk_weights.stride(1), topk_ids.stride(0), topk_ids.stride(1),
+        token_expert_indices.stride(0), token_expert_indices.stride(1),
+        TOP_K=k, RENORMALIZE=bool(renormalize), **launch_meta(e, k))
