@@ -155,15 +155,43 @@ def _autotuner(kernel):
     return kernel
 
 
-def no_spill_configs(kernel: str, configs) -> list:
-    """The candidate of ``configs`` that VLLM_NO_SPILL_CANDIDATE names for ``kernel``; the whole list
-    (with a warning) when vLLM's list no longer holds it."""
-    kwargs, warps, stages = VLLM_NO_SPILL_CANDIDATE[kernel]
-    kept = [c for c in configs if c.kwargs == kwargs and c.num_warps == warps and c.num_stages == stages]
-    if not kept:
-        log.warning("GDN prefill on RDNA: vLLM's autotune list for %s no longer has %s; keeping it whole",
-                    kernel, VLLM_NO_SPILL_CANDIDATE[kernel])
-    return kept or list(configs)
+def _config_key(c):
+    return c.kwargs, c.num_warps, c.num_stages
+
+
+def _nearest(want, configs):
+    """The candidate of ``configs`` closest to ``want`` = (kwargs, warps, stages): same tile first,
+    then the nearest warp count (in powers of two), then the nearest stage count."""
+    kwargs, warps, stages = want
+    return min(configs, key=lambda c: (c.kwargs != kwargs, abs(c.num_warps.bit_length() - warps.bit_length()),
+                                       abs((c.num_stages or 0) - stages)))
+
+
+def fla_lists_built_for_nvidia() -> bool:
+    """Whether FLA built its autotune lists for an NVIDIA GPU (its import-time ``is_nvidia``): the
+    lent stand-in running vLLM under a simulated RDNA arch (rocm_enable.sim), not an AMD GPU."""
+    return bool(getattr(importlib.import_module(f"{FLA}.utils"), "is_nvidia", False))
+
+
+def no_spill_configs(kernel: str, configs, nvidia: bool = False) -> list:
+    """The one candidate of ``configs`` to keep for ``kernel``: the one VLLM_NO_SPILL_CANDIDATE
+    names (FLA's list on an AMD GPU always holds it). ``nvidia``: FLA built the list for an NVIDIA
+    GPU, whose lists differ by design (Hopper: no 8-warp chunk_fwd_kernel_o) and on which the gfx11
+    spill proof does not apply; then its nearest candidate, still one compile at engine start. On
+    an AMD GPU a list without it means vLLM's list drifted: the whole list, with a warning."""
+    want = VLLM_NO_SPILL_CANDIDATE[kernel]
+    kept = [c for c in configs if _config_key(c) == want]
+    if kept:
+        return kept
+    configs = list(configs)
+    if nvidia and configs:
+        nearest = _nearest(want, configs)
+        log.info("GDN prefill (gdn-prefill-rdna) on an NVIDIA GPU: FLA built %s's candidates for it (RDNA's %s "
+                 "is not among them); keeping the nearest, %s", kernel, want, _config_key(nearest))
+        return [nearest]
+    log.warning("GDN prefill on RDNA: vLLM's autotune list for %s no longer has %s; keeping it whole",
+                kernel, want)
+    return configs
 
 
 @contextlib.contextmanager
@@ -171,11 +199,12 @@ def narrowed_autotune():
     """vLLM's four autotuners hold only their spill-free candidate inside the block (restored after)."""
     saved = []
     try:
+        nvidia = fla_lists_built_for_nvidia()
         for module, kernel in NARROWED:
             tuner = _autotuner(getattr(importlib.import_module(f"{FLA}.{module}"), kernel, None))
             if tuner is not None:
                 saved.append((tuner, tuner.configs))
-                tuner.configs = no_spill_configs(kernel, tuner.configs)
+                tuner.configs = no_spill_configs(kernel, tuner.configs, nvidia)
         yield
     finally:
         for tuner, configs in saved:
