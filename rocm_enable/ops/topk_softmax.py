@@ -40,8 +40,10 @@ def launch_meta(num_experts: int, top_k: int) -> dict:
                 num_warps=max(1, min(8, block_e // 512)))
 
 
+# Named without "softmax": the engine profile's name rules (scripts/engine/speed_profile.py) file
+# kernels named *softmax* under sampling.
 @triton.jit
-def topk_softmax_kernel(logits_ptr, weights_ptr, ids_ptr, token_expert_ptr, num_tokens,
+def moe_topk_routing_kernel(logits_ptr, weights_ptr, ids_ptr, token_expert_ptr, num_tokens,
                         num_experts, stride_lm, stride_le, stride_wm, stride_wk, stride_im,
                         stride_ik, stride_tm, stride_tk, TOP_K: tl.constexpr,
                         RENORMALIZE: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr):
@@ -119,7 +121,7 @@ def topk_softmax(topk_weights: torch.Tensor, topk_ids: torch.Tensor,
     k = topk_weights.shape[1]
     if m == 0:
         return
-    topk_softmax_kernel[(m,)](
+    moe_topk_routing_kernel[(m,)](
         gating_output, topk_weights, topk_ids, token_expert_indices, m, e,
         gating_output.stride(0), gating_output.stride(1), topk_weights.stride(0),
         topk_weights.stride(1), topk_ids.stride(0), topk_ids.stride(1),

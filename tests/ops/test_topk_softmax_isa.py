@@ -25,7 +25,7 @@ def _compile(arch, experts, top_k, tokens):
         num_tokens=tokens, num_experts=experts, stride_lm=experts, stride_le=1, stride_wm=top_k,
         stride_wk=1, stride_im=top_k, stride_ik=1, stride_tm=top_k, stride_tk=1, TOP_K=top_k,
         RENORMALIZE=True, BLOCK_E=meta["BLOCK_E"], BLOCK_K=meta["BLOCK_K"])
-    k = aot.compile_for_arch(kernels.topk_softmax_kernel, args, {"num_warps": meta["num_warps"]}, arch)
+    k = aot.compile_for_arch(kernels.moe_topk_routing_kernel, args, {"num_warps": meta["num_warps"]}, arch)
     return aot.asm_metrics(k.asm["amdgcn"], k.metadata, arch)
 
 

@@ -132,7 +132,7 @@ def test_routing_is_one_capture_safe_launch_at_every_capture_size(model):
             lambda: (torch.empty(m, k), torch.empty(m, k, dtype=torch.int32),
                      torch.empty(m, k, dtype=torch.int32), torch.empty(m, e, dtype=torch.bfloat16)),
             lambda *t: topk_softmax(*t, True))
-        assert launches.torch_ops == [] and launches.triton == [("topk_softmax_kernel", (m,))], m
+        assert launches.torch_ops == [] and launches.triton == [("moe_topk_routing_kernel", (m,))], m
 
 
 @pytest.mark.parametrize("model", list(MODELS))
@@ -140,7 +140,7 @@ def test_routing_is_one_capture_safe_launch_at_every_capture_size(model):
 def test_moe_block_launches_at_m1(model, family):
     """The routed MoE block as vLLM runs it at decode (M=1) on the simulated gfx1151 path with the
     W8A16 experts: fused_topk's buffers (torch.empty: no launch), the routing, the experts.
-    3 launches: topk_softmax_kernel and the two GEMVs (the w2 GEMV sums the top-k). The torch
+    3 launches: moe_topk_routing_kernel and the two GEMVs (the w2 GEMV sums the top-k). The torch
     twin of topk_softmax this replaces made 12 aten ops under the same guard with bf16 router
     logits (cast, softmax, topk, sum, div, three copies, two aranges, int mul and add), 14 per
     layer; the H100 engine profile (docs/engine.md, run 3) showed its 12 kernels (topk as
@@ -167,6 +167,6 @@ def test_moe_block_launches_at_m1(model, family):
 
     launches = run_guarded(inputs, block)
     assert [name for name, _ in launches.triton] == [
-        "topk_softmax_kernel", "w8a16_gemv_kernel", "w8a16_gemv_kernel"]
+        "moe_topk_routing_kernel", "w8a16_gemv_kernel", "w8a16_gemv_kernel"]
     # the GEMV's zeroed ticket buffer is allocated once per device (the guard starts without one)
     assert [str(op) for op in launches.torch_ops] in ([], ["aten.zeros.default"])
