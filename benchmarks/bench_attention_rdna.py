@@ -19,7 +19,8 @@ Method:
     (bytes read + written). The fp8 cache is the bf16 one quantised (x4 -> e4m3), scales 0.25;
     vLLM's kernel reads it with KVQuantMode.FP8_PER_TENSOR (its fp8 casts), ours by bit decode.
   * --split-sweep: at batch >= 8, the plan's tile also with the split counts for 2, 4 and 16
-    programs per CU (the plan aims at PROGRAMS_PER_CU = 8).
+    programs per CU (the plan: at most PROGRAMS_PER_CU = 8) and the previous rule's count (at
+    least 8 per CU).
   * sweep: ours also with 4 / 8 warps and 32-key tiles (spill on gfx11 at head_dim 256: not
     selectable there) and, at batch >= 8, the split count for 4 and 8 programs per CU, so the
     plan's choice is compared with its neighbours in the same run.
@@ -244,6 +245,10 @@ def main():
                          for p in ps for w, n in ((plan[1], plan[2]), (4, 32), (8, 32))}
         if a.split_sweep and b >= 8:
             variants |= {(A.decode_num_splits(b, KVH, qpkv, target, p), plan[1], plan[2]) for p in (2, 4, 16)}
+            # the split count of the previous rule (rounded up: at least 8 programs per CU)
+            programs = b * KVH * A.num_groups(qpkv)
+            variants.add((min(A.MAX_SPLITS, triton.cdiv(A.PROGRAMS_PER_CU * target.num_cus, programs)),
+                          plan[1], plan[2]))
         max_splits = max(v[0] for v in variants)
         scratch = (torch.empty(b * KVH * A.num_groups(qpkv) * max_splits * A.DECODE_ROWS, D,
                                dtype=torch.float32, device=dev),

@@ -101,6 +101,17 @@ def test_decode_batch1_default_splits_fill_cus():
     assert A.decode_num_splits(1, 2, 8, TARGET) == A.MAX_SPLITS
     assert A.decode_num_splits(8, 2, 8, TARGET) == 20
     assert A.decode_num_splits(160, 2, 8, TARGET) == 1
+    # at most PROGRAMS_PER_CU per CU (a count just above it adds a nearly empty round of programs):
+    # the H100 stand-in's batch 32 gets 16 splits (1024 programs on 132 SMs), not 17 (1088)
+    h100 = A.AttnTarget(wave_size=32, lds_bytes=64 * 1024, num_cus=132)
+    assert A.decode_num_splits(32, 2, 8, h100) == 16
+    for target in (TARGET, h100):
+        cap = A.PROGRAMS_PER_CU * target.num_cus
+        for seqs in range(1, 513):
+            programs = seqs * 2
+            splits = A.decode_num_splits(seqs, 2, 8, target)
+            assert programs * splits <= max(cap, programs), (seqs, splits)
+            assert splits == A.MAX_SPLITS or programs * (splits + 1) > cap, (seqs, splits)
     run_case([1], [300], 16, 2, 64, 16, torch.bfloat16)
 
 
