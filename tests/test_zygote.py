@@ -61,6 +61,15 @@ def test_forked_child_starts_like_a_cold_one(tmp_path):
     assert zygote._zygotes == zygotes
 
 
+def test_a_zygote_serves_the_next_tests(tmp_path):
+    """pytest sets PYTEST_CURRENT_TEST anew for every test: it must not ask for a zygote each."""
+    env = _base_env(tmp_path)
+    for test in ("first", "second"):
+        child, rc, _, err = _spawn({**env, "PYTEST_CURRENT_TEST": f"tests/x.py::{test} (call)"})
+        assert rc == 3, err[-2000:]
+    assert child._popen is None or os.environ.get(zygote.FRESH_ENV) == "1"  # forked
+
+
 def test_pythonpath_that_shadows_a_preloaded_package_starts_cold(tmp_path):
     env = _base_env(tmp_path)
     _spawn(env), _spawn(env)  # the zygote of this environment is up

@@ -15,7 +15,8 @@ removes them again, so the child's environment is exactly the requested one).
 
 One zygote per environment that the preloaded libraries could read, per pytest process: the
 variables of the test process's own environment and those a library reads at import (TRITON_*,
-TORCH*, OMP_*, ...), less those only vLLM and rocm_enable read (ROCM_ENABLE*, VLLM_*). The others
+TORCH*, OMP_*, ...), less those only vLLM and rocm_enable read (ROCM_ENABLE*, VLLM_*) and
+pytest's per-test PYTEST_CURRENT_TEST. The others
 a test adds for its snippet (EXT_FILE, LOAD_PLUGIN, ...) are the child's own, so cases that
 differ only in them share a zygote. So is PYTHONPATH (a vLLM overlay, a stand-in aiter, a
 patched vLLM tree): the child puts its entries where `python` would (after '', before the
@@ -39,6 +40,10 @@ import tempfile
 
 FRESH_ENV = "ROCM_ENABLE_TEST_FRESH"
 CHILD_ONLY_PREFIXES = ("ROCM_ENABLE", "VLLM_")
+# PYTEST_CURRENT_TEST is the test process's own, but pytest changes it for every test and phase:
+# keyed on it, every test got a zygote key of its own, so its first process started cold and a
+# second one started a zygote for that test alone. No preloaded library reads it at import.
+CHILD_ONLY_NAMES = ("PYTHONPATH", "PYTEST_CURRENT_TEST")
 IMPORT_TIME_PREFIXES = ("PYTHON", "TRITON_", "TORCH", "PYTORCH_", "OMP_", "MKL_", "KMP_",
                         "OPENBLAS_", "NUMEXPR_", "CUDA_", "HIP_", "HSA_", "ROCM_PATH", "LD_",
                         "HF_", "TRANSFORMERS_", "TOKENIZERS_", "OPENAI_", "XGRAMMAR")
@@ -245,7 +250,7 @@ _asked: set[tuple] = set()
 def spawn(code: str, env: dict[str, str], *, stdin: int, stdout: int, stderr: int) -> Child:
     """Start `python -c code` with exactly `env` and these standard stream fds."""
     key = tuple(sorted((k, v) for k, v in env.items()
-                       if k != "PYTHONPATH" and not k.startswith(CHILD_ONLY_PREFIXES)
+                       if k not in CHILD_ONLY_NAMES and not k.startswith(CHILD_ONLY_PREFIXES)
                        and (k in os.environ or k.startswith(IMPORT_TIME_PREFIXES))))
     zygote = None
     if os.environ.get(FRESH_ENV) != "1" and (key in _asked or key in _zygotes):
