@@ -230,12 +230,17 @@ RDNA3_KERNELS_BY_CODE_OBJECT = Fix(
 
 # ---- _moe_C.topk_softmax: MoE routing -------------------------------------------------------
 
-def _topk_softmax_without_code_object(wrapped, instance, args, kwargs):
+@functools.cache
+def _signature(fn):
     import inspect
 
+    return inspect.signature(fn)  # once per wrapped function: the routers call it every layer
+
+
+def _topk_softmax_without_code_object(wrapped, instance, args, kwargs):
     if not verdict_for(MOE_C_EXTENSIONS).absent:
         return wrapped(*args, **kwargs)
-    a = inspect.signature(wrapped).bind(*args, **kwargs)
+    a = _signature(wrapped).bind(*args, **kwargs)
     a.apply_defaults()
     a = a.arguments
     if a["e_score_correction_bias"] is not None:
