@@ -19,11 +19,13 @@ from rocm_enable.stacks.vllm.hip_code_objects import C_EXTENSIONS, MOE_C_EXTENSI
 
 def _silu_and_mul_into(output, gate_up) -> None:
     """output = silu(gate) * up for gate_up = [gate | up] along the last dim: vLLM's
-    SiluAndMul.forward_native (fp32 SiLU is not what vLLM's native path does either)."""
+    SiluAndMul.forward_native (fp32 SiLU is not what vLLM's native path does either), its
+    product written straight into vLLM's buffer (two launches, no copy)."""
+    import torch
     import torch.nn.functional as F
 
     d = gate_up.shape[-1] // 2
-    output.copy_(F.silu(gate_up[..., :d]) * gate_up[..., d:])
+    torch.mul(F.silu(gate_up[..., :d]), gate_up[..., d:], out=output)
 
 
 def _moe_activation_without_code_object(wrapped, instance, args, kwargs):
@@ -77,7 +79,8 @@ MOE_EXPERT_OPS_NATIVE = Fix(
     how=(
         "Wrap apply_moe_activation as modular_kernel.py binds it: for plain SiLU (no clamp, no "
         "per-expert token counts) with _C lacking the arch, write silu(gate) * up into vLLM's "
-        "output buffer (vLLM's own forward_native math). Wrap _custom_ops.moe_sum: without an "
+        "output buffer (vLLM's own forward_native math; the product goes into the buffer, no "
+        "copy). Wrap _custom_ops.moe_sum: without an "
         "expert map and with _moe_C lacking the arch, torch.sum over the top-k axis into vLLM's "
         "output. Every other activation, an expert-map reduction, or extensions that carry (or "
         "may carry) the arch keep vLLM's ops. 0.34.0 changed apply_moe_activation only in its "

@@ -24,7 +24,7 @@ def moe_expert_ops_code_object(tree: Tree) -> None:
         "        ):\n"
         "            # _C was built without this GPU: SiluAndMul.forward_native's math.\n"
         "            d = input.shape[-1] // 2\n"
-        "            output.copy_(F.silu(input[..., :d]) * input[..., d:])\n"
+        "            torch.mul(F.silu(input[..., :d]), input[..., d:], out=output)\n"
         + SILU_CALL,
     )
     tree.replace_once(
