@@ -42,6 +42,9 @@ FLA_KERNELS = (
     ("fused_recurrent.py", "fused_recurrent_gated_delta_rule_fwd_kernel"),
     ("fused_recurrent.py", "fused_recurrent_gated_delta_rule_packed_decode_kernel"),
     ("fused_sigmoid_gating.py", "fused_sigmoid_gating_delta_rule_update_kernel"),
+    # the prefill's input preparation (q/k l2norm, v, gates g and beta from the conv output), which
+    # qwen_gdn_linear_attn runs before the chunk pipeline (fused_post_conv_prep)
+    ("fused_gdn_prefill_post_conv.py", "_fused_post_conv_kernel"),
 )
 # FLA's module-level names that its autotune lists and kernels read, as they evaluate under ROCm
 # on a 64 KiB-LDS RDNA GPU (utils.check_shared_mem() is False there; not Hopper; torch.version.hip set).
@@ -60,6 +63,7 @@ FIXED_LAUNCH = {
     "fused_recurrent_gated_delta_rule_fwd_kernel": (1, 3, 32),
     "fused_recurrent_gated_delta_rule_packed_decode_kernel": (1, 3, 32),
     "fused_sigmoid_gating_delta_rule_update_kernel": (4, 3, 32),
+    "_fused_post_conv_kernel": (4, 2, 128),  # BV = next_power_of_2(V) at V = 128; BLOCK_T 16
 }
 PRELUDE = """import triton
 import triton.language as tl
@@ -188,6 +192,12 @@ def fla_args(kernel: str, cfg_kwargs: dict) -> dict:
                  stride_b_tok=H_V, stride_init_state_token=H_V * V * K, stride_final_state_token=H_V * V * K,
                  stride_indices_seq=1, H=H_K, HV=H_V, K=K, V=V, BK=K, SOFTPLUS_THRESHOLD=20.0,
                  USE_QK_L2NORM_IN_KERNEL=True, SPLIT_BATCH_HEAD_GRID=False)
+    elif kernel == "_fused_post_conv_kernel":
+        a = dict(**_ptrs(mixed_qkv_ptr=bf, a_ptr=bf, b_ptr=bf, A_log_ptr=f32, dt_bias_ptr=f32, q_ptr=bf, k_ptr=bf,
+                         v_ptr=bf, g_ptr=f32, beta_ptr=f32),
+                 stride_x_tok=2 * H_K * K + H_V * V, stride_a_tok=H_V, stride_b_tok=H_V, stride_q_tok=H_K * K,
+                 stride_k_tok=H_K * K, stride_v_tok=H_V * V, L=T_TOKENS, H=H_K, HV=H_V, K=K, V=V,
+                 APPLY_L2NORM=True, L2NORM_EPS=1e-6, OUTPUT_G_EXP=False, SOFTPLUS_THRESHOLD=20.0, BLOCK_T=16, BK=K)
     else:
         raise KeyError(kernel)
     a.update(cfg_kwargs)
