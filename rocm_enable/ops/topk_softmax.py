@@ -44,9 +44,10 @@ def launch_meta(num_experts: int, top_k: int) -> dict:
 # kernels named *softmax* under sampling.
 @triton.jit
 def moe_topk_routing_kernel(logits_ptr, weights_ptr, ids_ptr, token_expert_ptr, num_tokens,
-                        num_experts, stride_lm, stride_le, stride_wm, stride_wk, stride_im,
-                        stride_ik, stride_tm, stride_tk, TOP_K: tl.constexpr,
-                        RENORMALIZE: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr):
+                            num_experts, stride_lm, stride_le, stride_wm, stride_wk, stride_im,
+                            stride_ik, stride_tm, stride_tk, TOP_K: tl.constexpr,
+                            RENORMALIZE: tl.constexpr, BLOCK_E: tl.constexpr,
+                            BLOCK_K: tl.constexpr):
     """One token row per program. Each expert gets an int64 key that orders as (logit, -id):
     the logit's fp32 bits mapped to an order-preserving int32 in the high word, BLOCK_E-1-id in
     the low word; each slot takes the max key and retires it (one reduction per slot)."""
