@@ -18,9 +18,9 @@ Method:
     bf16). Reported as bytes of K+V read / time, as % of the measured device-to-device copy rate
     (bytes read + written). The fp8 cache is the bf16 one quantised (x4 -> e4m3), scales 0.25;
     vLLM's kernel reads it with KVQuantMode.FP8_PER_TENSOR (its fp8 casts), ours by bit decode.
-  * --split-sweep: at batch >= 8, the plan's tile also with the split counts for 2, 4 and 16
-    programs per CU (the plan: at most PROGRAMS_PER_CU = 8) and the previous rule's count (at
-    least 8 per CU).
+  * --split-sweep: at batch >= 8, the plan's tile also with the split counts for at most 2, 4, 8
+    and 16 programs per CU (the plan: PROGRAMS_PER_CU = 4) and the round-2 rule's count (at least 8
+    per CU, rounded up).
   * sweep: ours also with 4 / 8 warps and 32-key tiles (spill on gfx11 at head_dim 256: not
     selectable there) and, at batch >= 8, the split count for 4 and 8 programs per CU, so the
     plan's choice is compared with its neighbours in the same run.
@@ -135,7 +135,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small shapes (smoke)")
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--split-sweep", action="store_true",
-                    help="at batch >= 8 also the plan's tile with the split count for 2, 4 and 16 programs "
+                    help="at batch >= 8 also the plan's tile with the split count for 2, 4, 8 and 16 programs "
                          "per CU (cheap; for the split decision)")
     ap.add_argument("--smoke", action="store_true",
                     help="no GPU: tiny shapes on the CPU under TRITON_INTERPRET=1 (checks the script, times nothing)")
@@ -244,10 +244,10 @@ def main():
             variants |= {(A.decode_num_splits(b, KVH, qpkv, target, p), w, n)
                          for p in ps for w, n in ((plan[1], plan[2]), (4, 32), (8, 32))}
         if a.split_sweep and b >= 8:
-            variants |= {(A.decode_num_splits(b, KVH, qpkv, target, p), plan[1], plan[2]) for p in (2, 4, 16)}
-            # the split count of the previous rule (rounded up: at least 8 programs per CU)
+            variants |= {(A.decode_num_splits(b, KVH, qpkv, target, p), plan[1], plan[2]) for p in (2, 4, 8, 16)}
+            # the split count of the round-2 rule (rounded up: at least 8 programs per CU)
             programs = b * KVH * A.num_groups(qpkv)
-            variants.add((min(A.MAX_SPLITS, triton.cdiv(A.PROGRAMS_PER_CU * target.num_cus, programs)),
+            variants.add((min(A.MAX_SPLITS, triton.cdiv(8 * target.num_cus, programs)),
                           plan[1], plan[2]))
         max_splits = max(v[0] for v in variants)
         scratch = (torch.empty(b * KVH * A.num_groups(qpkv) * max_splits * A.DECODE_ROWS, D,

@@ -31,7 +31,7 @@ FP8_KV_DTYPES = (torch.float8_e4m3fn, torch.uint8)
 DECODE_ROWS = 16          # WMMA/MMA M: query rows per decode program
 MAX_SPLITS = 64           # flash-decoding splits per (seq, kv head)
 COMBINE_SPLIT_CHUNK = 16  # partial rows the combine kernel sums per step
-PROGRAMS_PER_CU = 8       # decode programs per CU the split count aims for (H100 sweep: docs/attention.md)
+PROGRAMS_PER_CU = 4       # most decode programs per CU the split count makes (H100 sweep: docs/attention.md)
 ACC_VGPRS_PER_LANE = 32   # budget for the prefill fp32 accumulator per lane (see ISA sweep)
 
 
@@ -128,9 +128,11 @@ def decode_num_splits(num_seqs: int, num_kv_heads: int, qpkv: int, target: AttnT
 
     At most, not at least: the GPU runs the programs in rounds of (resident programs per CU) x CUs,
     and a count just above programs_per_cu x CUs adds a nearly empty last round in which most CUs
-    idle. On the H100 stand-in batch 32 took 17 splits = 1088 programs for 8 x 132 = 1056 (2.06
-    rounds of ~4 resident per SM) and ran at 0.80x / 0.75x vLLM, while batch 8 at 1024 programs
-    (1.94 rounds) ran at 1.18x / 1.27x; rounding down gives 16 splits there (docs/attention.md)."""
+    idle. On the H100 stand-in (same run, 32K / 128K context) batch 32 ran 17 splits = 1,088
+    programs (the rule rounded up, 8 per CU) at 0.81x / 0.76x vLLM and 16 splits (rounded down) at
+    0.92x / 0.92x. 4 per CU: in that run 4 per CU (batch 8: 33 splits, batch 32: 8) was faster
+    than 8 per CU at 11 of the 12 batch-8/32 points (bf16 and fp8, 4K-128K; by up to 15% at 4K)
+    and 0.6% slower at the 12th (docs/attention.md)."""
     programs = max(1, num_seqs * num_kv_heads * num_groups(qpkv))
     want = programs_per_cu * target.num_cus // programs
     return max(1, min(MAX_SPLITS, want))

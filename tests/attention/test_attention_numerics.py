@@ -97,14 +97,14 @@ def test_decode_block_sizes(block_size):
 def test_decode_batch1_default_splits_fill_cus():
     # the plan splits the KV range until PROGRAMS_PER_CU programs per CU exist: batch 1 with
     # 2 KV heads at the cap, batch 8 part-way, none once seqs x kv heads fill the CUs
-    assert A.PROGRAMS_PER_CU * TARGET.num_cus == 320
+    assert A.PROGRAMS_PER_CU * TARGET.num_cus == 160
     assert A.decode_num_splits(1, 2, 8, TARGET) == A.MAX_SPLITS
-    assert A.decode_num_splits(8, 2, 8, TARGET) == 20
-    assert A.decode_num_splits(160, 2, 8, TARGET) == 1
+    assert A.decode_num_splits(8, 2, 8, TARGET) == 10
+    assert A.decode_num_splits(41, 2, 8, TARGET) == 1
     # at most PROGRAMS_PER_CU per CU (a count just above it adds a nearly empty round of programs):
-    # the H100 stand-in's batch 32 gets 16 splits (1024 programs on 132 SMs), not 17 (1088)
+    # the H100 stand-in's batch 32 gets 8 splits (512 programs on 132 SMs), not 9 (576)
     h100 = A.AttnTarget(wave_size=32, lds_bytes=64 * 1024, num_cus=132)
-    assert A.decode_num_splits(32, 2, 8, h100) == 16
+    assert A.decode_num_splits(32, 2, 8, h100) == 8
     for target in (TARGET, h100):
         cap = A.PROGRAMS_PER_CU * target.num_cus
         for seqs in range(1, 513):
