@@ -384,11 +384,13 @@ def render(d: dict) -> str:
     out += ["", f"decode speed: {p['label']}, batch {d['batch']}, context {d['context']:,}"
             + (", bytes read by one GPU" if tp > 1 else ""),
             f"  engine profile: {p['engine_profile']['applies']}"]
-    m = p["engine_profile"].get("measured")
-    if m and p["engine_profile"]["model"] == d["model"]:
+    ep = p["engine_profile"]
+    m = ep.get("measured")
+    if m and d["model"] in (ep["model"], ep.get("base_model")):
         split, dec = m["step_split"], m["decode"].get(f"batch{m['batch']}", {})
-        out.append(f"  measured there (NVIDIA, not AMD; vLLM's engine, CUDA graphs, dummy weights, batch {m['batch']}, "
-                   f"context {m['context']}): {dec.get('tok_s')} tok/s, step {split['step_ms']:.3f} ms = bytes "
+        depth = f", its first {ep['layers']} layers" if ep["model"] != d["model"] and ep.get("layers") else ""
+        out.append(f"  measured there (NVIDIA, not AMD; vLLM's engine, CUDA graphs, dummy weights{depth}, "
+                   f"batch {m['batch']}, context {m['context']}): {dec.get('tok_s')} tok/s, step {split['step_ms']:.3f} ms = bytes "
                    f"{split['bytes_ms']:.3f} ms at {m['reference_gbs']} GB/s + rest {split['rest_ms']:.3f} ms "
                    f"(GPU busy {split['gpu_busy_ms']:.3f} ms)")
     b = p["fixed_time"]
@@ -429,8 +431,11 @@ def render(d: dict) -> str:
                 f"{b['profiled_kernel_us']} us, that GPU's one-element kernel, already in its non-bytes time) = "
                 f"{b['launch_ms']:.2f} ms",
                 f"      lm_head BF16 (as shipped):        step {b['step_ms'][1]:.2f}-{b['step_ms'][0]:.2f} ms: "
-                f"projected {_range(b['tok_s'])} tok/s ({_range(b['tok_s_with_host'])} with the profiling host's "
-                f"{b['host_ms']:.2f} ms per step outside the GPU)",
+                f"projected {_range(b['tok_s'])} tok/s ("
+                + (f"{_range(b['tok_s_with_host'])} with the profiling host's {b['host_ms']:.2f} ms per step outside "
+                   "the GPU)" if b["host_measured_ms"] >= 0 else
+                   f"the profiling host added no time outside the GPU: its GPU busy time and graph-node gaps under the "
+                   f"profiler exceed the unprofiled step by {-b['host_measured_ms']:.2f} ms)"),
                 f"      lm_head FP8 (ROCM_ENABLE_FP8_LM_HEAD=1): step {b8['step_ms'][1]:.2f}-{b8['step_ms'][0]:.2f} ms: "
                 f"projected {_range(b8['tok_s'])} tok/s ({_range(b8['tok_s_with_host'])} with host)"]
         target = decode_model.TARGETS_TOK_S.get(d["model"])

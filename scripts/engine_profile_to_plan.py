@@ -46,8 +46,9 @@ BUNDLED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 GROUPS = {"moe": ("moe",), "dense": ("dense",), "router_bf16": ("router",), "lm_head_bf16": ("lm_head",),
           "attention": ("attention",), "gdn": ("gdn", "conv"), "norms": ("norm",)}
 LAUNCH_BOUND = 0.1  # busy time below this share of the family's time: its bytes say nothing
-# Profile families with GPU time but no weight bytes; with GROUPS they make up the whole step.
-NO_BYTES = ("copy", "other", "runner", "sampling")
+# Profile families with GPU time but no weight bytes (scripts/engine/speed_profile.py FAMILIES less
+# those in GROUPS); with GROUPS they make up the whole step. step_time refuses a family in neither.
+NO_BYTES = ("rope", "activation", "copy", "other", "runner", "sampling")
 # The layers a step-time entry's per-layer launches repeat over (default: every decoder layer)
 LAYER_KIND = {"attention": "full_attention", "gdn": "linear_attention"}
 VISIBLE = 0.9       # graph-pass kernels per step / eager-pass: CUPTI reported the kernels inside graphs
@@ -182,8 +183,13 @@ def step_time(pass_: dict, spec, step, ref_gbs: float) -> dict:
              "linear_attention": spec.linear_attention_layers}
     fewest = min(n for n in kinds.values() if n)
     fams = pass_["families"]
+    known = {f for src in GROUPS.values() for f in src} | set(NO_BYTES)
+    unknown = sorted(set(fams) - known)
+    if unknown:  # its time would silently drop out of the step
+        raise ProfileError(f"profile families {unknown} are neither plan families nor NO_BYTES in "
+                           "scripts/engine_profile_to_plan.py: add them there")
     out = {}
-    for key, src in list(GROUPS.items()) + [(f, (f,)) for f in NO_BYTES]:
+    for key, src in list(GROUPS.items()) + [(f, (f,)) for f in NO_BYTES if f in fams]:
         us = sum((fams.get(f) or {}).get("us", 0.0) for f in src)
         launches = sum((fams.get(f) or {}).get("kernels", 0.0) for f in src)
         step_launches = step_us = 0.0

@@ -177,7 +177,8 @@ def test_plan_projects_from_the_written_profile(tmp_path, capsys, monkeypatch):
     # another FP8 model borrows it, labelled; a BF16 model does not
     other, how = decode_model.select_profile(doc, load_model("Qwen/Qwen3-Coder-Next-FP8"))
     assert other["model"] == MODEL and "applying it to this model is an assumption" in how
-    assert decode_model.select_profile(doc, load_model("Qwen/Qwen3.6-35B-A3B")) == ({}, "not yet measured")
+    only_fp8 = dict(doc, profiles={MODEL: prof})  # the shipped file may hold a BF16 profile too
+    assert decode_model.select_profile(only_fp8, load_model("Qwen/Qwen3.6-35B-A3B")) == ({}, "not yet measured")
     assert spec.name == MODEL
 
 
@@ -370,3 +371,40 @@ def test_plan_prints_the_bytes_plus_fixed_time_projection(tmp_path, capsys, monk
     # batch 8 or tensor parallel: (b) is not projected, and says why
     assert "batch 1, not 8" in plan(MODEL, "gfx1151", context=4096, batch=8)["projection"]["fixed_time"]["unavailable"]
 
+
+
+def test_every_profile_family_lands_in_the_step_and_an_unknown_one_is_refused(tmp_path, capsys):
+    """speed_profile's families without weight bytes (activation, rope, ...) keep their time in the step;
+    a family the script does not know would drop out of it silently, so the summary is refused."""
+    s = _summary()
+    graph = s["jobs"]["speed.qwen36-35b-fp8"]["speed"]["profile"]["batch1"]["graph"]
+    graph["families"]["activation"] = {"kernels": 20, "us": 30.0, "names": {"triton_poi_fused_mul_silu_0": 20}}
+    graph["names"]["triton_poi_fused_mul_silu_0"] = [20, 30.0]
+    graph["gpu_us_per_step"] += 30.0
+    rc, doc, _ = _run(tmp_path, capsys, s)
+    fams = doc["profiles"][MODEL]["step_time"]["families"]
+    assert fams["activation"]["us"] == 30.0 and fams["activation"]["bytes"] == 0
+    assert "rope" not in fams  # a family the pass did not see adds no entry
+    assert sum(f["us"] for f in fams.values()) == pytest.approx(2586.0)
+    graph["families"]["speculative"] = {"kernels": 1, "us": 2.0, "names": {}}
+    rc, doc, err = _run(tmp_path, capsys, s)
+    assert rc == 2 and "['speculative'] are neither plan families nor NO_BYTES" in err
+
+
+def test_host_time_is_zero_when_the_profiled_gpu_time_exceeds_the_step(tmp_path, capsys, monkeypatch):
+    """With vLLM's async scheduling the host overlaps the GPU: GPU busy under the profiler can exceed the
+    unprofiled step (run 8). The host then adds nothing to (b), and plan says so instead of a negative time."""
+    s = _summary()
+    job = s["jobs"].pop("speed.qwen36-35b-fp8")
+    job["model"] = "dummy:Qwen3.6-35B-A3B-FP8.json@20"
+    job["speed"]["batch1"]["decode_step_ms"] = 2.4  # GPU busy 2.556 ms
+    s["jobs"]["speed.qwen36-35b-fp8.l20"] = job
+    rc, doc, _ = _run(tmp_path, capsys, s)
+    monkeypatch.setattr(decode_model, "load_engine_profile", lambda: copy.deepcopy(doc))
+    d = plan(MODEL, "gfx1151", context=4096)
+    b = d["projection"]["fixed_time"]
+    assert b["host_measured_ms"] == pytest.approx(2.4 - 2.556 - 598 * (2.1 - FIXED_US) / 1e3)
+    assert b["host_ms"] == 0.0 and b["tok_s_with_host"] == b["tok_s"]
+    text = render(d)
+    assert f"exceed the unprofiled step by {-b['host_measured_ms']:.2f} ms" in text
+    assert "measured there (NVIDIA, not AMD; vLLM's engine, CUDA graphs, dummy weights, its first 20 layers" in text
