@@ -8,6 +8,7 @@ divisibility-16, buffer-op pointer ranges) is what a real launch gets.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
@@ -15,6 +16,8 @@ import re
 import triton
 
 from rocm_enable.gates.capabilities import capabilities_for, is_wave32_rdna
+
+FP_FUSION_ENV = "TRITON_DEFAULT_FP_FUSION"
 
 
 def warp_size(arch: str) -> int:
@@ -73,7 +76,25 @@ def compile_for_arch(fn, args: dict, options: dict, arch: str):
     attrs = {(i,): backend.parse_attr(s[1]) for i, s in enumerate(specialization)
              if s[0] != "constexpr" and isinstance(s[1], str)}
     src = ASTSource(fn, dict(zip(names, sig)), constexprs, attrs)
-    return triton.compile(src, target=target, options=dict(options))
+    with _fp_fusion_spelled_out():
+        return triton.compile(src, target=target, options=dict(options))
+
+
+@contextlib.contextmanager
+def _fp_fusion_spelled_out():
+    """Compile with TRITON_DEFAULT_FP_FUSION set (to "1", Triton 3.9's default, unless the caller
+    chose). Triton's disk cache keys a compile on that variable's presence, not its effect: a
+    process that left it unset missed every kernel one that set it had compiled (the GDN report
+    compiled twice per test run). Restored afterwards, so the process environment (which
+    simulated-vLLM processes inherit) is not changed."""
+    if FP_FUSION_ENV in os.environ:
+        yield
+        return
+    os.environ[FP_FUSION_ENV] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop(FP_FUSION_ENV, None)
 
 
 _MATRIX = ("v_wmma", "v_mfma", "v_swmmac", "v_smfmac")

@@ -8,6 +8,7 @@ instructions per WMMA <= 100 for decode tiles and <= 32 for BLOCK_M >= 64 (vLLM'
 per 256 weights consumed, per wave, <= 100 (the same decode budget: a 16x16x16 WMMA consumes
 256 weights)."""
 import functools
+import os
 
 import pytest
 
@@ -129,3 +130,32 @@ def test_single_launch_decode_meets_isa_budget(arch):
     finally:
         cfgmod.load_family = real
     assert not bad, "\n".join(bad)
+
+
+def test_compile_cache_is_shared_whether_or_not_fp_fusion_is_spelled_out(tmp_path, monkeypatch):
+    """Every report compiles through ops.aot, some in processes that set TRITON_DEFAULT_FP_FUSION=1
+    and some that leave it unset (the same default). Triton keys its disk cache on the variable's
+    presence, so the second kind recompiled what the first had compiled; compile_for_arch now
+    spells it out, and the environment is left as it was."""
+    import triton.language as tl
+    from triton import knobs
+
+    from rocm_enable.ops import aot
+
+    src = tmp_path / "cast_kernel.py"
+    src.write_text("import triton\nimport triton.language as tl\n\n\n@triton.jit\n"
+                   "def cast_kernel(x_ptr, y_ptr, N: tl.constexpr):\n"
+                   "    o = tl.arange(0, N)\n"
+                   "    tl.store(y_ptr + o, tl.load(x_ptr + o).to(tl.float32))\n")
+    kernel = aot.load_compilable_kernels(str(src), "_rocm_enable_test_cast_kernel").cast_kernel
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv(aot.FP_FUSION_ENV, raising=False)
+    hits = []
+    monkeypatch.setattr(knobs.compilation, "listener",
+                        lambda src, metadata, metadata_group, times, cache_hit: hits.append(cache_hit))
+    args = dict(x_ptr=aot.fake_tensor(tl.float16), y_ptr=aot.fake_tensor(tl.float32), N=64)
+    aot.compile_for_arch(kernel, args, {"num_warps": 1}, "gfx1151")
+    assert aot.FP_FUSION_ENV not in os.environ
+    monkeypatch.setenv(aot.FP_FUSION_ENV, "1")
+    aot.compile_for_arch(kernel, args, {"num_warps": 1}, "gfx1151")
+    assert hits == [False, True]
