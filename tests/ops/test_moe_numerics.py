@@ -15,7 +15,8 @@ from rocm_enable.ops.fp8_dequant import fold_fp8_scale_for_fp16_bits
 from rocm_enable.ops.moe_align import moe_align
 from rocm_enable.ops.moe_w8a16 import (fused_experts_w8a16, moe_gemm_w8a16, moe_routing_for,
                                        workspace_sizes)
-from w8a16_testutil import REL_TOL, moe_reference, rand_fp8, rand_scale, rel_err, single_launch_family
+from w8a16_testutil import (REL_TOL, interpreted_moe_bucket, moe_reference, rand_fp8, rand_scale, rel_err,
+                            single_launch_family)
 
 # name: (E, top_k, hidden, moe_intermediate)  -- scaled-down
 #   Qwen3-Next-80B-A3B / Qwen3-Coder-Next: E=512 top-10 hidden 2048 inter 512
@@ -100,21 +101,51 @@ def _m_for_bucket(arch, bucket):
     raise AssertionError(f"{arch} bucket {bucket} serves no M < 1024 of {BUCKET_SHAPES}")
 
 
-@pytest.mark.parametrize("arch,bucket", [(fam, i) for fam in cfgmod.ARCH_FAMILIES
-                                         for i in range(len(cfgmod.load_shipped(fam)["moe"]))])
-def test_every_shipped_moe_config(arch, bucket):
-    """Each family's bucket serves one call here, so every shipped tile is exercised."""
+def _shipped_moe_cases():
+    """[(family, bucket), ...] per distinct interpreted launch: families whose bucket serves the
+    same call with the same tiles (interpreted_moe_bucket) run it once, named after all of them."""
+    cases = {}
+    for fam in cfgmod.ARCH_FAMILIES:
+        d = cfgmod.load_shipped(fam)
+        for i in range(len(d["moe"])):
+            shape, M = _m_for_bucket(fam, i)
+            key = (shape, M, interpreted_moe_bucket(d, M, shape[0], shape[1]))
+            cases.setdefault(key, []).append((fam, i))
+    return list(cases.values())
+
+
+@pytest.mark.parametrize("served", _shipped_moe_cases(), ids=lambda s: "+".join(f"{f}-{i}" for f, i in s))
+def test_every_shipped_moe_config(served):
+    """Each family's bucket serves one call here, so every shipped tile is exercised (once per
+    distinct interpreted launch)."""
+    arch, bucket = served[0]
     shape, M = _m_for_bucket(arch, bucket)
     assert _run(shape, 1, M, torch.float16, "block", seed=bucket, arch=arch) < REL_TOL[torch.float16]
 
 
-@pytest.mark.parametrize("single_launch", [False, True])
-@pytest.mark.parametrize("arch", cfgmod.ARCH_FAMILIES)
-@pytest.mark.parametrize("M", [1, 3])
+DECODE_SHAPE = (64, 2, 128, 256)  # M*top_k*4 <= 64: naive
+
+
+def _decode_cases():
+    """(M, family, single_launch) per distinct interpreted launch of DECODE_SHAPE (see
+    interpreted_moe_bucket), with the ids of every (family, single_launch) it stands for."""
+    cases = {}
+    for M in (1, 3):
+        for fam in cfgmod.ARCH_FAMILIES:
+            for single_launch in (False, True):
+                d = single_launch_family(fam)(fam) if single_launch else cfgmod.load_shipped(fam)
+                key = (M, interpreted_moe_bucket(d, M, DECODE_SHAPE[0], DECODE_SHAPE[1]))
+                cases.setdefault(key, []).append((M, fam, single_launch))
+    return [pytest.param(*same[0], id=f"{same[0][0]}-" + "+".join(f"{f}{'-single' if s else ''}" for _, f, s in same))
+            for same in cases.values()]
+
+
+@pytest.mark.parametrize("M,arch,single_launch", _decode_cases())
 def test_decode_topk_sum_in_gemv_with_vllm_workspaces(arch, M, single_launch, monkeypatch):
     """Naive routing with GEMV buckets: the w2 GEMV sums the top-k itself (activation and fp32
     partials in workspace2), with the output aliased onto workspace13 as vLLM may alias it, and
-    padded routes (-1: one slot at M=1, the whole last token at M=3) that must add nothing."""
+    padded routes (-1: one slot at M=1, the whole last token at M=3) that must add nothing. Run
+    once per distinct interpreted launch over the families, with and without single_launch."""
     def pad(ids):
         if len(ids) > 1:
             ids[-1] = -1
@@ -122,8 +153,7 @@ def test_decode_topk_sum_in_gemv_with_vllm_workspaces(arch, M, single_launch, mo
         return ids
     if single_launch:  # the whole layer in w8a16_moe_decode_kernel
         monkeypatch.setattr(cfgmod, "load_family", single_launch_family(arch))
-    shape = (64, 2, 128, 256)  # M*top_k*4 <= 64: naive
-    assert _run(shape, 1, M, torch.bfloat16, "block", seed=40 + M, arch=arch, vllm_workspaces=True,
+    assert _run(DECODE_SHAPE, 1, M, torch.bfloat16, "block", seed=40 + M, arch=arch, vllm_workspaces=True,
                 ids_fix=pad) < REL_TOL[torch.bfloat16]
     from rocm_enable.ops import moe_w8a16
     assert all(not t.any() for t in moe_w8a16._COUNTERS.values()), "tickets/counters left non-zero"

@@ -79,3 +79,14 @@ def single_launch_family(arch):
     d = json.loads(json.dumps(cfgmod.load_shipped(arch)))
     d["moe"][0]["single_launch"] = True
     return lambda fam: d if fam == arch else cfgmod.load_shipped(fam)
+
+
+def interpreted_moe_bucket(d: dict, m: int, experts: int, top_k: int) -> str:
+    """What Triton's interpreter runs for a MoE layer call of ``m`` tokens under family table
+    ``d``: the bucket config.get_moe_config picks, less its compile options (num_warps,
+    num_stages: the interpreter runs each program's logic, not its waves or software pipeline;
+    the AOT ISA tests check those per family) and max_m (only selects), plus the naive-routing
+    rule. Families with equal keys make the same interpreted launches on the same inputs."""
+    b = cfgmod._bucket(d["moe"], cfgmod.moe_bucket_m(d, m, experts, top_k))
+    tiles = {k: cfgmod.split_options(v)[0] if isinstance(v, dict) else v for k, v in b.items() if k != "max_m"}
+    return json.dumps([tiles, int(d.get("naive_sparsity", 4))], sort_keys=True)
