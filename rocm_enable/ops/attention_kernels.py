@@ -235,8 +235,7 @@ def paged_decode_kernel(
         # partial row (seq, kv_head, group, split, r): acc [HEAD_DIM] and (m, l). An empty split
         # (lo >= hi) leaves m = -inf, l = 0, acc = 0, which the combine weights by 0.
         # Only rows of real query heads are written (the combine reads no other): with GQA 8 half
-        # of the ROWS = 16 rows are padding, and their fp32 partials were ~13% of the bytes moved
-        # at batch 32 / 4K (17 splits x 16 KiB per program against 4K keys x 1 KiB of K+V).
+        # of the ROWS = 16 rows are padding, fp32 partials written and read back for nothing.
         prow = ((seq * (tl.num_programs(1)) + kvg) * num_splits + split).to(tl.int64) * ROWS + r
         head_row = hq < QPKV
         tl.store(part_acc_ptr + prow[:, None] * HEAD_DIM + d[None, :], acc, mask=head_row[:, None])

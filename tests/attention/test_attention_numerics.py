@@ -95,8 +95,9 @@ def test_decode_block_sizes(block_size):
 
 
 def test_decode_batch1_default_splits_fill_cus():
-    # the plan splits the KV range until PROGRAMS_PER_CU programs per CU exist: batch 1 with
-    # 2 KV heads at the cap, batch 8 part-way, none once seqs x kv heads fill the CUs
+    # the plan splits the KV range into as many parts as keep at most PROGRAMS_PER_CU programs per
+    # CU: batch 1 with 2 KV heads at the cap, batch 8 part-way, none once seqs x kv heads exceed
+    # half of that
     assert A.PROGRAMS_PER_CU * TARGET.num_cus == 160
     assert A.decode_num_splits(1, 2, 8, TARGET) == A.MAX_SPLITS
     assert A.decode_num_splits(8, 2, 8, TARGET) == 10

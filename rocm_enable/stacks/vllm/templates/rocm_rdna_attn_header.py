@@ -14,8 +14,9 @@ Qwen3-Next and Qwen3.5/3.6) the ROCM_ATTN and TRITON_ATTN kernels spill VGPRs
 on gfx11 (a 16 x 256 bf16 WMMA operand held in registers takes 128 VGPRs per
 lane) and launch only seqs x kv_heads decode programs. These kernels compute
 Q K^T in 64-wide head-dim chunks, load one block-table entry per key tile,
-split the KV range until about two programs per CU exist (flash-decoding),
-and take tiles and warps from the device (wave size, LDS, CU count).
+split the KV range into as many parts as keep at most 4 programs per CU
+(flash-decoding), and take tiles and warps from the device (wave size, LDS,
+CU count).
 """
 
 import torch
