@@ -67,8 +67,9 @@ def _moe_case(seed, E, top_k, M, N, K, scale_kind, emap=None):
 @pytest.mark.parametrize("scale_kind", ["block", "channel", "tensor"])
 @pytest.mark.parametrize("M", [1, 3])
 def test_moe_w13_fused_silu(gemv_only, scale_kind, M):
-    """w13 with SiLU·mul fused: gate rows n and up rows n + I (I = 256: two scale groups each)."""
-    E, top_k, I, H = 20, 10, 256, 384
+    """w13 with SiLU·mul fused: gate rows n and up rows n + I (I = 256: two scale groups each);
+    top-4 of 8 experts (each program's row is pair // top_k: any top_k > 1 checks it)."""
+    E, top_k, I, H = 8, 4, 256, 384
     g, w, s, ids, _ = _moe_case(M + 50, E, top_k, M, 2 * I, H, scale_kind)
     x = torch.randn(M, H, generator=g).half()
     routing = moe_align(ids, 16, E, naive=True)
