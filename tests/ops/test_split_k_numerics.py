@@ -41,13 +41,39 @@ def _dense(M, N, K, split_k, dtype=torch.float16, scale_kind="block", bias=False
     return y, ref
 
 
-@pytest.mark.parametrize("M", [1, 3, 17])
+class _Forbidden:
+    def __getitem__(self, grid):
+        raise AssertionError("the decode GEMV ran: it has no K split, so split-K went untested")
+
+
+@pytest.fixture
+def tile_only(monkeypatch):
+    monkeypatch.setattr(moemod, "w8a16_gemv_kernel", _Forbidden())
+
+
+@pytest.mark.parametrize("M", [3, 17])
 @pytest.mark.parametrize("split_k", [2, 3, 5])
 @pytest.mark.parametrize("K", [1088, 544, 272])
-def test_dense_split_k_block_scales(M, split_k, K):
+def test_dense_split_k_block_scales(M, split_k, K, tile_only):
     y, ref = _dense(M, 200, K, split_k, seed=M * 100 + split_k * 10 + K)
     assert rel_err(y, ref) < REL_TOL[torch.float16]
     assert _tickets_zero()
+
+
+def test_dense_split_k_request_at_decode_takes_the_gemv(monkeypatch):
+    """M=1 takes the decode GEMV of the table, which has no K split: a requested split_k is not
+    applied there (one case; every split count would run the same GEMV launch)."""
+    calls = []
+    real = moemod.w8a16_gemv_kernel
+
+    class _Spy:
+        def __getitem__(self, grid):
+            calls.append(grid)
+            return real[grid]
+
+    monkeypatch.setattr(moemod, "w8a16_gemv_kernel", _Spy())
+    y, ref = _dense(1, 200, 1088, 3, seed=1188)
+    assert calls and rel_err(y, ref) < REL_TOL[torch.float16]
 
 
 @pytest.mark.parametrize("scale_kind", ["channel", "tensor"])
@@ -77,9 +103,10 @@ def test_split_count_never_makes_empty_splits():
 
 @pytest.mark.parametrize("fuse", [True, False])
 @pytest.mark.parametrize("split_k", [2, 3])
-def test_moe_naive_split_k(fuse, split_k):
+def test_moe_naive_split_k(fuse, split_k, tile_only):
     """Naive (decode) routing, w13 with fused SiLU (the split sums gate and up before the
-    nonlinearity) and w2 with the routed weight; K with a masked tail."""
+    nonlinearity; I = 80 starts the up half mid scale group, so the tile kernel runs) and w2 with
+    the routed weight (rows are pairs, top_k 1); K with a masked tail."""
     g = torch.Generator().manual_seed(31 + split_k)
     E, top_k, M, N, K = 24, 3, 2, 160, 544
     a = torch.randn(M, K, generator=g).half()
@@ -91,11 +118,17 @@ def test_moe_naive_split_k(fuse, split_k):
     routing = moe_align(ids, bm, E, naive=True)
     n_out = N // 2 if fuse else N
     c = torch.full((M * top_k, n_out), float("nan"), dtype=torch.float16)
-    moe_gemm_w8a16(a, w, fold_fp8_scale_for_fp16_bits(s), c, routing, top_k=top_k, gemm="w13",
-                   block_shape=[128, 128], topk_weights=None if fuse else tw, fuse_silu=fuse,
-                   arch_family="nvidia", num_tokens=M, split_k=split_k)
+    pairs = a[torch.arange(M * top_k) // top_k]
+    if fuse:
+        moe_gemm_w8a16(a, w, fold_fp8_scale_for_fp16_bits(s), c, routing, top_k=top_k, gemm="w13",
+                       block_shape=[128, 128], fuse_silu=True, arch_family="nvidia", num_tokens=M,
+                       split_k=split_k)
+    else:
+        moe_gemm_w8a16(pairs, w, fold_fp8_scale_for_fp16_bits(s), c, routing, top_k=1, gemm="w2",
+                       block_shape=[128, 128], topk_weights=tw, arch_family="nvidia", num_tokens=M,
+                       split_k=split_k)
     W = dequant_fp8_reference(w, s, [128, 128])
-    h = torch.einsum("pk,pnk->pn", a.double()[torch.arange(M * top_k) // top_k], W[ids.reshape(-1)])
+    h = torch.einsum("pk,pnk->pn", pairs.double(), W[ids.reshape(-1)])
     if fuse:
         ref = torch.nn.functional.silu(h[:, :N // 2]) * h[:, N // 2:]
     else:
