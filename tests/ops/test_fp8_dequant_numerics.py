@@ -21,7 +21,8 @@ def test_all_254_finite_codes_torch_mapping():
     assert torch.equal(got, want)
 
 
-GEMV = {"kernel": "gemv", "BLOCK_N": 8, "BLOCK_K": 64, "num_warps": 4, "num_stages": 2}
+# BLOCK_N = N: one program per activation row (the interpreter runs programs one by one)
+GEMV = {"kernel": "gemv", "BLOCK_N": 32, "BLOCK_K": 64, "num_warps": 4, "num_stages": 2}
 
 
 @pytest.mark.parametrize("kernel", ["tile", "gemv"])
