@@ -68,3 +68,16 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture
 def vllm_under_test(request) -> VllmUnderTest:
     return request.param
+
+
+@pytest.fixture
+def explain_from_zygote(monkeypatch):
+    """rocm_enable.explain's simulated vLLM processes (`python -c`, one per mode) forked from the
+    tests' warm interpreter (tests/zygote.py) instead of started cold: the same child, without the
+    seconds of torch & co. imports each."""
+    import types
+
+    import zygote
+    from rocm_enable import explain
+
+    monkeypatch.setattr(explain, "subprocess", types.SimpleNamespace(run=zygote.run))

@@ -87,3 +87,24 @@ def test_killed_child_reports_no_status():
         assert child.wait(0.5) is None  # still running
         child.kill()
         assert child.returncode == -9
+
+
+def test_run_is_subprocess_run_for_python_c(tmp_path):
+    """zygote.run stands in for subprocess.run where product code starts `python -c` (explain):
+    same exit status, output and input; other commands go to subprocess.run."""
+    import subprocess
+    import sys
+
+    env = {**_base_env(tmp_path), "VLLM_TEST_X": "a"}
+    code = ("import os, sys; print(sys.stdin.read() + os.environ['VLLM_TEST_X']); "
+            "print('err', file=sys.stderr); sys.exit(5)")
+    runs = [zygote.run([sys.executable, "-c", code], input="in-", env=env, capture_output=True,
+                       text=True, timeout=120) for _ in range(2)]  # cold, then forked
+    expected = subprocess.run([sys.executable, "-c", code], input="in-", env=env,
+                              capture_output=True, text=True, timeout=120)
+    for got in runs:
+        assert (got.returncode, got.stdout, got.stderr) == (5, "in-a\n", "err\n")
+        assert (got.returncode, got.stdout, got.stderr) == (
+            expected.returncode, expected.stdout, expected.stderr)
+    other = zygote.run(["sh", "-c", "echo $VLLM_TEST_X"], env=env, capture_output=True, text=True)
+    assert other.stdout == "a\n"

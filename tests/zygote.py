@@ -263,6 +263,29 @@ def spawn(code: str, env: dict[str, str], *, stdin: int, stdout: int, stderr: in
     return zygote.spawn(code, env, stdin, stdout, stderr)
 
 
+def run(args: list[str], *, input: str | None = None, env: dict[str, str] | None = None,
+        timeout: float | None = None, capture_output: bool = False, text: bool = False,
+        **kwargs) -> subprocess.CompletedProcess:
+    """subprocess.run for `[sys.executable, "-c", code]` (what product code such as rocm_enable's
+    explain starts), with the process started by spawn(); any other command, or an option this
+    does not give, goes to subprocess.run itself."""
+    if (kwargs or not capture_output or not text or len(args) != 3 or args[1] != "-c"
+            or os.path.realpath(args[0]) != os.path.realpath(sys.executable)):
+        return subprocess.run(args, input=input, env=env, timeout=timeout,
+                              capture_output=capture_output, text=text, **kwargs)
+    with tempfile.TemporaryFile("w+") as stdin, tempfile.TemporaryFile("w+") as out, \
+            tempfile.TemporaryFile("w+") as err:
+        stdin.write(input or ""), stdin.flush(), stdin.seek(0)
+        child = spawn(args[2], dict(os.environ if env is None else env), stdin=stdin.fileno(),
+                      stdout=out.fileno(), stderr=err.fileno())
+        returncode = child.wait(timeout)
+        if returncode is None:
+            child.kill()
+            raise subprocess.TimeoutExpired(args, timeout)
+        out.seek(0), err.seek(0)
+        return subprocess.CompletedProcess(args, returncode, out.read(), err.read())
+
+
 def _warm(key: tuple) -> Zygote:
     """The live zygote of `key`, started if needed, now the most recently used."""
     zygote = _zygotes.pop(key, None)

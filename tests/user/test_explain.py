@@ -10,7 +10,7 @@ from rocm_enable import cli
 from rocm_enable.explain import explain_many, render
 from rocm_enable.models import bundled_models
 
-pytestmark = pytest.mark.vllm_sim
+pytestmark = [pytest.mark.vllm_sim, pytest.mark.usefixtures("explain_from_zygote")]
 
 MODELS = list(bundled_models())
 NO_BACKEND = "fails: NotImplementedError: No FP8 MoE backend supports the deployment configuration."
