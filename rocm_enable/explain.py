@@ -375,7 +375,11 @@ def _probe(spec: dict, act: str, enforce_eager: bool) -> dict:
         r = bf16_rows("router", E, hidden)
         import vllm._aiter_ops as ao
         fused = bool(ao.rocm_aiter_ops.is_fused_moe_enabled())
-        r["kernel"] += ("; top-k: aiter topk_softmax" if fused else "; top-k: _moe_C.topk_softmax (HIP)")
+        # On a vLLM build whose _moe_C lacks this arch, record topk-softmax-code-object serves the
+        # same call with one Triton launch (the engine runs on the lent GPU show that kernel).
+        r["kernel"] += ("; top-k: aiter topk_softmax" if fused else
+                        "; top-k: _moe_C.topk_softmax (HIP; on a build without this arch's code "
+                        "object: moe_topk_routing_kernel, Triton, topk-softmax-code-object)")
         r["decided_by"] += f"; rocm_aiter_ops.is_fused_moe_enabled() = {fused} (top-k, D11)"
         r["gates"] = ["G7", "D11"]
         return [r]
