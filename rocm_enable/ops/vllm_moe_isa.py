@@ -338,8 +338,6 @@ def compile_many(items, arch: str, jobs: int = 1, progress=None) -> dict:
     (launch_key) once, on ``jobs`` worker processes."""
     import multiprocessing
 
-    # Triton 3.9 warns when this is unset; "1" is its current default (what vLLM gets at run time)
-    os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
     items = list(dict.fromkeys(items))
     keys = {launch: launch_key(launch, arch) for launch in items}
     unique = {}
