@@ -34,7 +34,11 @@ def _spawn(env):
 
 def _base_env(tmp_path):
     (tmp_path / "zygote_probe_mod.py").write_text("")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ROCM_ENABLE", "VLLM_"))}
+    # Without the variables the zygote sets while it imports (INDUCTOR_IMPORT_ENV): a test that
+    # imported vLLM earlier in this pytest worker leaves them in os.environ, and the check below is
+    # that the zygote's own setting does not reach the child.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ROCM_ENABLE", "VLLM_")) and k not in zygote.INDUCTOR_IMPORT_ENV}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tmp_path), env.get("PYTHONPATH")) if p)
     return env
 
@@ -80,7 +84,11 @@ def test_pythonpath_that_shadows_a_preloaded_package_starts_cold(tmp_path):
 
 
 def test_killed_child_reports_no_status():
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ROCM_ENABLE", "VLLM_"))}
+    # Without the variables the zygote sets while it imports (INDUCTOR_IMPORT_ENV): a test that
+    # imported vLLM earlier in this pytest worker leaves them in os.environ, and the check below is
+    # that the zygote's own setting does not reach the child.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ROCM_ENABLE", "VLLM_")) and k not in zygote.INDUCTOR_IMPORT_ENV}
     with open(os.devnull) as nothing, tempfile.TemporaryFile() as out:
         child = zygote.spawn("import time; time.sleep(600)", env, stdin=nothing.fileno(),
                              stdout=out.fileno(), stderr=out.fileno())
