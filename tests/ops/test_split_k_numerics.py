@@ -18,7 +18,7 @@ from rocm_enable.ops.fp8_dequant import dequant_fp8_reference, fold_fp8_scale_fo
 from rocm_enable.ops.linear_w8a16 import linear_w8a16
 from rocm_enable.ops.moe_align import moe_align
 from rocm_enable.ops.moe_w8a16 import moe_gemm_w8a16, pick_split_k
-from w8a16_testutil import REL_TOL, rand_fp8, rand_scale, rel_err
+from w8a16_testutil import REL_TOL, ForbiddenLaunch, LaunchSpy, rand_fp8, rand_scale, rel_err
 
 
 def _tickets_zero():
@@ -41,14 +41,10 @@ def _dense(M, N, K, split_k, dtype=torch.float16, scale_kind="block", bias=False
     return y, ref
 
 
-class _Forbidden:
-    def __getitem__(self, grid):
-        raise AssertionError("the decode GEMV ran: it has no K split, so split-K went untested")
-
-
 @pytest.fixture
 def tile_only(monkeypatch):
-    monkeypatch.setattr(moemod, "w8a16_gemv_kernel", _Forbidden())
+    monkeypatch.setattr(moemod, "w8a16_gemv_kernel", ForbiddenLaunch(
+        "the decode GEMV ran: it has no K split, so split-K went untested"))
 
 
 @pytest.mark.parametrize("M", [3, 17])
@@ -63,17 +59,10 @@ def test_dense_split_k_block_scales(M, split_k, K, tile_only):
 def test_dense_split_k_request_at_decode_takes_the_gemv(monkeypatch):
     """M=1 takes the decode GEMV of the table, which has no K split: a requested split_k is not
     applied there (one case; every split count would run the same GEMV launch)."""
-    calls = []
-    real = moemod.w8a16_gemv_kernel
-
-    class _Spy:
-        def __getitem__(self, grid):
-            calls.append(grid)
-            return real[grid]
-
-    monkeypatch.setattr(moemod, "w8a16_gemv_kernel", _Spy())
+    gemv = LaunchSpy(moemod.w8a16_gemv_kernel)
+    monkeypatch.setattr(moemod, "w8a16_gemv_kernel", gemv)
     y, ref = _dense(1, 200, 1088, 3, seed=1188)
-    assert calls and rel_err(y, ref) < REL_TOL[torch.float16]
+    assert gemv.grids and rel_err(y, ref) < REL_TOL[torch.float16]
 
 
 @pytest.mark.parametrize("scale_kind", ["channel", "tensor"])

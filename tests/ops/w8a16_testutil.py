@@ -90,3 +90,25 @@ def interpreted_moe_bucket(d: dict, m: int, experts: int, top_k: int) -> str:
     b = cfgmod._bucket(d["moe"], cfgmod.moe_bucket_m(d, m, experts, top_k))
     tiles = {k: cfgmod.split_options(v)[0] if isinstance(v, dict) else v for k, v in b.items() if k != "max_m"}
     return json.dumps([tiles, int(d.get("naive_sparsity", 4))], sort_keys=True)
+
+
+class LaunchSpy:
+    """Stands in for a @triton.jit kernel (monkeypatched onto its module): records each launch
+    grid and launches the real kernel."""
+
+    def __init__(self, kernel):
+        self.kernel, self.grids = kernel, []
+
+    def __getitem__(self, grid):
+        self.grids.append(grid)
+        return self.kernel[grid]
+
+
+class ForbiddenLaunch:
+    """Stands in for a kernel a test must not launch: any launch fails the test with ``why``."""
+
+    def __init__(self, why: str):
+        self.why = why
+
+    def __getitem__(self, grid):
+        raise AssertionError(self.why)
