@@ -9,10 +9,9 @@ or Triton.
 """
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
 
+from rocm_enable.engine.calls import bound_arguments
 from rocm_enable.engine.record import Fix, Patch
 from rocm_enable.gates.capabilities import is_wave32_rdna
 
@@ -24,20 +23,13 @@ PACKED_DECODE_FINGERPRINTS = {"0.32.0": "a989c91a1972bd1d", "0.33.0": "12f611ff5
                               "0.34.0": "2d6f6de79e04d549"}
 
 
-@functools.cache
-def _signature(fn) -> inspect.Signature:
-    return inspect.signature(fn)  # once per target: the wrapper runs for every decode step in eager mode
-
-
 def _packed_decode(wrapped, instance, args, kwargs):
     from rocm_enable.ops import gdn_decode
 
     try:
-        bound = _signature(wrapped).bind(*args, **kwargs)
+        a = bound_arguments(wrapped, args, kwargs)  # every decode step in eager mode
     except TypeError:  # a call vLLM's launcher itself would reject: let it say why
         return wrapped(*args, **kwargs)
-    bound.apply_defaults()
-    a = bound.arguments
     why = gdn_decode.decode_supported(a["mixed_qkv"], a["a"], a["b"], a["initial_state"], a["out"],
                                       a["ssm_state_indices"])
     if why:

@@ -50,6 +50,7 @@ from __future__ import annotations
 import functools
 import logging
 
+from rocm_enable.engine.calls import bound_arguments
 from rocm_enable.engine.record import Fix, Patch
 from rocm_enable.engine.scoped import answered
 from rocm_enable.gates import code_objects
@@ -230,19 +231,10 @@ RDNA3_KERNELS_BY_CODE_OBJECT = Fix(
 
 # ---- _moe_C.topk_softmax: MoE routing -------------------------------------------------------
 
-@functools.cache
-def _signature(fn):
-    import inspect
-
-    return inspect.signature(fn)  # once per wrapped function: the routers call it every layer
-
-
 def _topk_softmax_without_code_object(wrapped, instance, args, kwargs):
     if not verdict_for(MOE_C_EXTENSIONS).absent:
         return wrapped(*args, **kwargs)
-    a = _signature(wrapped).bind(*args, **kwargs)
-    a.apply_defaults()
-    a = a.arguments
+    a = bound_arguments(wrapped, args, kwargs)  # the routers call it every MoE layer
     if a["e_score_correction_bias"] is not None:
         return wrapped(*args, **kwargs)  # biased selection: not reimplemented, vLLM's op decides
     from rocm_enable.ops import topk_softmax as routing
