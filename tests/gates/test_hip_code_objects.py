@@ -365,3 +365,37 @@ def test_more_ops_disable_toggles_restore_vllm(vllm_under_test, tmp_path):
                                   "gdn-mtp-decode-code-object"}
     out = decide_2(tmp_path, "gfx1151", vllm_under_test, ["gfx942"], env)
     assert out["after"] == out["before"] and out["after"]["topk_softmax"] == "hip"
+
+
+def test_topk_softmax_warns_once_per_reason(monkeypatch):
+    """The routing wrapper runs for every MoE layer of every decode step: a call it cannot serve
+    names its reason once, a different reason warns again, and vLLM's op runs every time."""
+    import torch
+
+    from rocm_enable.ops import topk_softmax as routing
+    from rocm_enable.stacks.vllm import hip_code_objects as hco
+
+    def vllm_topk_softmax(topk_weights, topk_ids, token_expert_indices, gating_output,
+                          renormalize=False, e_score_correction_bias=None, is_padding=None):
+        ran.append(gating_output.shape)  # vLLM's signature, standing in for its _moe_C op
+
+    def call(ids_dtype, gating_shape):
+        outputs = (torch.empty(4, 2), torch.empty(4, 2, dtype=ids_dtype),
+                   torch.empty(4, 2, dtype=torch.int32), torch.empty(gating_shape))
+        hco._topk_softmax_without_code_object(vllm_topk_softmax, None, outputs, {"renormalize": True})
+        return routing.unsupported_reason(*outputs)
+
+    ran, warned = [], []
+    monkeypatch.setattr(hco, "verdict_for", lambda extensions: co.CodeObjectVerdict(co.ABSENT, "test"))
+    monkeypatch.setattr(hco.log, "warning", lambda msg, *args: warned.append(msg % args))
+    hco._warn_routing_unserved.cache_clear()
+    try:
+        float_ids = call(torch.float32, (4, 8))
+        call(torch.float32, (4, 8))                   # same reason, new tensors: no second warning
+        too_many = call(torch.int32, (4, 8192))       # another reason: its own warning
+        call(torch.float32, (4, 8))
+    finally:
+        hco._warn_routing_unserved.cache_clear()
+    assert float_ids and too_many and float_ids != too_many
+    assert len(ran) == 4
+    assert len(warned) == 2 and float_ids in warned[0] and too_many in warned[1]

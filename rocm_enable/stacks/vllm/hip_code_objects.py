@@ -231,6 +231,15 @@ RDNA3_KERNELS_BY_CODE_OBJECT = Fix(
 
 # ---- _moe_C.topk_softmax: MoE routing -------------------------------------------------------
 
+@functools.lru_cache(maxsize=64)
+def _warn_routing_unserved(reason: str) -> None:
+    """Warn once per distinct reason: the wrapper runs for every MoE layer of every decode step,
+    and a model whose routing it cannot serve gives the same reason on each call. Bounded, since
+    a reason may carry the token count."""
+    log.warning("rocm-enable: topk-softmax-code-object cannot serve this call (%s); "
+                "vLLM's _moe_C op runs", reason)
+
+
 def _topk_softmax_without_code_object(wrapped, instance, args, kwargs):
     if not verdict_for(MOE_C_EXTENSIONS).absent:
         return wrapped(*args, **kwargs)
@@ -242,8 +251,7 @@ def _topk_softmax_without_code_object(wrapped, instance, args, kwargs):
     outputs = (a["topk_weights"], a["topk_ids"], a["token_expert_indices"], a["gating_output"])
     reason = routing.unsupported_reason(*outputs)
     if reason:
-        log.warning("rocm-enable: topk-softmax-code-object cannot serve this call (%s); "
-                    "vLLM's _moe_C op runs", reason)
+        _warn_routing_unserved(reason)
         return wrapped(*args, **kwargs)
     # One Triton launch writes all three outputs (weights, ids, token_expert_indices). Padding
     # rows (is_padding) are routed like real rows: their ids stay valid for every consumer and
