@@ -21,8 +21,7 @@ cores) is true on a GPU without any FP8 matrix instruction. Sites and what this 
 """
 from __future__ import annotations
 
-import inspect
-
+from rocm_enable.engine.calls import bound_arguments
 from rocm_enable.engine.record import Fix, Patch
 from rocm_enable.gates.capabilities import is_wave32_rdna, supports_fp8_compute
 
@@ -38,9 +37,7 @@ def _fp8_w8a8_min_capability() -> int:
 
 
 def _scheme_supported_by_capability(wrapped, instance, args, kwargs):
-    bound = inspect.signature(wrapped).bind(*args, **kwargs)
-    bound.apply_defaults()
-    a = bound.arguments
+    a = bound_arguments(wrapped, args, kwargs)
     # Only the non-raising probe that chooses W8A8 vs W8A16 FP8 (_get_scheme_from_parts) asks
     # for the FP8 tensor-core floor; every other question keeps vLLM's integer answer.
     if a["error"] or a["match_exact"] or a["min_capability"] != _fp8_w8a8_min_capability():

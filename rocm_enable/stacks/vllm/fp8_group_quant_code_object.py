@@ -31,8 +31,7 @@ keeps vLLM's ops.
 """
 from __future__ import annotations
 
-import inspect
-
+from rocm_enable.engine.calls import bound_arguments
 from rocm_enable.engine.record import Fix, Patch
 from rocm_enable.gates.capabilities import is_wave32_rdna
 from rocm_enable.stacks.vllm.hip_code_objects import C_EXTENSIONS, verdict_for
@@ -82,9 +81,7 @@ def _group_quant_fp8(x, group_size: int, eps: float, dtype, column_major_scales:
 
 
 def _group_quant_without_code_object(wrapped, instance, args, kwargs):
-    a = inspect.signature(wrapped).bind(*args, **kwargs)
-    a.apply_defaults()
-    a = a.arguments
+    a = bound_arguments(wrapped, args, kwargs)
     x = a["x"]
     if a["use_ue8m0"] is None:  # the platform default, as the op resolves it
         from vllm.utils.deep_gemm import is_deep_gemm_e8m0_used
@@ -118,9 +115,7 @@ def _dynamic_quant_fp8(x, per_token: bool):
 
 
 def _moe_dynamic_quant_without_code_object(wrapped, instance, args, kwargs):
-    a = inspect.signature(wrapped).bind(*args, **kwargs)
-    a.apply_defaults()
-    a = a.arguments
+    a = bound_arguments(wrapped, args, kwargs)
     # Dynamic scales without a block shape: ops.scaled_fp8_quant -> _C.dynamic_*_fp8_quant (block
     # shapes go to per_token_group_quant_fp8, wrapped above; static scales: c-ops-code-object).
     if (a["block_shape"] is not None or a["A_scale"] is not None or a["A"].dim() != 2
@@ -130,9 +125,7 @@ def _moe_dynamic_quant_without_code_object(wrapped, instance, args, kwargs):
 
 
 def _silu_mul_block_quant_without_code_object(wrapped, instance, args, kwargs):
-    a = inspect.signature(wrapped).bind(*args, **kwargs)
-    a.apply_defaults()
-    a = a.arguments
+    a = bound_arguments(wrapped, args, kwargs)
     x, group_size = a["input"], a["group_size"]
     from vllm.platforms import current_platform
 

@@ -2,8 +2,7 @@
 (audit gates E1, E2, E3; per-channel "FP8-Dynamic" checkpoints fail outright without it)."""
 from __future__ import annotations
 
-import inspect
-
+from rocm_enable.engine.calls import bound_arguments
 from rocm_enable.engine.record import Fix, Patch
 from rocm_enable.gates.capabilities import lacks_fp8_compute
 
@@ -24,9 +23,7 @@ def _w8a16_kernel_for(possible_kernels):
 
 
 def _prefer_w8a16_kernel(wrapped, instance, args, kwargs):
-    bound = inspect.signature(wrapped).bind(*args, **kwargs)
-    bound.apply_defaults()
-    a = bound.arguments
+    a = bound_arguments(wrapped, args, kwargs)
     ours = None if a["force_kernel"] is not None else _w8a16_kernel_for(a["possible_kernels"])
     if ours is not None:
         import vllm.model_executor.kernels.linear as linear

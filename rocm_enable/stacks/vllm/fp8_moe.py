@@ -2,6 +2,7 @@
 (audit gates C1, C2, C3; vLLM 0.33's emulated W8A8 TritonExperts)."""
 from __future__ import annotations
 
+from rocm_enable.engine.calls import bound_arguments
 from rocm_enable.engine.record import Fix, Patch
 from rocm_enable.gates.capabilities import lacks_fp8_compute
 
@@ -35,13 +36,8 @@ def _activation_format(config):
 
 
 def _select_w8a16_experts(wrapped, instance, args, kwargs):
-    import inspect
-
-    bound = inspect.signature(wrapped).bind(*args, **kwargs)
-    bound.apply_defaults()
-    config = bound.arguments["config"]
-    weight_key = bound.arguments["weight_key"]
-    activation_key = bound.arguments["activation_key"]
+    a = bound_arguments(wrapped, args, kwargs)
+    config, weight_key, activation_key = a["config"], a["weight_key"], a["activation_key"]
     if config.moe_backend not in USER_BACKENDS_SERVED:
         return wrapped(*args, **kwargs)  # an explicit other backend keeps vLLM's own answer
 

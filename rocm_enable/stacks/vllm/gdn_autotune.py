@@ -23,8 +23,7 @@ its offsets to int64 before multiplying) but neither autotune list nor what the 
 """
 from __future__ import annotations
 
-import inspect
-
+from rocm_enable.engine.calls import bound_arguments
 from rocm_enable.engine.record import Fix, Patch
 from rocm_enable.gates.capabilities import is_wave32_rdna, lds_bytes
 
@@ -70,9 +69,7 @@ def _pruning(kernel_attr, module, lds_model, shape_of):
         tuner = _autotuner(getattr(importlib.import_module(module), kernel_attr, None))
         if tuner is None:
             return wrapped(*args, **kwargs)
-        bound = inspect.signature(wrapped).bind(*args, **kwargs)
-        bound.apply_defaults()
-        K, BT = shape_of(bound.arguments)
+        K, BT = shape_of(bound_arguments(wrapped, args, kwargs))
         original = tuner.configs
         kept = viable_configs(original, lds_model, K, BT, lds_bytes(active_caps()))
         if len(kept) == len(original):

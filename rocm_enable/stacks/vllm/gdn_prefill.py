@@ -18,9 +18,9 @@ Importing this module imports nothing from vLLM or Triton.
 from __future__ import annotations
 
 import importlib
-import inspect
 import logging
 
+from rocm_enable.engine.calls import bound_arguments
 from rocm_enable.engine.record import Fix, Patch
 from rocm_enable.gates.capabilities import is_wave32_rdna
 
@@ -33,9 +33,7 @@ PIPELINE_FINGERPRINTS = {"0.32.0": "e3522950b1da9162", "0.33.0": "e3522950b1da91
 def _prefill(wrapped, instance, args, kwargs):
     from rocm_enable.ops import gdn
 
-    bound = inspect.signature(wrapped).bind(*args, **kwargs)
-    bound.apply_defaults()
-    a = bound.arguments
+    a = bound_arguments(wrapped, args, kwargs)
     chunk = importlib.import_module(f"{FLA}.chunk")
     why = gdn.prefill_supported(a["k"], a["v"], chunk.FLA_CHUNK_SIZE, a["cu_seqlens"], a["chunk_indices"],
                                 a["chunk_offsets"])

@@ -4,12 +4,12 @@ ships for that board says `Radeon_8060S_Graphics`, so the file is never found.""
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import os
 import re
 from importlib import resources
 
+from rocm_enable.engine.calls import bound_arguments
 from rocm_enable.engine.record import Fix, Patch
 from rocm_enable.gates.capabilities import is_wave32_rdna
 
@@ -46,9 +46,7 @@ def _lookup_board_names(wrapped, instance, args, kwargs):
 
     from rocm_enable.runtime import active_caps, get_logger
 
-    bound = inspect.signature(wrapped).bind(*args, **kwargs)
-    bound.apply_defaults()
-    a = bound.arguments
+    a = bound_arguments(wrapped, args, kwargs)
     block = [a["block_n"], a["block_k"]] if a["block_n"] and a["block_k"] else None
     file_name = fused_moe.get_config_file_name(a["E"], a["N"], a["dtype"], block)
     if a.get("down_moe"):  # vLLM >= 0.34: the optional down-projection file
