@@ -4,7 +4,7 @@ GRID spans experts x top-k x hidden x intermediate (per tensor-parallel shard) x
 launch configs for every point come from one table per arch family (config.get_moe_config maps
 the point onto the table's reference shape: config.moe_bucket_m). ``grid_launches`` runs
 fused_experts_w8a16's real host code for each point on meta tensors (shapes only: nothing is
-computed or allocated) with the Triton launches recorded instead of run, and keys every
+computed or allocated) with the Triton launches recorded instead of run (launch_recorder), and keys every
 config-chosen launch (the GEMM and GEMV kernels) as Triton's HIP backend specialises it: the
 constexprs, each argument's specialisation (int == 1 / divisible by 16, pointer alignment and
 the < 2 GiB buffer-op range) and the compile options. Launches with one key compile to one
@@ -44,41 +44,21 @@ def grid_points() -> Iterator[tuple[int, int, int, int, int]]:
     return itertools.product(*GRID.values())
 
 
-@contextlib.contextmanager
-def _recorded_launches(sink: list):
-    """Intercept ``kernel[grid](...)``: append (kernel name, args, kwargs), run nothing."""
-    from triton.runtime.jit import KernelInterface
-
-    original = KernelInterface.__getitem__
-
-    def getitem(kernel, grid):
-        def record(*args, **kwargs):
-            name = getattr(kernel, "__name__", None) or kernel.fn.__name__
-            sink.append((name, args, kwargs))
-        return record
-
-    KernelInterface.__getitem__ = getitem
-    try:
-        yield
-    finally:
-        KernelInterface.__getitem__ = original
-
-
 def point_launches(family: str, point) -> list:
     """(kernel name, args, kwargs) of the config-chosen launches of one layer call at ``point``
     (bf16 activations, block-128 FP8 weights, vLLM's workspaces), recorded on meta tensors."""
     import torch
 
     from rocm_enable.ops import moe_w8a16
+    from rocm_enable.ops.launch_recorder import recorded_launches
     from rocm_enable.ops.moe_w8a16 import fused_experts_w8a16, workspace_sizes
 
     E, top_k, H, I, M = point
     meta = dict(device="meta")
     ws13, ws2 = workspace_sizes(M, top_k, I, H)
-    sink: list = []
     counters = dict(moe_w8a16._COUNTERS)
     try:
-        with _recorded_launches(sink):
+        with recorded_launches() as launches:
             fused_experts_w8a16(
                 torch.empty(M, H, dtype=torch.bfloat16, **meta),
                 torch.empty(E, 2 * I, H, dtype=torch.float8_e4m3fn, **meta),
@@ -92,7 +72,8 @@ def point_launches(family: str, point) -> list:
     finally:
         moe_w8a16._COUNTERS.clear()
         moe_w8a16._COUNTERS.update(counters)
-    return [launch for launch in sink if launch[0] in CONFIG_KERNELS]
+    return [(launch.kernel, launch.args, launch.kwargs) for launch in launches
+            if launch.kernel in CONFIG_KERNELS]
 
 
 @contextlib.contextmanager

@@ -8,38 +8,24 @@ The snippet runs in tests/gdn/test_gdn_selection.py's processes, beside the pref
 vLLM per arch instead of two); tests/patches/equivalence.py runs it on the patched tree."""
 
 DECIDE = """
-import importlib, importlib.util
 import torch
 import vllm.model_executor.layers.mamba.gdn.qwen_gdn_linear_attn as layer
-import vllm.third_party.flash_linear_attention.ops.fused_recurrent as fr
+from rocm_enable.ops.launch_recorder import recorded_launches
 
-seen = []
-
-class Spy:
-    def __init__(self, who):
-        self.who = who
-    def __getitem__(self, grid):
-        def launch(*a, **kw):
-            seen.append([self.who, kw["BV"]])
-        return launch
-
-fr.fused_recurrent_gated_delta_rule_packed_decode_kernel = Spy("vllm")
-# rocm_enable's kernel, and its copy in vLLM's tree where the source patch series carries it
-for name in ("rocm_enable.ops.gdn_kernels", "vllm.third_party.flash_linear_attention.ops.rocm_rdna_gdn_kernels"):
-    if importlib.util.find_spec(name) is not None:
-        importlib.import_module(name).gdn_packed_decode_kernel = Spy("rdna")
+# vLLM's kernel; rocm_enable's, also as its copy in vLLM's tree where the source patch series carries it
+WHO = {"fused_recurrent_gated_delta_rule_packed_decode_kernel": "vllm", "gdn_packed_decode_kernel": "rdna"}
 
 def run(K):
     B, H, HV, V = 4, 16, 32, 128
     state = torch.zeros(9, HV, V, K)
-    seen.clear()
-    out, st = layer.fused_recurrent_gated_delta_rule_packed_decode(
-        mixed_qkv=torch.zeros(B, 2 * H * K + HV * V, dtype=torch.bfloat16), a=torch.zeros(B, HV, dtype=torch.bfloat16),
-        b=torch.zeros(B, HV, dtype=torch.bfloat16), A_log=torch.zeros(HV), dt_bias=torch.zeros(HV), scale=K ** -0.5,
-        initial_state=state, out=torch.zeros(B, 1, HV, V, dtype=torch.bfloat16),
-        ssm_state_indices=torch.arange(B, dtype=torch.int32), use_qk_l2norm_in_kernel=True)
+    with recorded_launches() as launched:  # recorded, not run
+        out, st = layer.fused_recurrent_gated_delta_rule_packed_decode(
+            mixed_qkv=torch.zeros(B, 2 * H * K + HV * V, dtype=torch.bfloat16), a=torch.zeros(B, HV, dtype=torch.bfloat16),
+            b=torch.zeros(B, HV, dtype=torch.bfloat16), A_log=torch.zeros(HV), dt_bias=torch.zeros(HV), scale=K ** -0.5,
+            initial_state=state, out=torch.zeros(B, 1, HV, V, dtype=torch.bfloat16),
+            ssm_state_indices=torch.arange(B, dtype=torch.int32), use_qk_l2norm_in_kernel=True)
     assert st is state and out.shape == (B, 1, HV, V)
-    return list(seen)
+    return [[WHO[launch.kernel], launch.kwargs["BV"]] for launch in launched]
 
 def decide():
     return {"K128": run(128), "K256": run(256)}

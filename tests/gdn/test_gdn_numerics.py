@@ -214,25 +214,18 @@ def test_bf16_exp2_and_no_saved_value():
     torch.testing.assert_close(ht, final_ref, atol=6e-2, rtol=3e-2)
 
 
-def test_launcher_reads_nothing_from_the_device(monkeypatch):
+def test_launcher_reads_nothing_from_the_device():
     """Graph safety: the launcher's host code makes no data-dependent read (.item/.tolist/nonzero
     all dispatch aten._local_scalar_dense or nonzero) and sizes outputs from shapes only."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    import rocm_enable.ops.gdn_kernels as gk
+    from rocm_enable.ops.launch_recorder import recorded_launches
 
     class NoHostReads(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             assert func not in (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.nonzero.default), func
             return func(*args, **(kwargs or {}))
 
-    launched = []
-
-    class Launch:
-        def __getitem__(self, grid):
-            return lambda *a, **kw: launched.append((grid, kw))
-
-    monkeypatch.setattr(gk, "gdn_chunk_state_kernel", Launch())
     lens, BT = [1, 16, 45], 16
     q, k, v, gate, beta, h0 = make_inputs(lens, 1, 2, 32, 64, seed=3)
     w, u, gc, _ = wy_form(k, v, gate, beta, lens, BT)
@@ -240,10 +233,11 @@ def test_launcher_reads_nothing_from_the_device(monkeypatch):
     idx = torch.tensor([[n, (s - cu[n].item()) // BT] for n, s, _ in chunks(lens, BT)], dtype=torch.int32)
     offs = torch.tensor([0, 1, 2, 5], dtype=torch.int32)
     f = lambda x: x.unsqueeze(0).float()  # noqa: E731
-    with NoHostReads():
+    with recorded_launches() as recorded, NoHostReads():  # launches recorded, not run
         h, v_new, ht = gdn.chunk_gated_delta_rule_fwd_h(
             k=f(k), w=f(w), u=f(u), g=f(gc), initial_state=h0.float(), output_final_state=True, chunk_size=BT,
             cu_seqlens=cu, chunk_indices=idx, chunk_offsets=offs)
+    launched = [(launch.grid, launch.kwargs) for launch in recorded if launch.kernel == "gdn_chunk_state_kernel"]
     assert launched and launched[0][0] == (64 // gdn.CHUNK_STATE_CONFIG["BV"], 3 * 2)
     assert h.shape == (1, 5, 2, 64, 32) and ht.shape == (3, 2, 64, 32) and v_new.shape == u.unsqueeze(0).shape
 
@@ -348,32 +342,26 @@ def test_prefill_then_decode_matches_one_recurrence():
         start += L
 
 
-def test_decode_launcher_reads_nothing_from_the_device(monkeypatch):
+def test_decode_launcher_reads_nothing_from_the_device():
     """Graph safety of the decode launcher: no data-dependent host read, grid from shapes only."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    import rocm_enable.ops.gdn_kernels as gk
     from rocm_enable.ops import gdn_decode
+    from rocm_enable.ops.launch_recorder import recorded_launches
 
     class NoHostReads(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             assert func not in (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.nonzero.default), func
             return func(*args, **(kwargs or {}))
 
-    launched = []
-
-    class Launch:
-        def __getitem__(self, grid):
-            return lambda *a, **kw: launched.append((grid, kw))
-
-    monkeypatch.setattr(gk, "gdn_packed_decode_kernel", Launch())
     B, H, HV, K, V = 3, 16, 32, 128, 128
     mixed = torch.empty(B, 2 * H * K + HV * V)
     a, b = torch.empty(B, HV), torch.empty(B, HV)
     state, out = torch.empty(7, HV, V, K), torch.empty(B, 1, HV, V)
-    with NoHostReads():
+    with recorded_launches() as recorded, NoHostReads():  # launches recorded, not run
         gdn_decode.packed_decode(mixed, a, b, torch.empty(HV), torch.empty(HV), 0.1, state, out,
                                  torch.zeros(B, dtype=torch.int32), use_qk_l2norm_in_kernel=True)
+    launched = [(launch.grid, launch.kwargs) for launch in recorded if launch.kernel == "gdn_packed_decode_kernel"]
     assert launched[0][0] == (B * HV, V // gdn_decode.DECODE_CONFIG["BV"]) and launched[0][1]["H"] == H
     # calls outside the kernel's contract name what is wrong (the record then keeps vLLM's kernel)
     assert "key head dim 256" in gdn_decode.decode_supported(mixed, a, b, torch.empty(7, HV, V, 256), out,

@@ -6,7 +6,8 @@ boolean-mask indexing, ``unique``...), or allocations sized by data cannot be ca
 ``run_guarded`` runs a layer's host code with FakeTensorMode (tensors carry shapes, no data, so
 any read of data or allocation sized by it raises) under ``RefuseHostSync`` (names the op: every
 aten op tagged data_dependent_output / dynamic_output_shape, boolean-mask indexing), with
-Triton launches recorded instead of run. The same interception counts launches per layer.
+Triton launches recorded instead of run (rocm_enable.ops.launch_recorder). The same interception
+counts launches per layer.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from dataclasses import dataclass, field
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
-from triton.runtime.jit import KernelInterface
+
+from rocm_enable.ops.launch_recorder import recorded_launches
 
 REFUSED_TAGS = (torch.Tag.data_dependent_output, torch.Tag.dynamic_output_shape)
 # integer advanced indexing is a gather / scatter on the device; only a boolean mask syncs
@@ -54,33 +56,24 @@ class RefuseHostSync(TorchDispatchMode):
 
 @dataclass
 class Launches:
-    triton: list = field(default_factory=list)  # (kernel name, grid)
+    recorded: list = field(default_factory=list)  # launch_recorder.Launch of each Triton launch
     torch_ops: list = field(default_factory=list)  # aten ops that launch device work
 
     @property
+    def triton(self) -> list:
+        """(kernel name, grid) of each Triton launch, in launch order."""
+        return [(launch.kernel, launch.grid) for launch in self.recorded]
+
+    @property
     def total(self) -> int:
-        return len(self.triton) + len(self.torch_ops)
+        return len(self.recorded) + len(self.torch_ops)
 
 
 @contextlib.contextmanager
 def record_triton_launches(launches: Launches, run: bool):
     """Intercept ``kernel[grid](...)``: record the launch, and run it only when ``run``."""
-    original = KernelInterface.__getitem__
-
-    def getitem(kernel, grid):
-        launch = original(kernel, grid)
-
-        def record(*args, **kwargs):
-            name = getattr(kernel, "__name__", None) or getattr(getattr(kernel, "fn", None), "__name__", "?")
-            launches.triton.append((name, grid))
-            return launch(*args, **kwargs) if run else None
-        return record
-
-    KernelInterface.__getitem__ = getitem
-    try:
+    with recorded_launches(launches.recorded, run=run):
         yield
-    finally:
-        KernelInterface.__getitem__ = original
 
 
 def run_guarded(make_inputs, fn) -> Launches:

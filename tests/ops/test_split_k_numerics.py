@@ -15,10 +15,11 @@ import torch
 from rocm_enable.ops import config as cfgmod
 from rocm_enable.ops import moe_w8a16 as moemod
 from rocm_enable.ops.fp8_dequant import dequant_fp8_reference, fold_fp8_scale_for_fp16_bits
+from rocm_enable.ops.launch_recorder import recorded_launches
 from rocm_enable.ops.linear_w8a16 import linear_w8a16
 from rocm_enable.ops.moe_align import moe_align
 from rocm_enable.ops.moe_w8a16 import moe_gemm_w8a16, pick_split_k
-from w8a16_testutil import REL_TOL, ForbiddenLaunch, LaunchSpy, rand_fp8, rand_scale, rel_err
+from w8a16_testutil import REL_TOL, ForbiddenLaunch, rand_fp8, rand_scale, rel_err
 
 
 def _tickets_zero():
@@ -56,13 +57,13 @@ def test_dense_split_k_block_scales(M, split_k, K, tile_only):
     assert _tickets_zero()
 
 
-def test_dense_split_k_request_at_decode_takes_the_gemv(monkeypatch):
+def test_dense_split_k_request_at_decode_takes_the_gemv():
     """M=1 takes the decode GEMV of the table, which has no K split: a requested split_k is not
     applied there (one case; every split count would run the same GEMV launch)."""
-    gemv = LaunchSpy(moemod.w8a16_gemv_kernel)
-    monkeypatch.setattr(moemod, "w8a16_gemv_kernel", gemv)
-    y, ref = _dense(1, 200, 1088, 3, seed=1188)
-    assert gemv.grids and rel_err(y, ref) < REL_TOL[torch.float16]
+    with recorded_launches(run=True) as launched:
+        y, ref = _dense(1, 200, 1088, 3, seed=1188)
+    gemv = [launch for launch in launched if launch.kernel == "w8a16_gemv_kernel"]
+    assert gemv and rel_err(y, ref) < REL_TOL[torch.float16]
 
 
 @pytest.mark.parametrize("scale_kind", ["channel", "tensor"])

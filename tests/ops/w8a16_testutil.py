@@ -92,18 +92,6 @@ def interpreted_moe_bucket(d: dict, m: int, experts: int, top_k: int) -> str:
     return json.dumps([tiles, int(d.get("naive_sparsity", 4))], sort_keys=True)
 
 
-class LaunchSpy:
-    """Stands in for a @triton.jit kernel (monkeypatched onto its module): records each launch
-    grid and launches the real kernel."""
-
-    def __init__(self, kernel):
-        self.kernel, self.grids = kernel, []
-
-    def __getitem__(self, grid):
-        self.grids.append(grid)
-        return self.kernel[grid]
-
-
 class ForbiddenLaunch:
     """Stands in for a kernel a test must not launch: any launch fails the test with ``why``."""
 

@@ -48,16 +48,11 @@ def test_default_config_mirror_is_vllms_cuda_default(fp8_block):
         assert vllm_moe.default_config(M, 512, fp8_block) == expected, M
 
 
-class _Recorder:
-    def __getitem__(self, grid):
-        def call(*args, **kwargs):
-            self.grid, self.args, self.kwargs = grid, args, kwargs
-        return call
-
-
 @needs_vllm
 def test_launch_mirror_passes_every_kernel_parameter(tmp_path):
     import torch
+
+    from rocm_enable.ops.launch_recorder import recorded_launches
 
     vllm_moe.extract(str(tmp_path))
     kernel = vllm_moe.load_extracted(str(tmp_path)).fused_moe_kernel  # a triton JITFunction
@@ -66,10 +61,11 @@ def test_launch_mirror_passes_every_kernel_parameter(tmp_path):
     ids = torch.tensor([[0, 5], [5, 7], [1, 0]], dtype=torch.int32)
     config = vllm_moe.default_config(M, E, True)
     sorted_ids, expert_ids, padded = vllm_moe.assignment(ids, config["BLOCK_SIZE_M"], E)
-    rec = _Recorder()
-    vllm_moe.launch(rec, torch.zeros(M, K), torch.zeros(E, N, K), torch.zeros(M, top_k, N),
-                    torch.ones(M, K // 128), torch.ones(E, N // 128, K // 128), None, sorted_ids,
-                    expert_ids, padded, False, top_k, config, None, True, [128, 128], False)
+    with recorded_launches() as launched:  # recorded, not run
+        vllm_moe.launch(kernel, torch.zeros(M, K), torch.zeros(E, N, K), torch.zeros(M, top_k, N),
+                        torch.ones(M, K // 128), torch.ones(E, N // 128, K // 128), None, sorted_ids,
+                        expert_ids, padded, False, top_k, config, None, True, [128, 128], False)
+    (rec,) = launched
     launch_options = {"num_warps", "num_stages"}
     assert launch_options <= set(rec.kwargs)
     passed = kernel_params[:len(rec.args)] + [k for k in rec.kwargs if k not in launch_options]
