@@ -5,6 +5,7 @@
   ROCM_ENABLE_ONLY=a,b         apply only these fixes
   ROCM_ENABLE_ARCH=gfx1151     use this arch's capabilities (override or simulation)
   ROCM_ENABLE_FP8_LM_HEAD=1    opt in to fix fp8-lm-head (quantizes the BF16 lm_head; off by default)
+  ROCM_ENABLE_FUSED_SHARED_EXPERT=0   opt out of fix fused-shared-expert (on by default)
 """
 from __future__ import annotations
 
@@ -16,8 +17,11 @@ DISABLE_ENV = "ROCM_ENABLE_DISABLE"
 ONLY_ENV = "ROCM_ENABLE_ONLY"
 ARCH_ENV = "ROCM_ENABLE_ARCH"
 FP8_LM_HEAD_ENV = "ROCM_ENABLE_FP8_LM_HEAD"
+FUSED_SHARED_EXPERT_ENV = "ROCM_ENABLE_FUSED_SHARED_EXPERT"
 # Fixes that change the model's numerics: off unless their variable is 1.
 OPT_IN = {"fp8-lm-head": FP8_LM_HEAD_ENV}
+# Fixes on by default that a user can switch off by their own variable (0), besides DISABLE.
+OPT_OUT = {"fused-shared-expert": FUSED_SHARED_EXPERT_ENV}
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -33,6 +37,7 @@ class Selection:
     disabled: frozenset[str]
     only: frozenset[str] | None
     opted_in: frozenset[str] = frozenset()
+    opted_out: frozenset[str] = frozenset()
 
     def why_not_selected(self, fix_name: str) -> str | None:
         if not self.enabled:
@@ -41,6 +46,8 @@ class Selection:
             return f"listed in {DISABLE_ENV}"
         if fix_name in OPT_IN and fix_name not in self.opted_in:
             return f"off by default (it changes the logits); {OPT_IN[fix_name]}=1 enables it"
+        if fix_name in self.opted_out:
+            return f"{OPT_OUT[fix_name]}=0"
         if self.only is not None and fix_name not in self.only:
             return f"not listed in {ONLY_ENV}"
         return None
@@ -82,4 +89,6 @@ def read_selection(valid_fix_names: set[str], environ=None) -> Selection:
             f"{', '.join(sorted(disabled & only))} is both in {ONLY_ENV} and {DISABLE_ENV}; choose one"
         )
     opted_in = frozenset(name for name, var in OPT_IN.items() if env.get(var, "") != "" and _parse_bool(var, env[var]))
-    return Selection(enabled, disabled, only, opted_in)
+    opted_out = frozenset(name for name, var in OPT_OUT.items()
+                          if env.get(var, "") != "" and not _parse_bool(var, env[var]))
+    return Selection(enabled, disabled, only, opted_in, opted_out)

@@ -16,6 +16,13 @@ of [1, 1, 1, 0]), so where equal logits straddle the k-th place the torch twin t
 choose another expert of the same weight. -0.0 equals 0.0; a NaN logit counts as -inf (vLLM's
 kernel zeroes NaN probabilities), so it is chosen only after every finite one, with weight 0.
 The weights are the softmax probabilities of the chosen experts.
+
+Appended shared experts (``route_with_shared``, record fused-shared-expert): vLLM's fused shared
+experts put the shared expert(s) after the routed ones as expert ids E..E+S-1 and the router's
+gate rows after the routed gate's (one [E+S, H] GEMM). The same program then routes over the
+first E logits exactly as above and appends, in slots k..k+S-1, id E+s with weight
+sigmoid(logit E+s) in fp32: what Qwen3-Next's separate shared expert multiplies its output by
+(a NaN gate logit stays NaN there as it does in the unfused sigmoid gate).
 """
 from __future__ import annotations
 
@@ -47,10 +54,12 @@ def moe_topk_routing_kernel(logits_ptr, weights_ptr, ids_ptr, token_expert_ptr, 
                             num_experts, stride_lm, stride_le, stride_wm, stride_wk, stride_im,
                             stride_ik, stride_tm, stride_tk, TOP_K: tl.constexpr,
                             RENORMALIZE: tl.constexpr, BLOCK_E: tl.constexpr,
-                            BLOCK_K: tl.constexpr):
+                            BLOCK_K: tl.constexpr, NUM_SHARED: tl.constexpr = 0):
     """One token row per program. Each expert gets an int64 key that orders as (logit, -id):
     the logit's fp32 bits mapped to an order-preserving int32 in the high word, BLOCK_E-1-id in
-    the low word; each slot takes the max key and retires it (one reduction per slot)."""
+    the low word; each slot takes the max key and retires it (one reduction per slot).
+    num_experts counts the routed experts; NUM_SHARED > 0 logit columns after them are shared
+    experts' gates, appended after the top-k (compiled out when 0)."""
     row = tl.program_id(0)
     offs = tl.arange(0, BLOCK_E)
     live = offs < num_experts
@@ -82,6 +91,10 @@ def moe_topk_routing_kernel(logits_ptr, weights_ptr, ids_ptr, token_expert_ptr, 
     tl.store(ids_ptr + row * stride_im + slots * stride_ik, ids, mask=used)
     tl.store(token_expert_ptr + row * stride_tm + slots * stride_tk, slots * num_tokens + row,
              mask=used)
+    for s in tl.static_range(NUM_SHARED):
+        gate = tl.load(logits_ptr + row * stride_lm + (num_experts + s) * stride_le).to(tl.float32)
+        tl.store(weights_ptr + row * stride_wm + (TOP_K + s) * stride_wk, tl.sigmoid(gate))
+        tl.store(ids_ptr + row * stride_im + (TOP_K + s) * stride_ik, num_experts + s)
 
 
 def unsupported_reason(topk_weights: torch.Tensor, topk_ids: torch.Tensor,
@@ -128,3 +141,36 @@ def topk_softmax(topk_weights: torch.Tensor, topk_ids: torch.Tensor,
         topk_weights.stride(1), topk_ids.stride(0), topk_ids.stride(1),
         token_expert_indices.stride(0), token_expert_indices.stride(1),
         TOP_K=k, RENORMALIZE=bool(renormalize), **launch_meta(e, k))
+
+
+def route_with_shared(gating_output: torch.Tensor, top_k: int, renormalize: bool,
+                      num_shared: int, ids_dtype: torch.dtype = torch.int32):
+    """Routing with fused shared experts in one launch: ``gating_output`` [M, E + num_shared]
+    (routed gate logits, then the shared experts' gate logits). Returns (weights [M, top_k +
+    num_shared] fp32, ids [M, top_k + num_shared] ``ids_dtype``): the top-k softmax over the
+    first E columns as ``topk_softmax`` writes it, then ids E.. with weight sigmoid(gate logit).
+    Raises ValueError naming the problem for logits it cannot serve."""
+    if num_shared < 1:
+        raise ValueError(f"route_with_shared: num_shared={num_shared} must be >= 1 "
+                         "(without shared experts call topk_softmax)")
+    if gating_output.dim() != 2 or gating_output.shape[1] <= num_shared:
+        raise ValueError(f"route_with_shared: gating_output {tuple(gating_output.shape)} must be "
+                         f"[tokens, routed experts + {num_shared} shared]")
+    m, columns = gating_output.shape
+    e = columns - num_shared
+    dev = gating_output.device
+    weights = torch.empty(m, top_k + num_shared, dtype=torch.float32, device=dev)
+    ids = torch.empty(m, top_k + num_shared, dtype=ids_dtype, device=dev)
+    token_expert_indices = torch.empty(m, top_k, dtype=torch.int32, device=dev)
+    routed = gating_output[:, :e]  # a view: the kernel reads the shared columns past it
+    reason = unsupported_reason(weights[:, :top_k], ids[:, :top_k], token_expert_indices, routed)
+    if reason:
+        raise ValueError(f"route_with_shared: {reason}")
+    if m:
+        moe_topk_routing_kernel[(m,)](
+            gating_output, weights, ids, token_expert_indices, m, e,
+            gating_output.stride(0), gating_output.stride(1), weights.stride(0), weights.stride(1),
+            ids.stride(0), ids.stride(1), token_expert_indices.stride(0),
+            token_expert_indices.stride(1), TOP_K=top_k, RENORMALIZE=bool(renormalize),
+            NUM_SHARED=num_shared, **launch_meta(e, top_k))
+    return weights, ids

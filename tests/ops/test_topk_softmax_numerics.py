@@ -14,7 +14,7 @@ import torch
 from graph_guard import run_guarded
 from rocm_enable.ops import config as cfgmod
 from rocm_enable.ops.moe_w8a16 import fused_experts_w8a16, workspace_sizes
-from rocm_enable.ops.topk_softmax import MAX_EXPERTS, topk_softmax
+from rocm_enable.ops.topk_softmax import MAX_EXPERTS, route_with_shared, topk_softmax
 
 # vLLM's default CUDA-graph capture sizes (max_cudagraph_capture_size 512)
 CAPTURE_SIZES = [1, 2, 4] + list(range(8, 256, 8)) + list(range(256, 513, 16))
@@ -170,3 +170,85 @@ def test_moe_block_launches_at_m1(model, family):
         "moe_topk_routing_kernel", "w8a16_gemv_kernel", "w8a16_gemv_kernel"]
     # the GEMV's zeroed ticket buffer is allocated once per device (the guard starts without one)
     assert [str(op) for op in launches.torch_ops] in ([], ["aten.zeros.default"])
+
+
+# ---- appended shared experts (record fused-shared-expert: route_with_shared) -----------------
+
+def _shared_reference(logits, k, renormalize, num_shared):
+    """The routed reference over the first E columns, then ids E.. with float64 sigmoid weights
+    of the fp32 gate logits (NaN stays NaN, as torch.sigmoid leaves it in the unfused gate)."""
+    e = logits.shape[1] - num_shared
+    w, ids = _reference(logits[:, :e], k, renormalize)
+    gates = torch.sigmoid(logits[:, e:].float().double())
+    shared_ids = torch.arange(e, e + num_shared).expand(logits.shape[0], num_shared)
+    return torch.cat([w, gates], 1), torch.cat([ids, shared_ids], 1)
+
+
+def _check_shared(logits, k, renormalize, num_shared, ids_dtype=torch.int32):
+    w, ids = route_with_shared(logits, k, renormalize, num_shared, ids_dtype)
+    ref_w, ref_ids = _shared_reference(logits, k, renormalize, num_shared)
+    assert w.dtype == torch.float32 and ids.dtype == ids_dtype
+    assert w.shape == ids.shape == (logits.shape[0], k + num_shared)
+    assert torch.equal(ids.long(), ref_ids)
+    torch.testing.assert_close(w.double(), ref_w, rtol=2e-6, atol=1e-7, equal_nan=True)
+    return w, ids
+
+
+@pytest.mark.parametrize("m,e,k,shared", [(1, 256, 8, 1), (1, 512, 10, 1), (5, 64, 4, 1),
+                                          (3, 60, 4, 2), (2, 8, 8, 1)])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("renormalize", [True, False])
+def test_shared_experts_match_float64_reference(m, e, k, shared, dtype, renormalize):
+    g = torch.Generator().manual_seed(m * 1000 + e * 10 + k + shared)
+    logits = (torch.randn(m, e + shared, generator=g) * 3).to(dtype)
+    w, _ = _check_shared(logits, k, renormalize, shared)
+    if renormalize:  # the routed weights sum to 1; the shared gate is not renormalised
+        torch.testing.assert_close(w[:, :k].sum(-1), torch.ones(m), rtol=1e-6, atol=1e-6)
+
+
+def test_shared_expert_routing_is_the_plain_routing_plus_the_gate():
+    """The routed columns are bit-identical to topk_softmax's over the first E logits, for both
+    index dtypes and a strided router output (the runner's [M, E + 1] GEMM output is contiguous,
+    vLLM may hand any view)."""
+    g = torch.Generator().manual_seed(3)
+    wide = torch.randn(6, 2 * 129, generator=g).to(torch.bfloat16)
+    logits = wide[:, ::2]  # [6, 129]: 128 routed + 1 shared, expert stride 2
+    for ids_dtype in (torch.int32, torch.int64):
+        w, ids = _check_shared(logits, 8, True, 1, ids_dtype)
+        pw, pids, tei = _outputs(6, 8, ids_dtype)
+        topk_softmax(pw, pids, tei, logits[:, :128], True)
+        assert torch.equal(w[:, :8], pw) and torch.equal(ids[:, :8], pids)
+
+
+def test_shared_expert_ties_nan_and_infinite_logits():
+    inf, nan = float("inf"), float("nan")
+    logits = torch.tensor([[1.0, 1.0, 1.0, 0.0, 0.0],       # routed ties: lower ids; gate 0 -> 0.5
+                           [nan, 1.0, 0.5, -inf, -inf],     # NaN routed logit last; gate -inf -> 0
+                           [inf, 0.0, 1.0, 2.0, inf],       # gate +inf -> 1
+                           [0.0, 2.0, -0.0, 2.0, nan]],     # NaN gate stays NaN (unfused: NaN too)
+                          dtype=torch.float32)
+    w, ids = _check_shared(logits, 2, False, 1)
+    assert ids.tolist() == [[0, 1, 4], [1, 2, 4], [0, 3, 4], [1, 3, 4]]
+    assert w[:, 2].tolist()[:3] == [0.5, 0.0, 1.0] and torch.isnan(w[3, 2])
+
+
+def test_shared_expert_bad_input_is_named():
+    with pytest.raises(ValueError, match="num_shared=0 must be >= 1"):
+        route_with_shared(torch.zeros(2, 9), 2, True, 0)
+    with pytest.raises(ValueError, match=r"must be \[tokens, routed experts \+ 1 shared\]"):
+        route_with_shared(torch.zeros(2, 1), 1, True, 1)
+    with pytest.raises(ValueError, match="top_k=8 must be in 1..experts=4"):
+        route_with_shared(torch.zeros(2, 5), 8, True, 1)
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_shared_expert_routing_is_one_capture_safe_launch(model):
+    """What RocmSharedExpertRouter runs per MoE layer, at every capture size: its outputs are
+    allocated from shapes (no launch), then one Triton launch; nothing syncs with the host."""
+    e, k, _, _ = MODELS[model]
+    for m in CAPTURE_SIZES:
+        launches = run_guarded(lambda: (torch.empty(m, e + 1, dtype=torch.bfloat16),),
+                               lambda logits: route_with_shared(logits, k, True, 1))
+        assert launches.torch_ops == [] and launches.triton == [("moe_topk_routing_kernel", (m,))], m
+    assert run_guarded(lambda: (torch.empty(0, e + 1),),
+                       lambda logits: route_with_shared(logits, k, True, 1)).total == 0

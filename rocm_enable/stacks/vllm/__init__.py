@@ -10,12 +10,13 @@ from rocm_enable.stacks.vllm import aiter_triton, capability_integers, gdn_autot
 from rocm_enable.stacks.vllm import moe_align_code_object, moe_experts_code_object
 from rocm_enable.stacks.vllm import fp8_lm_head
 from rocm_enable.stacks.vllm import fp8_group_quant_code_object
+from rocm_enable.stacks.vllm import fused_shared_expert
 
 FIXES = (*fp8_moe.FIXES, *fp8_linear.FIXES, *moe_config_lookup.FIXES, *norm_routing.FIXES,
          *aiter_triton.FIXES, *hip_code_objects.FIXES, *qk_norm_rope_gate.FIXES,
          *capability_integers.FIXES, *gdn_autotune.FIXES, *gdn_prefill.FIXES, *gdn_decode.FIXES,
          *attention_rdna.FIXES, *moe_align_code_object.FIXES, *moe_experts_code_object.FIXES, *fp8_lm_head.FIXES,
-         *fp8_group_quant_code_object.FIXES)
+         *fp8_group_quant_code_object.FIXES, *fused_shared_expert.FIXES)
 
 
 @hookimpl

@@ -104,6 +104,11 @@ def experts_class():
                   global_num_experts, expert_map, a1q_scale, a2_scale, workspace13, workspace2,
                   expert_tokens_meta, apply_router_weight_on_input):
             self._check_weights_once(w1, w2)
+            if expert_map is None:
+                # Every expert is local, and fused shared experts (fused_shared_expert.py) sit
+                # after the routed ones as global ids E.. that vLLM's count (E) leaves out: the
+                # routing must span all w1.shape[0] experts, or the sorted path drops them.
+                global_num_experts = w1.shape[0]
             w8a16_ops.w8a16_fused_experts(
                 output, hidden_states, w1, w2, self._w13_scale, self._w2_scale, topk_weights,
                 topk_ids, expert_map, workspace13.reshape(-1), workspace2.reshape(-1),
