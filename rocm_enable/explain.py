@@ -375,14 +375,45 @@ def _probe(spec: dict, act: str, enforce_eager: bool) -> dict:
         r = bf16_rows("router", E, hidden)
         import vllm._aiter_ops as ao
         fused = bool(ao.rocm_aiter_ops.is_fused_moe_enabled())
-        # On a vLLM build whose _moe_C lacks this arch, record topk-softmax-code-object serves the
-        # same call with one Triton launch (the engine runs on the lent GPU show that kernel).
-        r["kernel"] += ("; top-k: aiter topk_softmax" if fused else
-                        "; top-k: _moe_C.topk_softmax (HIP; on a build without this arch's code "
-                        "object: moe_topk_routing_kernel, Triton, topk-softmax-code-object)")
+        shared, fse_fused = shared_expert_fusion()
+        if fse_fused:  # its router runs the Triton routing whatever _moe_C carries
+            r["kernel"] += ("; top-k: moe_topk_routing_kernel (Triton, one launch, the shared expert "
+                            "appended by fused-shared-expert)")
+        else:
+            # On a vLLM build whose _moe_C lacks this arch, record topk-softmax-code-object serves
+            # the same call with one Triton launch (the engine runs on the lent GPU show that kernel).
+            r["kernel"] += ("; top-k: aiter topk_softmax" if fused else
+                            "; top-k: _moe_C.topk_softmax (HIP; on a build without this arch's code "
+                            "object: moe_topk_routing_kernel, Triton, topk-softmax-code-object)")
         r["decided_by"] += f"; rocm_aiter_ops.is_fused_moe_enabled() = {fused} (top-k, D11)"
         r["gates"] = ["G7", "D11"]
+        r["kernel"] += "; shared expert: " + shared
         return [r]
+
+    def shared_expert_fusion() -> tuple[str, bool]:
+        """What record fused-shared-expert decides for this model's MoE blocks (its own test)."""
+        from rocm_enable.engine.apply import applied_names
+        from rocm_enable.stacks.vllm import fused_shared_expert as fse
+
+        if fse.NAME not in applied_names():
+            return f"separate MLP and sigmoid gate ({fse.NAME} not applied)", False
+        quant = None
+        if q is not None and q["method"] == "fp8":
+            from vllm.model_executor.layers.quantization.fp8 import Fp8Config
+            quant = Fp8Config.from_config({"quant_method": "fp8", "activation_scheme": q["activation"],
+                                           "weight_block_size": list(q["block"]) if q["block"] else None})
+        elif q is not None:  # what explain knows of a compressed-tensors checkpoint is its scheme
+            return f"separate MLP and sigmoid gate ({fse.NAME}: {q['method']} is not fused)", False
+        text = types.SimpleNamespace(shared_expert_intermediate_size=spec["shared_expert_intermediate_size"],
+                                     moe_intermediate_size=spec["moe_intermediate_size"],
+                                     hidden_act="silu")  # Qwen3-Next / Qwen3.5 / Qwen3.6 MoE
+        why = fse.refusal(quant, "model.layers.0.mlp", "shared_expert", text,
+                          vllm_config.parallel_config, vllm_config.kernel_config.moe_backend)
+        if why:
+            return f"separate MLP and sigmoid gate ({fse.NAME}: {why})", False
+        return (f"expert {spec['num_experts']} of the W8A16 routed experts, weight sigmoid(its gate "
+                f"logit); router and shared-expert gate one [{spec['num_experts'] + 1}, {hidden}] GEMM "
+                f"({fse.NAME})"), True
 
     def lm_head():
         return [bf16_rows("lm_head", spec["vocab_size"], hidden)]

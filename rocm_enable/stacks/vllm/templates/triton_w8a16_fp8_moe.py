@@ -137,6 +137,11 @@ class RocmW8A16Fp8Experts(mk.FusedMoEExpertsModular):
         apply_router_weight_on_input,
     ):
         self._check_weights_once(w1, w2)
+        if expert_map is None:
+            # Every expert is local, and fused shared experts sit after the routed ones as
+            # global ids E.. that vLLM's count (E) leaves out: the routing must span all
+            # w1.shape[0] experts, or the sorted path drops them.
+            global_num_experts = w1.shape[0]
         fused_experts_w8a16(
             hidden_states,
             w1,
