@@ -41,6 +41,7 @@ import test_attention_selection as gate_attention
 import test_capability_integers as gate_ct
 import test_fp8_linear_selection as gate_fp8_linear
 import test_fp8_moe_selection as gate_fp8_moe
+import test_fused_shared_expert_selection as gate_fse
 import test_fp8_group_quant_code_object as gate_fp8_quant
 import test_gdn_autotune as gate_gdn
 import test_gdn_decode_selection as gate_gdn_decode
@@ -236,6 +237,9 @@ CASES = (
     Case("moe-expert-ops", ("moe-expert-ops-code-object",), MOE_EXPERT_OPS, _hip_env),
     Case("fp8-group-quant", ("fp8-group-quant-code-object",), FP8_GROUP_QUANT, _hip_2_env),
     Case("qk-norm-rope-gate", ("fused-qk-norm-rope-gate",), QK_NORM_ROPE_GATE),
+    # the block's decision and, where it fuses, its router's routing (Triton's interpreter, which
+    # more-hip-ops sets for the process)
+    Case("fused-shared-expert", ("fused-shared-expert",), gate_fse.DECIDE, _hip_2_env),
     Case("ct-fp8-scheme", ("ct-fp8-scheme-by-fp8-compute",), gate_ct.DECIDE),
     Case("gdn-autotune", ("gdn-autotune-lds",), GDN),
     # the plugin's launchers and their copies in the patched tree are both spied on (the snippets'
