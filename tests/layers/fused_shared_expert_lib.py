@@ -29,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 EXTENSIONS = ("vllm._C", "vllm._C_stable_libtorch", "vllm._rocm_C", "vllm._moe_C",
               "vllm._moe_C_stable_libtorch")
 # Enough experts that decode's E + 1 experts at top-k + 1 stay on the naive (GEMV) routing of
-# the real models (257 / 513 experts, 9 / 11 pairs), and 17 tokens take the sorted one.
+# the real models (257 / 513 experts, 9 / 11 pairs), and 5 tokens take the sorted one.
 NUM_EXPERTS = 64
 
 
