@@ -108,9 +108,15 @@ def _resolve_fused_shared_expert(wrapped, instance, args, kwargs):
                     "expert stays separate", NAME, type(exc).__name__, exc)
         return False
     if why:
-        log.info("rocm-enable: %s: the shared expert of %s stays separate: %s", NAME, a["prefix"], why)
+        if why not in _REFUSALS_LOGGED:  # once per reason, not once per layer
+            _REFUSALS_LOGGED.add(why)
+            log.info("rocm-enable: %s: the shared expert of %s (and of every layer like it) stays "
+                     "separate: %s", NAME, a["prefix"], why)
         return False
     return True
+
+
+_REFUSALS_LOGGED: set[str] = set()
 
 
 # ---- the router ------------------------------------------------------------------------------
