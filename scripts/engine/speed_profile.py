@@ -98,12 +98,13 @@ def gemm_out_features(op: str, shapes) -> int | None:
 
 def gemm_family(n: int | None, vocab: int, num_experts: int) -> str:
     """A BF16 or W8A16 GEMM's family by its output features: the vocabulary -> lm_head, the
-    expert count or 1 (MoE router, shared-expert gate) -> router, anything else -> dense."""
+    expert count or 1 (MoE router, shared-expert gate) or the expert count + 1 (fused-shared-
+    expert's one GEMM of both gates) -> router, anything else -> dense."""
     if n is None:
         return "dense"
     if n >= vocab:  # ParallelLMHead pads the vocabulary up
         return "lm_head"
-    if num_experts and n in (num_experts, 1):
+    if num_experts and n in (num_experts, num_experts + 1, 1):
         return "router"
     return "dense"
 

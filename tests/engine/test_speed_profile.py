@@ -74,6 +74,11 @@ def _op(name, shapes=()):
     ([_op("aten::mm", [[1, 2048], [2048, 256]]), _op("vllm::rocm_unquantized_gemm")], CUBLAS_GEMV, "router", "aten::mm"),
     ([_op("vllm::rocm_unquantized_gemm", [[1, 2048], [1, 2048], []]), _op("vllm::moe_forward_shared")],
      CUBLAS_GEMV, "router", "vllm::rocm_unquantized_gemm"),
+    # fused-shared-expert: the router and the shared-expert gate as one [E + 1, H] GEMM
+    ([_op("vllm::rocm_unquantized_gemm", [[1, 2048], [EXPERTS + 1, 2048], []]), _op("vllm::moe_forward")],
+     CUBLAS_GEMV, "router", "vllm::rocm_unquantized_gemm"),
+    ([_op("vllm::rocm_unquantized_gemm", [[1, 2048], [EXPERTS + 2, 2048], []])],
+     CUBLAS_GEMV, "dense", "vllm::rocm_unquantized_gemm"),
     ([_op("aten::addmm", [[64], [1, 2048], [2048, 64]])], CUBLAS_GEMV, "dense", "aten::addmm"),
     ([_op("aten::fill_"), _op("vllm::unified_attention_with_output")], "paged_decode_kernel", "attention",
      "vllm::unified_attention_with_output"),
