@@ -300,10 +300,13 @@ def run(args):
             s0 = sets[0]
             count = {}
             for path, fn in (("separate", separate), ("fused", fused)):
-                kernels = profiled_kernels(lambda: fn(L, s0, shape))
-                count[path] = dict(kernels=len(kernels), kernel_names=dict(Counter(kernels)),
-                                   triton=len(triton_names[path]), triton_names=triton_names[path],
+                count[path] = dict(triton=len(triton_names[path]), triton_names=triton_names[path],
                                    graph_nodes=graph_node_types(lambda: fn(L, s0, shape)))
+                try:
+                    kernels = profiled_kernels(lambda: fn(L, s0, shape))
+                    count[path].update(kernels=len(kernels), kernel_names=dict(Counter(kernels)))
+                except Exception as exc:  # a reported gap: the timings stand without it
+                    count[path].update(kernels=None, kernel_names={"unavailable": f"{type(exc).__name__}: {exc}"})
             row = dict(shape=name, E=E, top_k=top_k, hidden=H, inter=I, M=M,
                        separate_us=round(t["separate"], 2), fused_us=round(t["fused"], 2),
                        saved_us=round(t["separate"] - t["fused"], 2),
