@@ -309,7 +309,11 @@ def markdown(doc: dict) -> str:
 
 def _jobs(summary: dict, names) -> dict:
     jobs = {n: dict(j, name=n) for n, j in summary.get("jobs", {}).items() if str(j.get("model", "")).startswith("dummy:")}
-    if names:
+    if not names:
+        # a job with its own switches (device_run's A/B variants, e.g. fused-shared-expert off) measured
+        # something other than the product's defaults, under the same model key: only when named
+        jobs = {n: j for n, j in jobs.items() if not j.get("env")}
+    else:
         missing = set(names) - set(jobs)
         if missing:
             raise ProfileError(f"no speed job {sorted(missing)} in the summary (it has {sorted(jobs)})")
@@ -329,7 +333,8 @@ def _explain(hf_id: str, given: dict) -> dict | None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("summary", help="device_run.py speed's summary.json")
-    ap.add_argument("--job", action="append", help="speed job(s) to use (default: every speed job with a result)")
+    ap.add_argument("--job", action="append", help="speed job(s) to use (default: every speed job with a result "
+                                                   "that ran with the product's defaults, i.e. no job env)")
     ap.add_argument("--batch", type=int, default=1, help="the profiled batch the efficiencies come from")
     ap.add_argument("--reference", choices=("read", "copy"), default="read",
                     help="the measured bandwidth efficiencies are relative to (default read, as gfx1151's 212 GB/s)")

@@ -51,14 +51,18 @@ def serve(name, model, vllm="0.32.0", arch="gfx1151", extra=(), timeout=420):
             "extra": list(extra), "timeout": timeout}
 
 
-def speed(name, config, min_gpu_gib, vllm="0.32.0", arch="gfx1151", extra=(), timeout=400, layers=None):
+def speed(name, config, min_gpu_gib, vllm="0.32.0", arch="gfx1151", extra=(), timeout=400, layers=None,
+          env=None):
     """A full-size bundled config with dummy weights (engine_job.py --speed); skipped on a GPU with
     less than min_gpu_gib of memory (weights + the 4 GiB KV cache + runtime). `layers` keeps only
     the first N decoder layers (same widths, same layer pattern): an FP8-vs-BF16 pair that fits
     an 80 GB GPU, compared per layer."""
     model = f"dummy:{config}" + (f"@{layers}" if layers else "")
-    return {"name": name, "kind": "llm", "model": model, "mode": "default", "vllm": vllm,
-            "arch": arch, "extra": ["--speed", *extra], "timeout": timeout, "min_gpu_gib": min_gpu_gib}
+    job = {"name": name, "kind": "llm", "model": model, "mode": "default", "vllm": vllm,
+           "arch": arch, "extra": ["--speed", *extra], "timeout": timeout, "min_gpu_gib": min_gpu_gib}
+    if env:  # the job's own switches (an A/B of one record), kept in the summary
+        job["env"] = dict(env)
+    return job
 
 
 CK = [f"{f}-{q}" for f, q in CHECKPOINTS]
@@ -120,7 +124,10 @@ PLANS = {
     # depth (20 of 40 layers, every width and the 3:1 GDN/attention pattern kept), then FP8 whole
     "speed-h100": [speed("speed.qwen36-35b-fp8.l20", "Qwen3.6-35B-A3B-FP8.json", 30, layers=20),
                    speed("speed.qwen36-35b-bf16.l20", "Qwen3.6-35B-A3B.json", 45, layers=20),
-                   speed("speed.qwen36-35b-fp8", "Qwen3.6-35B-A3B-FP8.json", 42)],
+                   speed("speed.qwen36-35b-fp8", "Qwen3.6-35B-A3B-FP8.json", 42),
+                   # the same FP8 half-depth model with record fused-shared-expert off: its A/B in one call
+                   speed("speed.qwen36-35b-fp8.l20.separate", "Qwen3.6-35B-A3B-FP8.json", 30, layers=20,
+                         env={"ROCM_ENABLE_FUSED_SHARED_EXPERT": "0"})],
 }
 # --budget-s: what a job needs at least to be worth starting, and what the summary needs at the end
 MIN_JOB_S = 120
@@ -164,6 +171,7 @@ def env_for(env_paths, job) -> dict:
     })
     if job["kind"] == "llm" and "--tensor-parallel-size" not in job["extra"]:
         env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # in-process engine: introspection and profiles
+    env.update(job.get("env", {}))
     return env
 
 
@@ -313,6 +321,8 @@ def summarize(jobs, results) -> dict:
         name = job["name"]
         entry = {"kind": job["kind"], "model": job["model"], "vllm": job["vllm"], "arch": job["arch"],
                  "rc": job.get("rc"), "timeout": job["timeout"]}
+        if job.get("env"):
+            entry["env"] = job["env"]
         path = os.path.join(results, name + (".serve.json" if job["kind"] == "serve" else ".json"))
         if os.path.exists(path):
             with open(path) as f:

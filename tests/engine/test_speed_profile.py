@@ -248,6 +248,32 @@ def test_speed_plan_main_budget_and_memory_gating(tmp_path, monkeypatch):
     assert not started and summary["jobs"]["speed.qwen36-35b-fp8"]["rc"].startswith("skipped: ")
 
 
+def test_a_jobs_own_switch_reaches_its_engine_and_the_summary(tmp_path, monkeypatch):
+    """speed-h100's fused-shared-expert A/B: the `.separate` job's engine process gets
+    ROCM_ENABLE_FUSED_SHARED_EXPERT=0, the default job does not, and the summary says which ran how."""
+    import json
+
+    envs = {}
+    monkeypatch.setattr(device_run, "WORK", str(tmp_path))
+    monkeypatch.setattr(device_run, "OUT", str(tmp_path / "out"))
+    monkeypatch.setattr(device_run, "setup", lambda versions: {"site": "", "simsite": "", "vllm": {"0.32.0": ""}})
+    monkeypatch.setattr(device_run, "gpu_memory_gib", lambda: 79.6)
+    monkeypatch.delenv("ROCM_ENABLE_FUSED_SHARED_EXPERT", raising=False)
+
+    def fake_run(job, env_paths, model_dir, results, logs):
+        envs[job["name"]] = device_run.env_for(env_paths, job)
+        job["rc"] = 0
+    monkeypatch.setattr(device_run, "run_llm", fake_run)
+    device_run.main(["speed-h100", "--serial", "--budget-s", "570", "--jobs", "speed.qwen36-35b-fp8.l20",
+                     "speed.qwen36-35b-fp8.l20.separate"])
+    assert envs["speed.qwen36-35b-fp8.l20.separate"]["ROCM_ENABLE_FUSED_SHARED_EXPERT"] == "0"
+    assert "ROCM_ENABLE_FUSED_SHARED_EXPERT" not in envs["speed.qwen36-35b-fp8.l20"]
+    jobs = json.load(open(tmp_path / "out" / "summary.json"))["jobs"]
+    assert jobs["speed.qwen36-35b-fp8.l20.separate"]["env"] == {"ROCM_ENABLE_FUSED_SHARED_EXPERT": "0"}
+    assert "env" not in jobs["speed.qwen36-35b-fp8.l20"]
+    assert jobs["speed.qwen36-35b-fp8.l20.separate"]["model"] == jobs["speed.qwen36-35b-fp8.l20"]["model"]
+
+
 def test_speed_runs_end_to_end_on_a_stand_in_engine(monkeypatch):
     """engine_job.speed with a CPU stand-in for the in-process engine (generate runs a matmul per
     token): the timing, the one-session profile with its marked windows, the graph switch and the

@@ -408,3 +408,14 @@ def test_host_time_is_zero_when_the_profiled_gpu_time_exceeds_the_step(tmp_path,
     text = render(d)
     assert f"exceed the unprofiled step by {-b['host_measured_ms']:.2f} ms" in text
     assert "measured there (NVIDIA, not AMD; vLLM's engine, CUDA graphs, dummy weights, its first 20 layers" in text
+
+
+def test_an_ab_variant_job_is_used_only_when_named():
+    """device_run's `.separate` job (fused-shared-expert off, a job env) has the default job's model
+    key: by default it must not overwrite the product-default profile; named, it is used."""
+    summary = {"jobs": {"speed.qwen36-35b-fp8.l20": {"model": "dummy:Qwen3.6-35B-A3B-FP8.json@20"},
+                        "speed.qwen36-35b-fp8.l20.separate": {"model": "dummy:Qwen3.6-35B-A3B-FP8.json@20",
+                                                              "env": {"ROCM_ENABLE_FUSED_SHARED_EXPERT": "0"}}}}
+    etp = _script()
+    assert list(etp._jobs(summary, None)) == ["speed.qwen36-35b-fp8.l20"]
+    assert list(etp._jobs(summary, ["speed.qwen36-35b-fp8.l20.separate"])) == ["speed.qwen36-35b-fp8.l20.separate"]
