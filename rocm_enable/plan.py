@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from rocm_enable import decode_model
-from rocm_enable.gates.capabilities import ArchCapabilities, capabilities_for
+from rocm_enable.gates.capabilities import ArchCapabilities, capabilities_for, lacks_fp8_compute
 from rocm_enable.models import ModelSpec, load_model
 
 GIB = 2 ** 30
@@ -285,7 +285,7 @@ def plan(model: str, arch: str, memory: str | None = None, context: int | None =
         "BF16 weights read at 2 bytes",
         "lm_head: BF16 as the checkpoint stores it; the fp8_lm_head line is the opt-in "
         "ROCM_ENABLE_FP8_LM_HEAD=1 (e4m3 + fp32 scale per 128x128 block, W8A16 dense kernel)",
-    ] + ([f"tensor parallel {tp}" + (" with expert parallelism" if expert_parallel else "")
+    ] + fused_shared_expert_note(spec, caps, profile) + ([f"tensor parallel {tp}" + (" with expert parallelism" if expert_parallel else "")
           + ": each rank reads its shard of every sharded weight, the KV heads and GDN heads it holds, and "
           "the replicated routers and norms whole; step time = one rank's time (ranks run in lock step)"
           + (", with expert parallelism the busier rank's expected share of a token's routed experts (exact "
@@ -320,6 +320,21 @@ def _expected_max_share(e: int, k: int, ranks: int) -> float:
     held = e // 2
     total = math.comb(e, k)
     return sum(max(x, k - x) * math.comb(held, x) * math.comb(e - held, k - x) for x in range(k + 1)) / total / k
+
+
+def fused_shared_expert_note(spec: ModelSpec, caps: ArchCapabilities, profile: dict) -> list[str]:
+    """Where record fused-shared-expert (on by default) fuses this model's shared expert but the
+    engine profile was measured without it, say so: (b) then counts the separate shared expert's
+    launches (docs/plan.md gives the what-if)."""
+    fuses = (lacks_fp8_compute(caps) and spec.is_moe and spec.quant is not None
+             and spec.quant.method == "fp8" and spec.quant.scheme == "block128"
+             and spec.shared_expert_intermediate_size == spec.moe_intermediate_size > 0)
+    if not fuses or not profile or "fused-shared-expert" in profile.get("fixes_applied", ()):
+        return []
+    return ["fused-shared-expert (on by default) runs this model's shared expert as expert "
+            f"{spec.num_experts} of the W8A16 experts: 7 launches fewer per MoE layer at decode, but the engine "
+            "profile was measured without it, so (b) still counts them; docs/plan.md's what-if "
+            "(scripts/plan_what_if.py) gives the projection with it"]
 
 
 def step_bytes(spec, comps, context, batch, kv_tok, state, tp=1, expert_parallel=False,

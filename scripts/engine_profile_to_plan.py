@@ -256,6 +256,8 @@ def profile_entry(job: dict, batch: int, reference: str) -> dict:
     return {
         "model": hf_id, "base_model": base, "layers": layers, "architecture": spec.architecture,
         "fp8": spec.quant is not None, "status": "measured", "job": job.get("name"),
+        # which records the measured engine applied: plan says when a default-on one is missing
+        "fixes_applied": sorted(job.get("fixes_applied") or []),
         "device": (job.get("versions") or {}).get("gpu"), "vllm_version": (job.get("versions") or {}).get("vllm"),
         "measured": {
             "batch": batch, "context": context, "pass": pass_name, "reference": reference,

@@ -54,3 +54,29 @@ def test_bad_input_names_the_fix(args, message):
     with pytest.raises(SystemExit, match=message):
         wi.main(["--model", "Qwen/Qwen3.6-35B-A3B-FP8", "--summary", SUMMARY,
                  "--job", "speed.qwen36-35b-fp8.l20", *args])
+
+
+def _note(model, arch, profile):
+    from rocm_enable.gates.capabilities import capabilities_for
+    from rocm_enable.models import load_model
+    from rocm_enable.plan import fused_shared_expert_note
+
+    return fused_shared_expert_note(load_model(model), capabilities_for(arch), profile)
+
+
+@pytest.mark.parametrize("model, arch, noted", [
+    ("Qwen/Qwen3.6-35B-A3B-FP8", "gfx1151", True),   # FP8 block-128 MoE on gfx11: fused by default
+    ("Qwen/Qwen3-Coder-Next-FP8", "gfx1100", True),
+    ("Qwen/Qwen3.6-35B-A3B-FP8", "gfx1201", False),  # FP8 compute: vLLM's W8A8 experts, not fused
+    ("Qwen/Qwen3.6-35B-A3B", "gfx1151", False),      # BF16 keeps the separate shared expert
+    ("Qwen/Qwen3.6-27B-FP8", "gfx1151", False),      # dense
+])
+def test_plan_says_when_its_profile_lacks_the_fused_shared_expert(inputs, model, arch, noted):
+    profile, _ = inputs
+    assert "fused-shared-expert" not in profile.get("fixes_applied", [])  # run 8 predates the record
+    note = _note(model, arch, profile)
+    assert bool(note) == noted, note
+    if noted:
+        assert "7 launches fewer per MoE layer" in note[0] and "what-if" in note[0]
+    # a profile measured with the record applied needs no note
+    assert _note(model, arch, dict(profile, fixes_applied=["fused-shared-expert"])) == []
