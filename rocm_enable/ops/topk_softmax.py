@@ -132,15 +132,20 @@ def topk_softmax(topk_weights: torch.Tensor, topk_ids: torch.Tensor,
     if reason:
         raise ValueError(f"topk_softmax: {reason}")
     m, e = gating_output.shape
-    k = topk_weights.shape[1]
+    _launch(gating_output, m, e, topk_weights, topk_ids, token_expert_indices,
+            topk_weights.shape[1], renormalize, 0)
+
+
+def _launch(gating_output, m, e, weights, ids, token_expert_indices, k, renormalize, num_shared):
+    """The kernel over ``m`` token rows of ``e`` routed experts (+ ``num_shared`` appended shared
+    experts' gate columns); nothing for 0 rows."""
     if m == 0:
         return
     moe_topk_routing_kernel[(m,)](
-        gating_output, topk_weights, topk_ids, token_expert_indices, m, e,
-        gating_output.stride(0), gating_output.stride(1), topk_weights.stride(0),
-        topk_weights.stride(1), topk_ids.stride(0), topk_ids.stride(1),
-        token_expert_indices.stride(0), token_expert_indices.stride(1),
-        TOP_K=k, RENORMALIZE=bool(renormalize), **launch_meta(e, k))
+        gating_output, weights, ids, token_expert_indices, m, e,
+        gating_output.stride(0), gating_output.stride(1), weights.stride(0), weights.stride(1),
+        ids.stride(0), ids.stride(1), token_expert_indices.stride(0), token_expert_indices.stride(1),
+        TOP_K=k, RENORMALIZE=bool(renormalize), NUM_SHARED=num_shared, **launch_meta(e, k))
 
 
 def route_with_shared(gating_output: torch.Tensor, top_k: int, renormalize: bool,
@@ -166,11 +171,5 @@ def route_with_shared(gating_output: torch.Tensor, top_k: int, renormalize: bool
     reason = unsupported_reason(weights[:, :top_k], ids[:, :top_k], token_expert_indices, routed)
     if reason:
         raise ValueError(f"route_with_shared: {reason}")
-    if m:
-        moe_topk_routing_kernel[(m,)](
-            gating_output, weights, ids, token_expert_indices, m, e,
-            gating_output.stride(0), gating_output.stride(1), weights.stride(0), weights.stride(1),
-            ids.stride(0), ids.stride(1), token_expert_indices.stride(0),
-            token_expert_indices.stride(1), TOP_K=top_k, RENORMALIZE=bool(renormalize),
-            NUM_SHARED=num_shared, **launch_meta(e, top_k))
+    _launch(gating_output, m, e, weights, ids, token_expert_indices, top_k, renormalize, num_shared)
     return weights, ids
