@@ -15,6 +15,15 @@ sys.path.insert(0, os.path.dirname(__file__))
 # Hermetic launch configs: a developer's `rocm-enable tune` cache must not change what the
 # tests compile and check (tests that exercise the cache point this elsewhere themselves).
 os.environ["ROCM_ENABLE_CACHE_DIR"] = tempfile.mkdtemp(prefix="rocm_enable_test_cache_")
+# vLLM's own cache root for the simulated processes, one folder per vLLM version under it
+# (sim_harness.run_python). Made once by the first pytest process (the xdist controller), whose
+# environment the workers inherit, so both workers share it; removed when that process ends.
+if not os.environ.get("ROCM_ENABLE_TEST_VLLM_CACHE"):
+    import atexit
+    import shutil
+
+    os.environ["ROCM_ENABLE_TEST_VLLM_CACHE"] = tempfile.mkdtemp(prefix="rocm_enable_test_vllm_")
+    atexit.register(shutil.rmtree, os.environ["ROCM_ENABLE_TEST_VLLM_CACHE"], True)
 
 from sim_harness import VllmUnderTest, vllm_versions_under_test  # noqa: E402
 

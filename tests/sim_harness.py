@@ -17,6 +17,8 @@ import zygote
 
 MARK = "@@ROCM_ENABLE_RESULT@@"
 ENV_VERSIONS = "ROCM_ENABLE_TEST_VLLM"
+# Set by tests/conftest.py: a folder for this test run, shared by its xdist workers.
+ENV_VLLM_CACHE = "ROCM_ENABLE_TEST_VLLM_CACHE"
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,17 @@ def vllm_versions_under_test() -> list[VllmUnderTest]:
     return found
 
 
+def vllm_cache_root(vllm: VllmUnderTest | None) -> str:
+    """VLLM_CACHE_ROOT for a simulated process of `vllm`: one per version, for this test run.
+
+    vLLM caches a model class's inspection (ModelConfig asks whether the architecture generates
+    text, ...) in <root>/modelinfos/<class>.json, keyed by a hash of the model's source file;
+    without the cache it imports the model in a cold `python -m` subprocess (~9 CPU-s). One file
+    name serves every version, so processes of versions whose model source differs (0.34.0's
+    qwen3_next.py) overwrote each other's entry and nearly every process paid that subprocess."""
+    return os.path.join(os.environ[ENV_VLLM_CACHE], vllm.version if vllm else "venv")
+
+
 PRELUDE = """
 import json, os, sys, logging
 from rocm_enable import sim
@@ -64,6 +77,8 @@ def run_python(body: str, *, arch: str | None, vllm: VllmUnderTest | None = None
     child_env.pop("VLLM_ROCM_USE_AITER", None)
     if arch:
         child_env["ROCM_ENABLE_TEST_SIM_ARCH"] = arch
+    if os.environ.get(ENV_VLLM_CACHE):
+        child_env["VLLM_CACHE_ROOT"] = vllm_cache_root(vllm)
     if vllm and vllm.pythonpath:
         child_env["PYTHONPATH"] = os.pathsep.join(
             p for p in (vllm.pythonpath, child_env.get("PYTHONPATH", "")) if p)
