@@ -21,29 +21,61 @@ def rdna_switch_is_vllms(vllm) -> bool:
     the unified-attention offer and the op registrations became vLLM's own there."""
     return Version(vllm.version) >= Version("0.34.0")
 
-DECIDE = """
-import importlib
+# One fresh simulated process answers the GDN decode, RoPE and op-registration questions of one
+# (arch, vLLM, plugin, environment): each is decided at import (GDN_AITER_TRITON_AVAILABLE when
+# qwen_gdn_linear_attn is imported, vLLM's ops registered when vllm._aiter_ops is imported, the
+# plugin's after them), so each needs a fresh interpreter, but not one each. VLLM_ROCM_USE_AITER_
+# TRITON_ROPE (on for the RoPE questions) is read only by rocm_aiter_ops' RoPE switch
+# (_TRITON_ROTARY_EMBED), not by the GDN or registration decisions.
+PROBE = """
+import torch
+from vllm.config import CompilationConfig, VllmConfig, set_current_vllm_config
 if os.environ.get("LOAD_PLUGIN") == "1":
     import vllm.plugins; vllm.plugins.load_general_plugins()
-from vllm._aiter_ops import rocm_aiter_ops
+from vllm._aiter_ops import rocm_aiter_ops  # register_ops_once runs here
+widen = {"fusion_op_registered": hasattr(torch.ops.vllm, "rocm_aiter_rmsnorm_fp8_group_quant")}
 import vllm.model_executor.layers.mamba.gdn.qwen_gdn_linear_attn as gdn
-result = {"gdn_aiter_triton": gdn.GDN_AITER_TRITON_AVAILABLE,
+decide = {"gdn_aiter_triton": gdn.GDN_AITER_TRITON_AVAILABLE,
           "rdna_aiter_enabled": rocm_aiter_ops.is_rdna_aiter_enabled(),
           "hip_umbrella": bool(rocm_aiter_ops.is_enabled())}
+from vllm.model_executor.layers.rotary_embedding.base import RotaryEmbedding
+with set_current_vllm_config(VllmConfig(compilation_config=CompilationConfig(custom_ops=["+rotary_embedding"]))):
+    rope = RotaryEmbedding(256, 64, 4096, 10000000, True, torch.bfloat16)
+    op = getattr(rope, "rocm_aiter_triton_rotary_embedding", None)
+rope = {"use_aiter": bool(rope.use_aiter), "op": str(op) if op is not None else None,
+        "op_has_gpu_kernel": torch._C._dispatch_has_kernel_for_dispatch_key(
+            "vllm::rocm_aiter_triton_rotary_embedding", "CUDA")
+        if hasattr(torch.ops.vllm, "rocm_aiter_triton_rotary_embedding") else False}
+result = {"decide": decide, "widen": widen, "rope": rope}
 """
 
 
-def decide(arch, vllm, plugin, **env):
-    base = {"PYTHONPATH": os.pathsep.join(p for p in (vllm.pythonpath, FAKE_AITER) if p),
-            "VLLM_ROCM_USE_AITER": "1", "LOAD_PLUGIN": "1" if plugin else "0"}
-    base.update(env)
-    return run_python(DECIDE, arch=arch, vllm=None, env=base)["result"]
+@pytest.fixture(scope="module")
+def probe():
+    """probe(arch, vllm, plugin, **env) -> PROBE's result, one process per distinct call in this
+    module (module scope: tests/conftest.py runs the module on one xdist worker)."""
+    answers = {}
+
+    def run(arch, vllm, plugin, **env):
+        base = {"PYTHONPATH": os.pathsep.join(p for p in (vllm.pythonpath, FAKE_AITER) if p),
+                "VLLM_ROCM_USE_AITER": "1", "VLLM_ROCM_USE_AITER_TRITON_ROPE": "1",
+                "LOAD_PLUGIN": "1" if plugin else "0"}
+        base.update(env)
+        key = (arch, vllm.version, vllm.pythonpath, tuple(sorted(base.items())))
+        if key not in answers:
+            answers[key] = run_python(PROBE, arch=arch, vllm=None, env=base)["result"]
+        return answers[key]
+    return run
+
+
+def decide(probe, arch, vllm, plugin, **env):
+    return probe(arch, vllm, plugin, **env)["decide"]
 
 
 @pytest.mark.parametrize("arch", ["gfx1151", "gfx1100"])
-def test_gfx11_gets_aiter_triton_gdn_decode(arch, vllm_under_test):
-    before = decide(arch, vllm_under_test, plugin=False)
-    after = decide(arch, vllm_under_test, plugin=True)
+def test_gfx11_gets_aiter_triton_gdn_decode(arch, vllm_under_test, probe):
+    before = decide(probe, arch, vllm_under_test, plugin=False)
+    after = decide(probe, arch, vllm_under_test, plugin=True)
     assert after["gdn_aiter_triton"] is True
     assert after["hip_umbrella"] is False               # no gfx9 HIP/CK kernel is reachable
     if rdna_switch_is_vllms(vllm_under_test):
@@ -54,38 +86,29 @@ def test_gfx11_gets_aiter_triton_gdn_decode(arch, vllm_under_test):
         assert after["rdna_aiter_enabled"] is False     # the broad RDNA switch is not widened
 
 
-def test_aiter_env_off_keeps_fla(vllm_under_test):
-    after = decide("gfx1151", vllm_under_test, plugin=True, VLLM_ROCM_USE_AITER="0")
+def test_aiter_env_off_keeps_fla(vllm_under_test, probe):
+    after = decide(probe, "gfx1151", vllm_under_test, plugin=True, VLLM_ROCM_USE_AITER="0")
     assert after["gdn_aiter_triton"] is False
 
 
 @pytest.mark.parametrize("arch", ["gfx1201", "gfx942", "gfx950"])
-def test_other_archs_unchanged(arch, vllm_under_test):
-    assert decide(arch, vllm_under_test, plugin=False) == decide(arch, vllm_under_test, plugin=True)
+def test_other_archs_unchanged(arch, vllm_under_test, probe):
+    assert decide(probe, arch, vllm_under_test, plugin=False) == decide(probe, arch, vllm_under_test, plugin=True)
 
 
-def test_disable_toggle_restores_vllm(vllm_under_test):
-    after = decide("gfx1151", vllm_under_test, plugin=True, ROCM_ENABLE_DISABLE="aiter-gdn-triton-decode")
+def test_disable_toggle_restores_vllm(vllm_under_test, probe):
+    after = decide(probe, "gfx1151", vllm_under_test, plugin=True, ROCM_ENABLE_DISABLE="aiter-gdn-triton-decode")
     assert after["gdn_aiter_triton"] is rdna_switch_is_vllms(vllm_under_test)  # vLLM's own answer
 
 
-WIDEN = """
-import torch
-import vllm._aiter_ops  # noqa: F401  (register_ops_once runs here, before any plugin could act)
-result = {"fusion_op_registered": hasattr(torch.ops.vllm, "rocm_aiter_rmsnorm_fp8_group_quant")}
-"""
-
-
 @pytest.mark.parametrize("arch,registered", [("gfx1201", True), ("gfx1151", False)])
-def test_widening_rdna_switch_is_unsafe(arch, registered, vllm_under_test):
+def test_widening_rdna_switch_is_unsafe(arch, registered, vllm_under_test, probe):
     """Why B3/A10 (aiter unified attention), B4 and the fusion passes are not widened to gfx11:
     the rocm_aiter_* ops that rocm_aiter_fusion's pattern classes look up at class creation
     (imported by pass_manager whenever is_rdna_aiter_enabled() holds) are registered only on
     CDNA3+/RDNA4, at vllm._aiter_ops import. (The simulation cannot import rocm_aiter_fusion
     itself: its other imports need vLLM's compiled _C.)"""
-    env = {"PYTHONPATH": os.pathsep.join(p for p in (vllm_under_test.pythonpath, FAKE_AITER) if p),
-           "VLLM_ROCM_USE_AITER": "1"}
-    out = run_python(WIDEN, arch=arch, vllm=None, env=env)["result"]
+    out = probe(arch, vllm_under_test, plugin=False)["widen"]  # at vllm._aiter_ops import, no plugin
     # vLLM 0.34.0 registers them on every RDNA arch itself (and widens its switch with them)
     assert out["fusion_op_registered"] is (registered or rdna_switch_is_vllms(vllm_under_test))
 
@@ -220,34 +243,14 @@ def test_unified_attention_impl_uses_no_aiter_hip_kernel(arch, vllm_under_test):
 
 # ---- aiter-triton-rope (G5) ----------------------------------------------------------------
 
-ROPE = """
-import torch
-from vllm.config import CompilationConfig, VllmConfig, set_current_vllm_config
-if os.environ.get("LOAD_PLUGIN") == "1":
-    import vllm.plugins; vllm.plugins.load_general_plugins()
-from vllm.model_executor.layers.rotary_embedding.base import RotaryEmbedding
-with set_current_vllm_config(VllmConfig(compilation_config=CompilationConfig(custom_ops=["+rotary_embedding"]))):
-    rope = RotaryEmbedding(256, 64, 4096, 10000000, True, torch.bfloat16)
-    op = getattr(rope, "rocm_aiter_triton_rotary_embedding", None)
-result = {"use_aiter": bool(rope.use_aiter), "op": str(op) if op is not None else None,
-          "op_has_gpu_kernel": torch._C._dispatch_has_kernel_for_dispatch_key(
-              "vllm::rocm_aiter_triton_rotary_embedding", "CUDA")
-          if hasattr(torch.ops.vllm, "rocm_aiter_triton_rotary_embedding") else False}
-"""
-
-
-def rope(arch, vllm, plugin, **env):
-    base = {"PYTHONPATH": os.pathsep.join(p for p in (vllm.pythonpath, FAKE_AITER) if p),
-            "VLLM_ROCM_USE_AITER": "1", "VLLM_ROCM_USE_AITER_TRITON_ROPE": "1",
-            "LOAD_PLUGIN": "1" if plugin else "0"}
-    base.update(env)
-    return run_python(ROPE, arch=arch, vllm=None, env=base)["result"]
+def rope(probe, arch, vllm, plugin, **env):
+    return probe(arch, vllm, plugin, **env)["rope"]
 
 
 @pytest.mark.parametrize("arch", ["gfx1151", "gfx1100", "gfx1201"])
-def test_rdna_gets_aiter_triton_rope(arch, vllm_under_test):
-    before = rope(arch, vllm_under_test, plugin=False)
-    after = rope(arch, vllm_under_test, plugin=True)
+def test_rdna_gets_aiter_triton_rope(arch, vllm_under_test, probe):
+    before = rope(probe, arch, vllm_under_test, plugin=False)
+    after = rope(probe, arch, vllm_under_test, plugin=True)
     assert before["use_aiter"] is False                               # CDNA3+ umbrella (G5)
     # registered on RDNA4 only; vLLM 0.34.0 registers it on every RDNA arch (the switch stays off)
     assert before["op_has_gpu_kernel"] is (arch == "gfx1201" or rdna_switch_is_vllms(vllm_under_test))
@@ -255,16 +258,16 @@ def test_rdna_gets_aiter_triton_rope(arch, vllm_under_test):
     assert after["op"] == "vllm.rocm_aiter_triton_rotary_embedding.default"
 
 
-def test_rope_env_still_decides(vllm_under_test):
-    assert rope("gfx1151", vllm_under_test, plugin=True, VLLM_ROCM_USE_AITER_TRITON_ROPE="0")["use_aiter"] is False
-    assert rope("gfx1151", vllm_under_test, plugin=True, VLLM_ROCM_USE_AITER="0")["use_aiter"] is False
+def test_rope_env_still_decides(vllm_under_test, probe):
+    assert rope(probe, "gfx1151", vllm_under_test, plugin=True, VLLM_ROCM_USE_AITER_TRITON_ROPE="0")["use_aiter"] is False
+    assert rope(probe, "gfx1151", vllm_under_test, plugin=True, VLLM_ROCM_USE_AITER="0")["use_aiter"] is False
 
 
 @pytest.mark.parametrize("arch", ["gfx942", "gfx950"])
-def test_rope_cdna_unchanged(arch, vllm_under_test):
-    assert rope(arch, vllm_under_test, plugin=False) == rope(arch, vllm_under_test, plugin=True)
+def test_rope_cdna_unchanged(arch, vllm_under_test, probe):
+    assert rope(probe, arch, vllm_under_test, plugin=False) == rope(probe, arch, vllm_under_test, plugin=True)
 
 
-def test_rope_disable_restores_vllm(vllm_under_test):
-    out = rope("gfx1151", vllm_under_test, plugin=True, ROCM_ENABLE_DISABLE="aiter-triton-rope")
-    assert out == rope("gfx1151", vllm_under_test, plugin=False)
+def test_rope_disable_restores_vllm(vllm_under_test, probe):
+    out = rope(probe, "gfx1151", vllm_under_test, plugin=True, ROCM_ENABLE_DISABLE="aiter-triton-rope")
+    assert out == rope(probe, "gfx1151", vllm_under_test, plugin=False)
