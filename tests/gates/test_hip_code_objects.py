@@ -114,7 +114,8 @@ for _name in ("vllm._C", "vllm._rocm_C"):
         sys.modules[_name].__file__ = os.environ["EXT_FILE"]
 """
 
-DECIDE = STANDIN_OPS + """
+# What one simulated process decides about these ops, before and after the plugin (PROBE below).
+CASE_1 = """
 from vllm.config import VllmConfig, set_current_vllm_config
 import vllm._custom_ops as ops
 from vllm.model_executor.layers.activation import SiluAndMul
@@ -143,19 +144,13 @@ def decide():
     out["rdna3_w4a16"] = list(RDNA3W4A16LinearKernel.can_implement(cfg))
     out["rdna3_moe"] = rdna3_moe.rdna3_moe_kernel_available()
     return out
-
-before = decide()
-import vllm.plugins; vllm.plugins.load_general_plugins()
-result = {"before": before, "after": decide()}
 """
 ALL_HIP = {"silu_and_mul": "hip", "wvSplitK": "hip", "LLMM1": "hip"}
 ALL_NATIVE = {"silu_and_mul": "native", "wvSplitK": "native", "LLMM1": "native"}
 
 
-def decide(tmp_path, arch, vllm, targets, extra_env=None):
-    env = {"EXT_FILE": write(tmp_path, "ext.so", elf_with_fatbin(bundle(targets)))}
-    env.update(extra_env or {})
-    return run_python(DECIDE, arch=arch, vllm=vllm, env=env)["result"]
+def decide(probe, arch, vllm, targets, extra_env=None):
+    return probe(arch, vllm, targets, extra_env)["ops_1"]
 
 
 def ops_of(d):
@@ -164,8 +159,8 @@ def ops_of(d):
 
 @pytest.mark.vllm_sim
 @pytest.mark.parametrize("arch", ["gfx1151", "gfx1100", "gfx1201"])
-def test_extension_without_arch_routes_to_native(arch, vllm_under_test, tmp_path):
-    out = decide(tmp_path, arch, vllm_under_test, ["gfx90a", "gfx942"])  # a CDNA-only build
+def test_extension_without_arch_routes_to_native(arch, vllm_under_test, probe):
+    out = decide(probe, arch, vllm_under_test, ["gfx90a", "gfx942"])  # a CDNA-only build
     assert ops_of(out["before"]) == ALL_HIP          # vLLM launches kernels that are not there
     assert ops_of(out["after"]) == ALL_NATIVE
     if arch != "gfx1201":                             # RDNA3 ISA kernels: rejected, with the reason
@@ -174,8 +169,8 @@ def test_extension_without_arch_routes_to_native(arch, vllm_under_test, tmp_path
 
 
 @pytest.mark.vllm_sim
-def test_gfx1151_build_admits_rdna3_kernels(vllm_under_test, tmp_path):
-    out = decide(tmp_path, "gfx1151", vllm_under_test, ["gfx1100", "gfx1151"])
+def test_gfx1151_build_admits_rdna3_kernels(vllm_under_test, probe):
+    out = decide(probe, "gfx1151", vllm_under_test, ["gfx1100", "gfx1151"])
     assert out["before"]["rdna3_w4a16"] == [False, "RDNA3 W4A16 kernel requires gfx1100"]  # F2
     assert out["before"]["rdna3_moe"] is False                                              # D4
     assert out["after"]["rdna3_w4a16"] == [True, None] and out["after"]["rdna3_moe"] is True
@@ -183,32 +178,32 @@ def test_gfx1151_build_admits_rdna3_kernels(vllm_under_test, tmp_path):
 
 
 @pytest.mark.vllm_sim
-def test_gfx1100_needs_its_code_object(vllm_under_test, tmp_path):
-    out = decide(tmp_path, "gfx1100", vllm_under_test, ["gfx1100"])
+def test_gfx1100_needs_its_code_object(vllm_under_test, probe):
+    out = decide(probe, "gfx1100", vllm_under_test, ["gfx1100"])
     assert out["before"]["rdna3_w4a16"] == [True, None] and out["after"] == out["before"]
-    out = decide(tmp_path, "gfx1100", vllm_under_test, ["gfx11-generic"])
+    out = decide(probe, "gfx1100", vllm_under_test, ["gfx11-generic"])
     assert out["after"]["rdna3_w4a16"] == [True, None]
 
 
 @pytest.mark.vllm_sim
-def test_unknown_extension_keeps_vllm(vllm_under_test):
-    out = run_python(DECIDE, arch="gfx1151", vllm=vllm_under_test)["result"]  # stub: no __file__
+def test_unknown_extension_keeps_vllm(vllm_under_test, probe):
+    out = decide(probe, "gfx1151", vllm_under_test, None)  # stub: no __file__
     assert out["after"] == out["before"]
 
 
 @pytest.mark.vllm_sim
 @pytest.mark.parametrize("arch", ["gfx942", "gfx950"])
-def test_cdna_unchanged(arch, vllm_under_test, tmp_path):
-    out = decide(tmp_path, arch, vllm_under_test, ["gfx1151"])
+def test_cdna_unchanged(arch, vllm_under_test, probe):
+    out = decide(probe, arch, vllm_under_test, ["gfx1151"])
     assert out["after"] == out["before"] and ops_of(out["after"]) == ALL_HIP
 
 
 @pytest.mark.vllm_sim
-def test_disable_toggles_restore_vllm(vllm_under_test, tmp_path):
+def test_disable_toggles_restore_vllm(vllm_under_test, probe):
     env = {"ROCM_ENABLE_DISABLE": "silu-and-mul-code-object,skinny-gemm-code-object,rdna3-kernels-code-object"}
-    out = decide(tmp_path, "gfx1151", vllm_under_test, ["gfx942"], env)
+    out = decide(probe, "gfx1151", vllm_under_test, ["gfx942"], env)
     assert out["after"] == out["before"]
-    out = decide(tmp_path, "gfx1151", vllm_under_test, ["gfx1151"], env)
+    out = decide(probe, "gfx1151", vllm_under_test, ["gfx1151"], env)
     assert out["after"] == out["before"] and out["after"]["rdna3_w4a16"][0] is False
 
 
@@ -240,7 +235,7 @@ for _name in ("vllm._C", "vllm._moe_C", "vllm._moe_C_stable_libtorch"):
         sys.modules[_name].__file__ = os.environ["EXT_FILE"]
 """
 
-DECIDE_2 = STANDIN_OPS_2 + """
+CASE_2 = """
 from vllm.config import CompilationConfig, VllmConfig, set_current_vllm_config
 from vllm.config.compilation import CompilationMode
 from vllm.platforms import current_platform
@@ -305,28 +300,55 @@ def decide():
     out["ir_gemma_rms_norm"] = ir.ops.rms_norm.dispatch(x, torch.ones(64), 1e-6).provider
     out["gdn_mtp_reason"] = gdn.QwenGatedDeltaNetAttention._fused_gdn_decode_unsupported_reason(_GdnLayer(), _cfg)
     return out
-
-before = decide()
-import vllm.plugins; vllm.plugins.load_general_plugins()
-result = {"before": before, "after": decide()}
 """
 OPS_2 = ("topk_softmax", "rotary_embedding", "reshape_and_cache_flash", "repetition_penalties",
          "static_fp8_quant")
+
+
+# One fresh process per (arch, vLLM, extension targets, toggles) answers both groups of ops: each
+# group's stand-in ops and extension __file__ as above (the verdicts are per extension: _C and
+# _rocm_C for the first group, _C and _moe_C for the second), each group's names in a scope of its
+# own. Every case is decided before and after the plugin in the same process, as before.
+PROBE = STANDIN_OPS + STANDIN_OPS_2 + f"""
+def _group(body):
+    scope = dict(globals())
+    exec(compile(body, "<ops group>", "exec"), scope)
+    return scope["decide"]
+decide_1, decide_2 = _group({CASE_1!r}), _group({CASE_2!r})
+before = {{"ops_1": decide_1(), "ops_2": decide_2()}}
+import vllm.plugins; vllm.plugins.load_general_plugins()
+after = {{"ops_1": decide_1(), "ops_2": decide_2()}}
+result = {{group: {{"before": before[group], "after": after[group]}} for group in before}}
+"""
 ENV_2 = {"TRITON_INTERPRET": "1"}  # vLLM's Triton KV write runs on CPU tensors
 
 
-def decide_2(tmp_path, arch, vllm, targets, extra_env=None):
-    env = dict(ENV_2)
-    if targets is not None:
-        env["EXT_FILE"] = write(tmp_path, "ext2.so", elf_with_fatbin(bundle(targets)))
-    env.update(extra_env or {})
-    return run_python(DECIDE_2, arch=arch, vllm=vllm, env=env)["result"]
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory):
+    """probe(arch, vllm, targets, extra_env) -> PROBE's result, one process per distinct call in
+    this module (module scope: tests/conftest.py runs the module on one xdist worker). targets:
+    the code objects of the extension file the stand-in extensions point to (None: no file)."""
+    folder, answers = tmp_path_factory.mktemp("extensions"), {}
+
+    def run(arch, vllm, targets, extra_env=None):
+        env = {**ENV_2, **(extra_env or {})}
+        if targets is not None:
+            env["EXT_FILE"] = write(folder, "-".join(targets) + ".so", elf_with_fatbin(bundle(targets)))
+        key = (arch, vllm.version, tuple(sorted(env.items())))
+        if key not in answers:
+            answers[key] = run_python(PROBE, arch=arch, vllm=vllm, env=env)["result"]
+        return answers[key]
+    return run
+
+
+def decide_2(probe, arch, vllm, targets, extra_env=None):
+    return probe(arch, vllm, targets, extra_env)["ops_2"]
 
 
 @pytest.mark.vllm_sim
 @pytest.mark.parametrize("arch", ["gfx1151", "gfx1100", "gfx1201"])
-def test_more_ops_route_to_vllm_twins_without_code_object(arch, vllm_under_test, tmp_path):
-    out = decide_2(tmp_path, arch, vllm_under_test, ["gfx90a", "gfx942"])  # a CDNA-only build
+def test_more_ops_route_to_vllm_twins_without_code_object(arch, vllm_under_test, probe):
+    out = decide_2(probe, arch, vllm_under_test, ["gfx90a", "gfx942"])  # a CDNA-only build
     b, a = out["before"], out["after"]
     assert {k: b[k] for k in OPS_2} == dict.fromkeys(OPS_2, "hip")   # vLLM launches absent kernels
     assert {k: a[k] for k in OPS_2} == dict.fromkeys(OPS_2, "native")
@@ -341,29 +363,29 @@ def test_more_ops_route_to_vllm_twins_without_code_object(arch, vllm_under_test,
 
 
 @pytest.mark.vllm_sim
-def test_more_ops_keep_hip_when_code_object_present(vllm_under_test, tmp_path):
-    out = decide_2(tmp_path, "gfx1151", vllm_under_test, ["gfx11-generic"])
+def test_more_ops_keep_hip_when_code_object_present(vllm_under_test, probe):
+    out = decide_2(probe, "gfx1151", vllm_under_test, ["gfx11-generic"])
     assert out["after"] == out["before"] and out["after"]["topk_softmax"] == "hip"
 
 
 @pytest.mark.vllm_sim
-def test_more_ops_unknown_extension_keeps_vllm(vllm_under_test, tmp_path):
-    out = decide_2(tmp_path, "gfx1151", vllm_under_test, None)  # stub without a file: unknown
+def test_more_ops_unknown_extension_keeps_vllm(vllm_under_test, probe):
+    out = decide_2(probe, "gfx1151", vllm_under_test, None)  # stub without a file: unknown
     assert out["after"] == out["before"]
 
 
 @pytest.mark.vllm_sim
 @pytest.mark.parametrize("arch", ["gfx942", "gfx950"])
-def test_more_ops_cdna_unchanged(arch, vllm_under_test, tmp_path):
-    out = decide_2(tmp_path, arch, vllm_under_test, ["gfx1151"])
+def test_more_ops_cdna_unchanged(arch, vllm_under_test, probe):
+    out = decide_2(probe, arch, vllm_under_test, ["gfx1151"])
     assert out["after"] == out["before"] and out["after"]["rotary_embedding"] == "hip"
 
 
 @pytest.mark.vllm_sim
-def test_more_ops_disable_toggles_restore_vllm(vllm_under_test, tmp_path):
+def test_more_ops_disable_toggles_restore_vllm(vllm_under_test, probe):
     env = {"ROCM_ENABLE_DISABLE": "topk-softmax-code-object,c-ops-code-object,ir-vllm-c-code-object,"
                                   "gdn-mtp-decode-code-object"}
-    out = decide_2(tmp_path, "gfx1151", vllm_under_test, ["gfx942"], env)
+    out = decide_2(probe, "gfx1151", vllm_under_test, ["gfx942"], env)
     assert out["after"] == out["before"] and out["after"]["topk_softmax"] == "hip"
 
 
