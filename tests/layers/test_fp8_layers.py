@@ -156,19 +156,42 @@ def _check_each(checks):
     assert not failures, "\n\n".join(failures)
 
 
-def test_moe_layers_gfx1151(vllm_under_test):
-    jobs = [(case, "moe", variant, scheme, BOTH, TOKENS)
-            for case, (variant, scheme, _) in MOE_CASES.items()]
-    out = _run(jobs, "gfx1151", vllm_under_test)
-    _check_each([(case, lambda c=case, s=scheme, m=method: _check_moe(out[c], s, m, BOTH, TOKENS))
+@pytest.fixture(scope="module")
+def gfx1151_layers():
+    """vllm -> the MoE and linear cases on gfx1151 with the default environment, both families
+    in ONE simulated process per vLLM version (the process's vLLM import and setup cost about
+    as much CPU as a family's cases), shared by the two tests below; a failed process fails both
+    tests with its own message."""
+    done: dict = {}
+
+    def get(vllm):
+        if vllm not in done:
+            jobs = ([(f"moe/{case}", "moe", variant, scheme, BOTH, TOKENS)
+                     for case, (variant, scheme, _) in MOE_CASES.items()]
+                    + [(f"linear/{case}", "linear", variant, scheme, BOTH, TOKENS)
+                       for case, (variant, scheme, _, _) in LINEAR_CASES.items()])
+            try:
+                done[vllm] = _run(jobs, "gfx1151", vllm)
+            except AssertionError as exc:
+                done[vllm] = exc
+        if isinstance(done[vllm], AssertionError):
+            raise done[vllm]
+        return done[vllm]
+
+    return get
+
+
+def test_moe_layers_gfx1151(vllm_under_test, gfx1151_layers):
+    out = gfx1151_layers(vllm_under_test)
+    _check_each([(case, lambda c=case, s=scheme, m=method: _check_moe(out[f"moe/{c}"], s, m, BOTH,
+                                                                      TOKENS))
                  for case, (_, scheme, method) in MOE_CASES.items()])
 
 
-def test_linear_layers_gfx1151(vllm_under_test):
-    jobs = [(case, "linear", variant, scheme, BOTH, TOKENS)
-            for case, (variant, scheme, _, _) in LINEAR_CASES.items()]
-    out = _run(jobs, "gfx1151", vllm_under_test)
-    _check_each([(case, lambda c=case, a=args: _check_linear(out[c], *a[1:], BOTH, TOKENS))
+def test_linear_layers_gfx1151(vllm_under_test, gfx1151_layers):
+    out = gfx1151_layers(vllm_under_test)
+    _check_each([(case, lambda c=case, a=args: _check_linear(out[f"linear/{c}"], *a[1:], BOTH,
+                                                             TOKENS))
                  for case, args in LINEAR_CASES.items()])
 
 
