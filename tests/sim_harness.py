@@ -5,6 +5,7 @@ interpreter that has imported torch, transformers & co. but nothing of vLLM or r
 (tests/zygote.py), which saves most of its start."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -51,8 +52,14 @@ def vllm_cache_root(vllm: VllmUnderTest | None) -> str:
     text, ...) in <root>/modelinfos/<class>.json, keyed by a hash of the model's source file;
     without the cache it imports the model in a cold `python -m` subprocess (~9 CPU-s). One file
     name serves every version, so processes of versions whose model source differs (0.34.0's
-    qwen3_next.py) overwrote each other's entry and nearly every process paid that subprocess."""
-    return os.path.join(os.environ[ENV_VLLM_CACHE], vllm.version if vllm else "venv")
+    qwen3_next.py) overwrote each other's entry and nearly every process paid that subprocess.
+    A vLLM tree on PYTHONPATH (an overlay, a patched copy) gets its own folder too."""
+    name = vllm.version if vllm else "venv"
+    tree = next((p for p in (vllm.pythonpath if vllm else "").split(os.pathsep)
+                 if p and os.path.isdir(os.path.join(p, "vllm"))), "")
+    if tree:
+        name += "-" + hashlib.sha1(os.path.abspath(tree).encode()).hexdigest()[:10]
+    return os.path.join(os.environ[ENV_VLLM_CACHE], name)
 
 
 PRELUDE = """
