@@ -286,6 +286,14 @@ def run(args: list[str], *, input: str | None = None, env: dict[str, str] | None
         return subprocess.CompletedProcess(args, returncode, out.read(), err.read())
 
 
+def run_module(module: str, args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    """`python -m module *args` (a CLI the tests call, e.g. rocm_enable.cli) through run(): the
+    child runs the module as `-m` does (runpy, __main__, sys.argv[0] the module's file)."""
+    code = (f"import runpy, sys\nsys.argv = {['-m', *args]!r}\n"
+            f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n")
+    return run([sys.executable, "-c", code], **kwargs)
+
+
 def _warm(key: tuple) -> Zygote:
     """The live zygote of `key`, started if needed, now the most recently used."""
     zygote = _zygotes.pop(key, None)

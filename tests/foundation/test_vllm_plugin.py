@@ -1,11 +1,11 @@
 """The entry point inside real vLLM (0.32.0 and 0.33.0) under a simulated ROCm arch."""
 import json
-import subprocess
-import sys
+import os
 
 import pytest
 
 from sim_harness import run_python
+from zygote import run_module
 
 pytestmark = pytest.mark.vllm_sim
 
@@ -112,8 +112,8 @@ result = {"applied": engine.applied_names(), "warnings": records,
 
 @pytest.mark.parametrize("arch,expect_fp8", [("gfx1151", False), ("gfx1201", True)])
 def test_doctor_json(arch, expect_fp8):
-    proc = subprocess.run([sys.executable, "-m", "rocm_enable.cli", "doctor", "--arch", arch, "--json"],
-                          capture_output=True, text=True, timeout=300)
+    proc = run_module("rocm_enable.cli", ["doctor", "--arch", arch, "--json"],
+                      capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads(proc.stdout)
     assert {"arch", "capabilities", "vllm_version", "fixes"} <= set(data)
@@ -123,17 +123,16 @@ def test_doctor_json(arch, expect_fp8):
 
 
 def test_doctor_unknown_arch_is_a_clear_error():
-    proc = subprocess.run([sys.executable, "-m", "rocm_enable.cli", "doctor", "--arch", "gfx1036"],
-                          capture_output=True, text=True, timeout=120)
+    proc = run_module("rocm_enable.cli", ["doctor", "--arch", "gfx1036"],
+                      capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "unknown AMD architecture 'gfx1036'" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_doctor_reports_hsa_override():
-    import os
     env = dict(os.environ, HSA_OVERRIDE_GFX_VERSION="11.0.0")
-    proc = subprocess.run([sys.executable, "-m", "rocm_enable.cli", "doctor", "--arch", "gfx1151", "--json"],
-                          capture_output=True, text=True, timeout=300, env=env)
+    proc = run_module("rocm_enable.cli", ["doctor", "--arch", "gfx1151", "--json"],
+                      capture_output=True, text=True, timeout=300, env=env)
     data = json.loads(proc.stdout)
     assert data["arch"] == "gfx1151"
     assert data["hsa_override"]["spoofed_arch"] == "gfx1100"
