@@ -1,7 +1,7 @@
 """The series applies cleanly to its vLLM version and is exactly what the build script generates
 from the current fix records, rocm_enable/ops kernels and vLLM sources."""
 import re
-import tempfile
+import shutil
 from pathlib import Path
 
 import pytest
@@ -57,14 +57,25 @@ def test_embedded_sources_equal_rocm_enable(series_root, version):
         assert created.get(path) == text, f"{path} differs from rocm_enable/ops/configs: rebuild"
 
 
-def test_series_and_ledger_equal_a_fresh_build(versions_under_test):
+@pytest.fixture(scope="module")
+def fresh_build(versions_under_test, tmp_path_factory):
+    """(trees, folder): scripts/build_vllm_patches.py's build_all of the vLLM trees under test,
+    once for this module (the two tests below need the same build: a git commit per recipe on a
+    copy of each vLLM tree, the costliest part of these tests)."""
     import build_vllm_patches as build
     from trees import installed_root
 
     trees = {v.version: installed_root(v) for v in versions_under_test}
-    with tempfile.TemporaryDirectory() as tmp:
-        build.build_all(trees, Path(tmp))
-        fresh = build._snapshot(Path(tmp))
+    out = tmp_path_factory.mktemp("fresh-build")
+    build.build_all(trees, out)
+    return trees, out
+
+
+def test_series_and_ledger_equal_a_fresh_build(fresh_build):
+    import build_vllm_patches as build
+
+    trees, out = fresh_build
+    fresh = build._snapshot(out)
     current = build._snapshot(REPO / "patches")
     # the ledger lists every series: compared when every version is under test
     every = set(trees) == set(rp.series_versions(REPO / "patches" / "vllm"))
@@ -76,12 +87,23 @@ def test_series_and_ledger_equal_a_fresh_build(versions_under_test):
                        f"{stale}")
 
 
-def test_build_check_mode_accepts_the_checked_in_series(versions_under_test, capsys):
+def test_build_check_mode_accepts_the_checked_in_series(versions_under_test, fresh_build,
+                                                        monkeypatch, capsys):
     """`scripts/build_vllm_patches.py --check` (what a contributor runs) compares only what it
-    writes: the vLLM series and the ledger, not patches/atom/."""
+    writes: the vLLM series and the ledger, not patches/atom/. When main builds the same trees
+    as fresh_build, its build_all call gets that build's output (the same call, made once)."""
     import build_vllm_patches as build
     from trees import installed_root
 
+    built_trees, built = fresh_build
+    build_all = build.build_all
+
+    def build_all_once(trees, out_root):
+        if trees != built_trees:
+            return build_all(trees, out_root)
+        shutil.copytree(built, out_root, dirs_exist_ok=True)
+
+    monkeypatch.setattr(build, "build_all", build_all_once)
     args = ["--check"] + [a for v in versions_under_test
                           for a in ("--vllm", f"{v.version}={installed_root(v)}")]
     assert build.main(args) == 0, capsys.readouterr().out
