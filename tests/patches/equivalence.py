@@ -83,16 +83,24 @@ def _once(name: str, code: str) -> str:
             f"    sys.{name} = [v for k, v in list(globals().items()) if k.startswith('_lib')]\n")
 
 
-# ---- HIP code objects (tests/gates/test_hip_code_objects.py DECIDE) --------------------------
+# The gate snippets that define decide() (tests/gates/test_hip_code_objects.py CASE_1/CASE_2)
+# decide before and after the plugin in one process, as that module's PROBE does per group.
+DECIDE_TWICE = """
+before = decide()
+import vllm.plugins; vllm.plugins.load_general_plugins()
+result = {"before": before, "after": decide()}
+"""
+
+
+# ---- HIP code objects (tests/gates/test_hip_code_objects.py CASE_1) --------------------------
 # The process's vLLM extensions are "built for gfx1151 and gfx942": on gfx1151 the RDNA3 kernels
 # are admitted (the code object is there, vLLM asks for gfx1100), on gfx1100 and gfx1201 the HIP
 # ops are routed around (absent; gfx1100 also rejects the RDNA3 kernels with the reason), gfx942
 # keeps vLLM's ops. The "unknown" case (no readable file) is the gate tests' own
 # test_unknown_extension_keeps_vllm. One scenario per process: both sides cache the verdict.
 HIP_TARGETS = ("gfx1151", "gfx942")
-assert gate_hip.DECIDE.startswith(gate_hip.STANDIN_OPS)
 HIP = ("import torch\n" + _once("_rocm_enable_eq_hip_standins", gate_hip.STANDIN_OPS)
-       + gate_hip.DECIDE[len(gate_hip.STANDIN_OPS):])
+       + gate_hip.CASE_1 + DECIDE_TWICE)
 
 
 @functools.cache
@@ -104,15 +112,14 @@ def _hip_env() -> dict[str, str]:
     return {"EXT_FILE": str(path)}
 
 
-# ---- more HIP ops (tests/gates/test_hip_code_objects.py DECIDE_2) -----------------------------
+# ---- more HIP ops (tests/gates/test_hip_code_objects.py CASE_2) -------------------------------
 # The same "built for gfx1151 and gfx942" extension file as above (HIP_TARGETS; the snippet stubs
 # vllm._moe_C's file too). Its imports stay outside the once-only block: every snippet runs in a
 # fresh namespace. vLLM's Triton KV write runs on CPU tensors under TRITON_INTERPRET.
-assert gate_hip.DECIDE_2.startswith(gate_hip.STANDIN_OPS_2)
 _STANDIN_2_IMPORTS = "import sys, types, torch\n"
 assert gate_hip.STANDIN_OPS_2.lstrip("\n").startswith(_STANDIN_2_IMPORTS)
 HIP_2 = (_STANDIN_2_IMPORTS + _once("_rocm_enable_eq_hip_standins_2", gate_hip.STANDIN_OPS_2)
-         + gate_hip.DECIDE_2[len(gate_hip.STANDIN_OPS_2):])
+         + gate_hip.CASE_2 + DECIDE_TWICE)
 
 
 def _hip_2_env() -> dict[str, str]:
@@ -248,13 +255,14 @@ CASES = (
     Case("gdn-decode", ("gdn-decode-rdna",), gate_gdn_decode.DECIDE),
     Case("attention-selection", ("rdna-attention",), ATTENTION),
     # aiter found (stand-in) and switched on. The GDN decode choice is read when
-    # qwen_gdn_linear_attn is imported: this case runs first in its process.
-    Case("aiter-gdn-triton", ("aiter-gdn-triton-decode",), gate_aiter.DECIDE, process="aiter"),
+    # qwen_gdn_linear_attn is imported: this case runs first in its process. The gate's PROBE
+    # answers the GDN decode, the op registrations and the Triton RoPE choice together.
+    Case("aiter-gdn-triton-rope", ("aiter-gdn-triton-decode", "aiter-triton-rope"),
+         gate_aiter.PROBE, process="aiter"),
     Case("aiter-unified-attention", ("aiter-unified-attention-rdna",), gate_aiter.SELECT,
          process="aiter"),
     Case("aiter-unified-attention-impl", ("aiter-unified-attention-rdna",), gate_aiter.IMPL,
          process="aiter"),
-    Case("aiter-triton-rope", ("aiter-triton-rope",), gate_aiter.ROPE, process="aiter"),
     Case("rms-norm-user-priority", ("rms-norm-aiter-ir-priority",), gate_norm.USER_PRIORITY,
          process="aiter"),
 )
