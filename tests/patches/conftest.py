@@ -66,3 +66,20 @@ def plugin_decisions():
         return cache[key]
 
     return get
+
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into node ids
+def pytest_collection_modifyitems(config, items):
+    """Each equivalence test runs in the xdist group of its (vLLM version, arch) plugin side
+    (equivalence.decisions_group), as does test_broken's decision test (its own mark), so
+    plugin_decisions' two simulated processes for 0.33.0 on gfx1151 run once per run."""
+    import equivalence as eq
+
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec else {}
+        if ("plugin_decisions" in getattr(item, "fixturenames", ()) and "arch" in params
+                and "vllm_under_test" in params and not item.get_closest_marker("xdist_group")):
+            item.add_marker(pytest.mark.xdist_group(
+                eq.decisions_group(params["vllm_under_test"].version, params["arch"])))

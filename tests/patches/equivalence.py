@@ -299,6 +299,12 @@ def unpatched_fixes(version: str) -> list[str]:
     return sorted(f.name for f in rp.vllm_fixes() if f.name not in patched)
 
 
+def decisions_group(version: str, arch: str) -> str:
+    """The xdist group of the tests that use the plugin side of (version, arch): one worker
+    runs them, so plugin_decisions computes it once (tests/patches/conftest.py)."""
+    return f"plugin-decisions-{version}-{arch}"
+
+
 def run_decisions(vllm: VllmUnderTest, arch: str, *, plugin: bool, cases=CASES) -> dict:
     """{"<round>/<case>": snippet result} from one simulated process per PROCESSES entry, and
     where vLLM came from (the same for every process)."""

@@ -43,6 +43,7 @@ def test_a_patch_that_no_longer_applies_is_named(series_root, tmp_path, versions
 
 
 @pytest.mark.vllm_sim
+@pytest.mark.xdist_group(eq.decisions_group(VERSION, "gfx1151"))  # with its equivalence test
 def test_a_patch_that_decides_differently_is_named(series_root, tmp_path, versions_under_test,
                                                    plugin_decisions):
     vllm = _vllm(versions_under_test, VERSION)
