@@ -220,9 +220,10 @@ class Zygote:
                     return True
         return False
 
-    def spawn(self, code: str, env: dict[str, str], stdin: int, stdout: int, stderr: int) -> Child:
+    def spawn(self, code: str, env: dict[str, str], stdin: int, stdout: int, stderr: int,
+              cwd: str | None = None) -> Child:
         status_r, status_w = os.pipe()
-        request = json.dumps({"code": code, "env": env, "cwd": os.getcwd()}).encode()
+        request = json.dumps({"code": code, "env": env, "cwd": cwd or os.getcwd()}).encode()
         try:
             socket.send_fds(self._sock, [request], [stdin, stdout, stderr, status_w])
             reply = self._sock.recv(1 << 16)
@@ -247,8 +248,11 @@ _zygotes: dict[tuple, Zygote] = {}
 _asked: set[tuple] = set()
 
 
-def spawn(code: str, env: dict[str, str], *, stdin: int, stdout: int, stderr: int) -> Child:
-    """Start `python -c code` with exactly `env` and these standard stream fds."""
+def spawn(code: str, env: dict[str, str], *, stdin: int, stdout: int, stderr: int,
+          cwd: str | os.PathLike | None = None) -> Child:
+    """Start `python -c code` with exactly `env`, these standard stream fds and working folder
+    `cwd` (default: this process's)."""
+    cwd = os.fspath(cwd) if cwd is not None else None
     key = tuple(sorted((k, v) for k, v in env.items()
                        if k not in CHILD_ONLY_NAMES and not k.startswith(CHILD_ONLY_PREFIXES)
                        and (k in os.environ or k.startswith(IMPORT_TIME_PREFIXES))))
@@ -258,26 +262,26 @@ def spawn(code: str, env: dict[str, str], *, stdin: int, stdout: int, stderr: in
     _asked.add(key)
     if zygote is None or zygote.shadows(env.get("PYTHONPATH", "")):
         popen = subprocess.Popen([sys.executable, "-c", code], env=env, stdin=stdin,
-                                 stdout=stdout, stderr=stderr)
+                                 stdout=stdout, stderr=stderr, cwd=cwd)
         return Child(popen.pid, None, popen)
-    return zygote.spawn(code, env, stdin, stdout, stderr)
+    return zygote.spawn(code, env, stdin, stdout, stderr, cwd)
 
 
 def run(args: list[str], *, input: str | None = None, env: dict[str, str] | None = None,
         timeout: float | None = None, capture_output: bool = False, text: bool = False,
-        **kwargs) -> subprocess.CompletedProcess:
+        cwd: str | os.PathLike | None = None, **kwargs) -> subprocess.CompletedProcess:
     """subprocess.run for `[sys.executable, "-c", code]` (what product code such as rocm_enable's
     explain starts), with the process started by spawn(); any other command, or an option this
     does not give, goes to subprocess.run itself."""
     if (kwargs or not capture_output or not text or len(args) != 3 or args[1] != "-c"
             or os.path.realpath(args[0]) != os.path.realpath(sys.executable)):
         return subprocess.run(args, input=input, env=env, timeout=timeout,
-                              capture_output=capture_output, text=text, **kwargs)
+                              capture_output=capture_output, text=text, cwd=cwd, **kwargs)
     with tempfile.TemporaryFile("w+") as stdin, tempfile.TemporaryFile("w+") as out, \
             tempfile.TemporaryFile("w+") as err:
         stdin.write(input or ""), stdin.flush(), stdin.seek(0)
         child = spawn(args[2], dict(os.environ if env is None else env), stdin=stdin.fileno(),
-                      stdout=out.fileno(), stderr=err.fileno())
+                      stdout=out.fileno(), stderr=err.fileno(), cwd=cwd)
         returncode = child.wait(timeout)
         if returncode is None:
             child.kill()
@@ -291,6 +295,15 @@ def run_module(module: str, args: list[str], **kwargs) -> subprocess.CompletedPr
     child runs the module as `-m` does (runpy, __main__, sys.argv[0] the module's file)."""
     code = (f"import runpy, sys\nsys.argv = {['-m', *args]!r}\n"
             f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n")
+    return run([sys.executable, "-c", code], **kwargs)
+
+
+def run_script(path: str | os.PathLike, args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    """`python path *args` through run(): sys.argv and sys.path[0] as for a script (runpy)."""
+    path = os.path.abspath(path)
+    code = (f"import runpy, sys\nsys.argv = {[path, *args]!r}\n"
+            f"sys.path[0] = {os.path.dirname(path)!r}\n"
+            f"runpy.run_path({path!r}, run_name='__main__')\n")
     return run([sys.executable, "-c", code], **kwargs)
 
 

@@ -6,8 +6,6 @@ generated dist-info. The real records are anchored to ATOM's source, so they mus
 stand-ins (fail closed); the "works" tests use test-only copies whose anchors are the stand-ins'
 fingerprints (standin_records.use_standin_anchors), i.e. the same wrappers on same-shaped code."""
 import json
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 
 from atom_harness import atom_env
 from sim_harness import MARK, run_python
+from zygote import run_module
 
 pytestmark = pytest.mark.vllm_sim
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,8 +111,8 @@ result = {"rows": atom_rows(),
 
 
 def test_doctor_says_atom_not_installed():
-    proc = subprocess.run([sys.executable, "-m", "rocm_enable.cli", "doctor", "--arch", "gfx1151",
-                           "--json"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    proc = run_module("rocm_enable.cli", ["doctor", "--arch", "gfx1151", "--json"],
+                      capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr
     rows = {f["name"]: f for f in json.loads(proc.stdout)["fixes"] if f["stack"] == "atom"}
     assert set(rows) == FIX_NAMES

@@ -1,9 +1,9 @@
 """`rocm-enable isa`: the AOT report the issue asks for, per shipped kernel and config."""
 import json
-import subprocess
-import sys
 
 import pytest
+
+from zygote import run_module
 
 KEYS = {"module", "function", "specialisation", "vgpr", "spills", "scratch", "cndmask", "wmma",
         "loop_insts_per_wmma", "lds"}
@@ -11,8 +11,8 @@ KEYS = {"module", "function", "specialisation", "vgpr", "spills", "scratch", "cn
 
 @pytest.mark.parametrize("arch", ["gfx1151", "gfx1100", "gfx1201"])
 def test_isa_json_reports_every_shipped_kernel(arch):
-    proc = subprocess.run([sys.executable, "-m", "rocm_enable.cli", "isa", "--arch", arch, "--json"],
-                          capture_output=True, text=True, timeout=600)
+    proc = run_module("rocm_enable.cli", ["isa", "--arch", arch, "--json"],
+                      capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads(proc.stdout)
     assert data["arch"] == arch and data["kernels"]
@@ -27,6 +27,6 @@ def test_isa_json_reports_every_shipped_kernel(arch):
 
 
 def test_isa_unknown_arch():
-    proc = subprocess.run([sys.executable, "-m", "rocm_enable.cli", "isa", "--arch", "gfx803"],
-                          capture_output=True, text=True, timeout=120)
+    proc = run_module("rocm_enable.cli", ["isa", "--arch", "gfx803"],
+                      capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "unknown AMD architecture" in proc.stderr

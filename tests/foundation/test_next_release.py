@@ -4,14 +4,13 @@ so), then with one anchored function edited (that fix is skipped naming the symb
 still apply; `rocm-enable audit` shows the diff)."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from rocm_enable.engine.hooks import all_fixes
 from sim_harness import VllmUnderTest, run_python, vllm_versions_under_test
 from synthetic_release import EDIT_MARK, make_release
+from zygote import run_module
 
 pytestmark = pytest.mark.vllm_sim
 
@@ -93,8 +92,8 @@ def test_fingerprints_decide_on_an_unverified_release(releases):
 
 
 def test_audit_shows_the_drifted_function_and_the_series(releases):
-    proc = subprocess.run([sys.executable, "-m", "rocm_enable.cli", "audit", "--vllm-src",
-                           releases["edited"], "--json"], capture_output=True, text=True, timeout=600)
+    proc = run_module("rocm_enable.cli", ["audit", "--vllm-src", releases["edited"], "--json"],
+                      capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1, proc.stderr[-3000:]  # drift -> non-zero
     report = json.loads(proc.stdout)
     assert report["vllm_version"] == NEXT

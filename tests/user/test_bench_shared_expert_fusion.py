@@ -4,9 +4,9 @@ shared-expert block agree and the fused one launches fewer Triton kernels; with 
 shared-expert slot corrupted the script's agreement check fails."""
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from zygote import run_script
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "bench_shared_expert_fusion.py"
@@ -14,8 +14,8 @@ SCRIPT = ROOT / "benchmarks" / "bench_shared_expert_fusion.py"
 
 def smoke(*extra, out=None):
     env = dict(os.environ, TRITON_INTERPRET="1")
-    cmd = [sys.executable, str(SCRIPT), "--cpu-smoke", *extra] + (["--out", str(out)] if out else [])
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    args = ["--cpu-smoke", *extra] + (["--out", str(out)] if out else [])
+    return run_script(SCRIPT, args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_cpu_smoke_paths_agree_and_fused_launches_fewer_kernels(tmp_path):
