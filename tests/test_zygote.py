@@ -116,3 +116,28 @@ def test_run_is_subprocess_run_for_python_c(tmp_path):
             expected.returncode, expected.stdout, expected.stderr)
     other = zygote.run(["sh", "-c", "echo $VLLM_TEST_X"], env=env, capture_output=True, text=True)
     assert other.stdout == "a\n"
+
+
+def test_run_module_and_run_script_are_python_m_and_python_script(tmp_path):
+    """zygote.run_module / run_script stand in for `python -m MODULE` / `python SCRIPT` (the CLI
+    tests): same sys.argv, __name__, sys.path[0], working folder, exit status and output."""
+    import subprocess
+    import sys
+
+    env = {**_base_env(tmp_path), "PYTHONPATH": str(tmp_path)}
+    show = ("import json, os, sys\n"
+            "print(json.dumps([sys.argv, __name__, sys.path[0] or os.getcwd(), os.getcwd()]))\n"
+            "sys.exit(4)\n")
+    (tmp_path / "shown_module.py").write_text(show)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "shown_script.py").write_text(show)
+    kw = dict(env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path / "bin")
+    for _ in range(2):  # cold, then forked
+        for got, expected in (
+                (zygote.run_module("shown_module", ["a", "--b"], **kw),
+                 subprocess.run([sys.executable, "-m", "shown_module", "a", "--b"], **kw)),
+                (zygote.run_script(tmp_path / "bin" / "shown_script.py", ["c"], **kw),
+                 subprocess.run([sys.executable, str(tmp_path / "bin" / "shown_script.py"), "c"],
+                                **kw))):
+            assert got.returncode == expected.returncode == 4, got.stderr[-2000:]
+            assert json.loads(got.stdout) == json.loads(expected.stdout)
