@@ -43,12 +43,16 @@ def _base_env(tmp_path):
     return env
 
 
-def test_forked_child_starts_like_a_cold_one(tmp_path):
+def test_forked_child_starts_like_a_cold_one(tmp_path, monkeypatch):
     env = {**_base_env(tmp_path), "VLLM_TEST_X": "a", "ROCM_ENABLE_TEST_X": "b"}
     outputs = []
-    for start in ("cold", "forked"):  # the first process of an environment starts cold
-        child, rc, out, err = _spawn(env)
+    for start in ("cold", "forked"):
+        with monkeypatch.context() as m:
+            if start == "cold":
+                m.setenv(zygote.FRESH_ENV, "1")
+            child, rc, out, err = _spawn(env)
         assert rc == 3 and err.strip().endswith("to stderr"), (start, rc, err[-2000:])
+        assert (child._popen is not None) == (start == "cold") or os.environ.get(zygote.FRESH_ENV) == "1"
         outputs.append(json.loads(out))
     cold, forked = outputs
     assert forked == cold  # the same sys.path (PYTHONPATH entries where python puts them), ...
@@ -107,7 +111,7 @@ def test_run_is_subprocess_run_for_python_c(tmp_path):
     code = ("import os, sys; print(sys.stdin.read() + os.environ['VLLM_TEST_X']); "
             "print('err', file=sys.stderr); sys.exit(5)")
     runs = [zygote.run([sys.executable, "-c", code], input="in-", env=env, capture_output=True,
-                       text=True, timeout=120) for _ in range(2)]  # cold, then forked
+                       text=True, timeout=120) for _ in range(2)]  # the first may start the zygote
     expected = subprocess.run([sys.executable, "-c", code], input="in-", env=env,
                               capture_output=True, text=True, timeout=120)
     for got in runs:
@@ -132,7 +136,7 @@ def test_run_module_and_run_script_are_python_m_and_python_script(tmp_path):
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "shown_script.py").write_text(show)
     kw = dict(env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path / "bin")
-    for _ in range(2):  # cold, then forked
+    for _ in range(2):  # the first may start the zygote
         for got, expected in (
                 (zygote.run_module("shown_module", ["a", "--b"], **kw),
                  subprocess.run([sys.executable, "-m", "shown_module", "a", "--b"], **kw)),

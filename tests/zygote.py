@@ -22,9 +22,10 @@ differ only in them share a zygote. So is PYTHONPATH (a vLLM overlay, a stand-in
 patched vLLM tree): the child puts its entries where `python` would (after '', before the
 standard library), which is the same as a cold start as long as no entry holds a package the
 zygote imported; a PYTHONPATH that does (checked per request) gets a cold process. The first
-process of an environment starts cold too: a zygote pays off from its second child on, and a
-one-off must not evict one that serves many. ROCM_ENABLE_TEST_FRESH=1 starts every process cold
-(`python -c`), to compare.
+process of an environment starts its zygote while fewer than MAX_LIVE are up (a zygote's start
+costs about what a cold child's imports cost, so it pays off from the second child on); with
+MAX_LIVE up it starts cold, and the second one starts the zygote: a one-off must not evict one
+that serves many. ROCM_ENABLE_TEST_FRESH=1 starts every process cold (`python -c`), to compare.
 """
 from __future__ import annotations
 
@@ -257,7 +258,8 @@ def spawn(code: str, env: dict[str, str], *, stdin: int, stdout: int, stderr: in
                        if k not in CHILD_ONLY_NAMES and not k.startswith(CHILD_ONLY_PREFIXES)
                        and (k in os.environ or k.startswith(IMPORT_TIME_PREFIXES))))
     zygote = None
-    if os.environ.get(FRESH_ENV) != "1" and (key in _asked or key in _zygotes):
+    if os.environ.get(FRESH_ENV) != "1" and (key in _asked or key in _zygotes
+                                             or len(_zygotes) < MAX_LIVE):
         zygote = _warm(key)
     _asked.add(key)
     if zygote is None or zygote.shadows(env.get("PYTHONPATH", "")):
