@@ -23,8 +23,16 @@ import select
 import tempfile
 import time
 
+import pytest
+
 import zygote
 from sim_harness import MARK, PRELUDE, VllmUnderTest
+
+# Mark for the tests that call run_shared: they run on one xdist worker (scripts/test.sh runs
+# `-n 2 --dist loadgroup`). Otherwise xdist hands consecutive tests to alternate workers and each
+# worker starts its own process for a key the other already has: norm_routing, capability_integers
+# and the two fp8 selection modules took 215 test-seconds under -n 2, 112 in one process.
+ON_ONE_WORKER = pytest.mark.xdist_group("gates-shared-sim")
 
 PER_CASE_ENV = ("ROCM_ENABLE_DISABLE", "ROCM_ENABLE_ONLY", "LOAD_PLUGIN")
 

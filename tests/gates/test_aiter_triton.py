@@ -9,7 +9,7 @@ import os
 import pytest
 from packaging.version import Version
 
-from shared_sim import run_shared
+from shared_sim import ON_ONE_WORKER, run_shared
 from sim_harness import run_python
 
 pytestmark = pytest.mark.vllm_sim
@@ -155,6 +155,7 @@ def select(arch, vllm, aiter=FAKE_AITER, **env):
     return run_shared(SELECT, arch=arch, vllm=None, env=base)["result"]
 
 
+@ON_ONE_WORKER
 @pytest.mark.parametrize("arch", ["gfx1151", "gfx1100"])
 def test_gfx11_offers_aiter_unified_attention(arch, vllm_under_test):
     out = select(arch, vllm_under_test, ROCM_ENABLE_DISABLE="rdna-attention")
@@ -170,6 +171,7 @@ def test_gfx11_offers_aiter_unified_attention(arch, vllm_under_test):
     assert out["rdna_switch_after"] is False                          # the global switch is not widened
 
 
+@ON_ONE_WORKER
 def test_with_rdna_attention_it_serves_what_ours_does_not(vllm_under_test):
     out = select("gfx1151", vllm_under_test)
     if rdna_switch_is_vllms(vllm_under_test):
@@ -184,6 +186,7 @@ def test_with_rdna_attention_it_serves_what_ours_does_not(vllm_under_test):
     assert out["before"]["qwen3-next/fp8kv/b544"] == "ROCM_ATTN"
 
 
+@ON_ONE_WORKER
 def test_unified_attention_needs_aiter_env_and_module(vllm_under_test, tmp_path):
     off = select("gfx1151", vllm_under_test, VLLM_ROCM_USE_AITER="0", ROCM_ENABLE_DISABLE="rdna-attention")
     assert UA not in off["after"]["priorities"]
@@ -196,6 +199,7 @@ def test_unified_attention_needs_aiter_env_and_module(vllm_under_test, tmp_path)
         assert UA not in bare["after"]["priorities"]
 
 
+@ON_ONE_WORKER
 @pytest.mark.parametrize("arch", ["gfx1201", "gfx942", "gfx950"])
 def test_unified_attention_other_archs_unchanged(arch, vllm_under_test):
     out = select(arch, vllm_under_test, ROCM_ENABLE_DISABLE="rdna-attention")
@@ -204,6 +208,7 @@ def test_unified_attention_other_archs_unchanged(arch, vllm_under_test):
         assert out["before"]["priorities"][0] == UA                   # vLLM's own RDNA4 ranking
 
 
+@ON_ONE_WORKER
 def test_unified_attention_disable_restores_vllm(vllm_under_test):
     out = select("gfx1151", vllm_under_test,
                  ROCM_ENABLE_DISABLE="rdna-attention,aiter-unified-attention-rdna")
@@ -227,6 +232,7 @@ result = {"aiter_kernel": impl.unified_attention.__module__,
 """
 
 
+@ON_ONE_WORKER
 @pytest.mark.parametrize("arch", ["gfx1151", "gfx1100"])
 def test_unified_attention_impl_uses_no_aiter_hip_kernel(arch, vllm_under_test):
     """What the backend needs at construction: aiter's Triton kernel (imported), no fusion hook

@@ -3,7 +3,7 @@ simulated archs, before and after the plugin loads (one process)."""
 import pytest
 
 from sim_harness import run_python
-from shared_sim import run_shared
+from shared_sim import ON_ONE_WORKER, run_shared
 
 pytestmark = pytest.mark.vllm_sim
 
@@ -34,6 +34,7 @@ result = {"before": before, "after": decide()}
 W8A8, W8A16 = "CompressedTensorsW8A8Fp8", "CompressedTensorsW8A16Fp8"
 
 
+@ON_ONE_WORKER
 @pytest.mark.parametrize("arch", ["gfx1151", "gfx1100"])
 def test_gfx11_chooses_w8a16(arch, vllm_under_test):
     out = run_shared(DECIDE, arch=arch, vllm=vllm_under_test)["result"]
@@ -41,12 +42,14 @@ def test_gfx11_chooses_w8a16(arch, vllm_under_test):
     assert out["after"] == {"channel": W8A16, "tensor": W8A16, "probe89": False, "probe80": True}
 
 
+@ON_ONE_WORKER
 @pytest.mark.parametrize("arch", ["gfx1201", "gfx942", "gfx950"])
 def test_fp8_archs_unchanged(arch, vllm_under_test):
     out = run_shared(DECIDE, arch=arch, vllm=vllm_under_test)["result"]
     assert out["after"] == out["before"] and out["after"]["channel"] == W8A8
 
 
+@ON_ONE_WORKER
 def test_disable_toggle_restores_vllm(vllm_under_test):
     out = run_shared(DECIDE, arch="gfx1151", vllm=vllm_under_test,
                      env={"ROCM_ENABLE_DISABLE": "ct-fp8-scheme-by-fp8-compute"})["result"]
@@ -72,6 +75,7 @@ result = {"before": before, "after": decide()}
 """
 
 
+@ON_ONE_WORKER
 @pytest.mark.parametrize("arch", ["gfx1151", "gfx1100"])
 def test_i8_fp8_kv_cache_store_accepted(arch, vllm_under_test):
     out = run_shared(I8_DECIDE, arch=arch, vllm=vllm_under_test)["result"]

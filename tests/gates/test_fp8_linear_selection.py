@@ -1,9 +1,9 @@
 """fp8-linear-w8a16: vLLM's real dense FP8 kernel selection on simulated archs, before/after."""
 import pytest
 
-from shared_sim import run_shared
+from shared_sim import ON_ONE_WORKER, run_shared
 
-pytestmark = pytest.mark.vllm_sim
+pytestmark = [pytest.mark.vllm_sim, ON_ONE_WORKER]
 
 SELECT = """
 import torch, vllm.plugins

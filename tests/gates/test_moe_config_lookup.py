@@ -8,7 +8,7 @@ import pytest
 from rocm_enable.ops import vllm_moe_isa as V
 from rocm_enable.stacks.vllm.moe_config_lookup import shipped_config_dir
 from sim_harness import run_python
-from shared_sim import run_shared
+from shared_sim import ON_ONE_WORKER, run_shared
 
 pytestmark = pytest.mark.vllm_sim
 
@@ -26,6 +26,7 @@ result = {"device": current_platform.get_device_name(), "before": before, "after
 """
 
 
+@ON_ONE_WORKER
 def test_strix_halo_finds_vllms_own_8060s_file(vllm_under_test):
     out = run_shared(LOOKUP, arch="gfx1151", vllm=vllm_under_test)["result"]
     assert out["device"] == "AMD Radeon 8060S" or "8060S" in out["device"]
@@ -33,6 +34,7 @@ def test_strix_halo_finds_vllms_own_8060s_file(vllm_under_test):
     assert out["after"] and 1 in out["after"]  # batch-size keys of that file
 
 
+@ON_ONE_WORKER
 def test_other_boards_unchanged(vllm_under_test):
     out = run_shared(LOOKUP, arch="gfx942", vllm=vllm_under_test)["result"]
     assert out["before"] is None and out["after"] is None

@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from shared_sim import run_shared
+from shared_sim import ON_ONE_WORKER, run_shared
 
-pytestmark = pytest.mark.vllm_sim
+pytestmark = [pytest.mark.vllm_sim, ON_ONE_WORKER]
 
 DECIDE = """
 import types
