@@ -26,7 +26,7 @@ import time
 import pytest
 
 import zygote
-from sim_harness import MARK, PRELUDE, VllmUnderTest
+from sim_harness import ENV_VLLM_CACHE, MARK, PRELUDE, VllmUnderTest, vllm_cache_root
 
 # Mark for the tests that call run_shared: they run on one xdist worker (scripts/test.sh runs
 # `-n 2 --dist loadgroup`). Otherwise xdist hands consecutive tests to alternate workers and each
@@ -93,6 +93,8 @@ class SimServer:
         if vllm and vllm.pythonpath:
             child_env["PYTHONPATH"] = os.pathsep.join(
                 p for p in (vllm.pythonpath, child_env.get("PYTHONPATH", "")) if p)
+        if os.environ.get(ENV_VLLM_CACHE):  # as run_python: one vLLM cache per version (modelinfos)
+            child_env["VLLM_CACHE_ROOT"] = vllm_cache_root(vllm)
         child_env.update(env)
         self.vllm = vllm
         self.stderr = tempfile.TemporaryFile(mode="w+")
