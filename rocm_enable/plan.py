@@ -202,7 +202,9 @@ def check_parallel(spec: ModelSpec, caps: ArchCapabilities, tp: int, nodes: int,
 
 def plan(model: str, arch: str, memory: str | None = None, context: int | None = None,
          batch: int = 1, kv_cache_dtype: str = "auto", tensor_parallel_size: int = 1, nodes: int = 1,
-         expert_parallel: bool = False) -> dict:
+         expert_parallel: bool = False, engine_profiles: dict | None = None) -> dict:
+    """`engine_profiles`: an engine_profile.json document to project from (default: the bundled
+    one; scripts/plan_what_if.py passes a changed copy)."""
     spec = load_model(model)
     caps = capabilities_for(arch)
     board = _board(caps, None)
@@ -272,7 +274,8 @@ def plan(model: str, arch: str, memory: str | None = None, context: int | None =
         flags += ["--kv-cache-dtype", kv_cache_dtype]
     act_b = DTYPE_BYTES.get(spec.dtype, 2)
     projections = {}
-    profile, how = decode_model.select_profile(decode_model.load_engine_profile(), spec)
+    profile, how = decode_model.select_profile(
+        decode_model.load_engine_profile() if engine_profiles is None else engine_profiles, spec)
     for head in ("bf16", "fp8"):
         step = step_bytes(spec, comps, context, batch, kv_tok, state, tp, expert_parallel, fp8_lm_head=head == "fp8")
         projections[head] = decode_model.project(spec, step, board.bandwidth_gbs, batch, tp, nodes, act_b, profile)

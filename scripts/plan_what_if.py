@@ -115,14 +115,7 @@ def main(argv=None) -> int:
     what = {"profiles": {a.profile: prof}}
     print(f"\n{'model':<28} {'head':<5} {'launches':>17} {'(b) tok/s, 165-197 GB/s':>30}")
     for model in a.model:
-        res = []
-        for d in (base, what):
-            decode_model_load = decode_model.load_engine_profile
-            decode_model.load_engine_profile = lambda d=d: d
-            try:
-                res.append(plan.plan(model, a.arch, None, a.context, 1))
-            finally:
-                decode_model.load_engine_profile = decode_model_load
+        res = [plan.plan(model, a.arch, None, a.context, 1, engine_profiles=d) for d in (base, what)]
         for head in ("bf16", "fp8"):
             b = [r["projection"] if head == "bf16" else r["projection"]["fp8_lm_head"] for r in res]
             fb = [x["fixed_time"] for x in b]
