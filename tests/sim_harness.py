@@ -75,11 +75,11 @@ _rocm_enable_log.addHandler(logging.StreamHandler(sys.stderr))
 """
 
 
-def run_python(body: str, *, arch: str | None, vllm: VllmUnderTest | None = None,
-               env: dict[str, str] | None = None, timeout: int = 300) -> dict:
-    """Run `body` (which assigns `result`, a JSON-able value) and return {'result', 'log'}.
-
-    arch=None runs without simulation (vLLM picks its own platform, CPU here)."""
+def child_environment(arch: str | None, vllm: VllmUnderTest | None,
+                      env: dict[str, str] | None) -> dict[str, str]:
+    """The environment of a simulated process (run_python's, tests/gates/shared_sim.py's): this
+    process's without its rocm-enable switches and VLLM_ROCM_USE_AITER, the simulated arch, the
+    vLLM under test first on PYTHONPATH with its own cache root, then the caller's `env`."""
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("ROCM_ENABLE")}
     child_env.pop("VLLM_ROCM_USE_AITER", None)
     if arch:
@@ -90,6 +90,15 @@ def run_python(body: str, *, arch: str | None, vllm: VllmUnderTest | None = None
         child_env["PYTHONPATH"] = os.pathsep.join(
             p for p in (vllm.pythonpath, child_env.get("PYTHONPATH", "")) if p)
     child_env.update(env or {})
+    return child_env
+
+
+def run_python(body: str, *, arch: str | None, vllm: VllmUnderTest | None = None,
+               env: dict[str, str] | None = None, timeout: int = 300) -> dict:
+    """Run `body` (which assigns `result`, a JSON-able value) and return {'result', 'log'}.
+
+    arch=None runs without simulation (vLLM picks its own platform, CPU here)."""
+    child_env = child_environment(arch, vllm, env)
     code = (PRELUDE + textwrap.dedent(body) + "\nimport vllm as _vllm\n"
             f"print({MARK!r} + json.dumps({{'result': result, 'vllm': _vllm.__version__}}))\n")
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, \

@@ -26,7 +26,7 @@ import time
 import pytest
 
 import zygote
-from sim_harness import ENV_VLLM_CACHE, MARK, PRELUDE, VllmUnderTest, vllm_cache_root
+from sim_harness import MARK, PRELUDE, VllmUnderTest, child_environment
 
 # Mark for the tests that call run_shared: they run on one xdist worker (scripts/test.sh runs
 # `-n 2 --dist loadgroup`). Otherwise xdist hands consecutive tests to alternate workers and each
@@ -86,16 +86,7 @@ for _line in sys.stdin:
 
 class SimServer:
     def __init__(self, arch: str | None, vllm: VllmUnderTest | None, env: dict[str, str]):
-        child_env = {k: v for k, v in os.environ.items() if not k.startswith("ROCM_ENABLE")}
-        child_env.pop("VLLM_ROCM_USE_AITER", None)
-        if arch:
-            child_env["ROCM_ENABLE_TEST_SIM_ARCH"] = arch
-        if vllm and vllm.pythonpath:
-            child_env["PYTHONPATH"] = os.pathsep.join(
-                p for p in (vllm.pythonpath, child_env.get("PYTHONPATH", "")) if p)
-        if os.environ.get(ENV_VLLM_CACHE):  # as run_python: one vLLM cache per version (modelinfos)
-            child_env["VLLM_CACHE_ROOT"] = vllm_cache_root(vllm)
-        child_env.update(env)
+        child_env = child_environment(arch, vllm, env)
         self.vllm = vllm
         self.stderr = tempfile.TemporaryFile(mode="w+")
         case_r, case_w = os.pipe()

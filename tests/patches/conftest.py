@@ -68,7 +68,6 @@ def plugin_decisions():
     return get
 
 
-
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into node ids
 def pytest_collection_modifyitems(config, items):
     """Each equivalence test runs in the xdist group of its (vLLM version, arch) plugin side
