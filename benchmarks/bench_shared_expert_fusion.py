@@ -49,7 +49,14 @@ SMOKE_MS = (1, 2)
 BLOCK = [128, 128]
 FAMILY = "nvidia"  # the launch configs tuned on H100 (rocm_enable/ops/configs/nvidia.json)
 RENORMALIZE = True  # norm_topk_prob of Qwen3-Next / Qwen3.6
-TOLERANCE = 1e-2
+# bf16 roundings one path makes and the other does not, each <= u = 2**-8 of a value of the output's
+# scale: the separate block rounds the shared expert's gate_up output, SiLU, SiLU * up, down output,
+# sigmoid gate and gated product to bf16; the fused block keeps the sigmoid weight in fp32 inside the
+# w2 GEMV and sums in fp32. 6 u = 2.3e-2. (The first H100 run, bound 1e-2 then, measured 7.0e-3 ..
+# 1.18e-2, up to 3.0 u: docs/engine.md run 11.) A dropped, doubled or ungated shared expert, or a
+# softmax over E + 1 logits, lands at 0.2 .. 1; the float64 check of both blocks is the CPU test's
+# (tests/layers/test_fused_shared_expert.py).
+TOLERANCE = 6 * 2.0 ** -8
 
 
 def log(msg):
