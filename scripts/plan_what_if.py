@@ -6,7 +6,9 @@ were gone": each removed kernel's launches and its whole H100 time (its bytes ti
 is ~0 for the elementwise / gate kernels this is for) leave the profile's family, and
 `--remove-launches` takes N launches of a kernel name at that family's mean non-bytes time per
 launch (for GEMVs whose bytes are still read by another kernel: only their fixed time goes).
-Step bytes are the model's, unchanged. The output is labelled WHAT-IF PROJECTION; nothing here is
+Step bytes are the model's, unchanged. The profile is built from the same summary job the kernels
+are named from (scripts/engine_profile_to_plan.py's entry), so the two always describe one run,
+whatever engine_profile.json holds now. The output is labelled WHAT-IF PROJECTION; nothing here is
 a measurement.
 
   .venv/bin/python scripts/plan_what_if.py --model Qwen/Qwen3.6-35B-A3B-FP8 \\
@@ -26,7 +28,10 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from rocm_enable import decode_model, plan  # noqa: E402
+from rocm_enable import plan  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import engine_profile_to_plan  # noqa: E402
 
 # speed_profile.py's family names -> engine_profile.json's
 PROFILE_FAMILY = {"router": "router_bf16", "lm_head": "lm_head_bf16", "norm": "norms"}
@@ -37,6 +42,14 @@ def _graph_pass(summary: dict, job: str) -> dict:
         return summary["jobs"][job]["speed"]["profile"]["batch1"]["graph"]
     except KeyError as e:
         raise SystemExit(f"{job}: no batch-1 graph profile in the summary ({e}); give a speed job's name") from None
+
+
+def profile_of(summary: dict, job: str) -> dict:
+    """The engine_profile.json entry engine_profile_to_plan.py makes from this job (batch 1, read rate)."""
+    try:
+        return engine_profile_to_plan.profile_entry(summary["jobs"][job], 1, "read")
+    except (KeyError, engine_profile_to_plan.ProfileError) as e:
+        raise SystemExit(f"{job}: no engine profile from this summary ({e})") from None
 
 
 def _matches(graph: dict, family: str, substring: str) -> list[tuple[str, float, float]]:
@@ -91,8 +104,7 @@ def what_if(profile: dict, graph: dict, remove: list[str], remove_launches: list
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, action="append", help="bundled HF id (repeatable)")
-    ap.add_argument("--profile", default="Qwen/Qwen3.6-35B-A3B-FP8@20", help="engine_profile.json key")
-    ap.add_argument("--summary", required=True, help="the device run's summary.json the profile came from")
+    ap.add_argument("--summary", required=True, help="a device run's summary.json (device_run.py speed)")
     ap.add_argument("--job", required=True)
     ap.add_argument("--remove", nargs="*", default=[], metavar="FAMILY:NAME_SUBSTRING")
     ap.add_argument("--remove-launches", nargs="*", default=[], metavar="FAMILY:NAME_SUBSTRING:N")
@@ -100,19 +112,20 @@ def main(argv=None) -> int:
     ap.add_argument("--context", type=int, default=4096)
     a = ap.parse_args(argv)
 
-    doc = decode_model.load_engine_profile()
-    if a.profile not in doc["profiles"]:
-        raise SystemExit(f"{a.profile!r} not in engine_profile.json (have: {', '.join(doc['profiles'])})")
     with open(a.summary) as fh:
-        graph = _graph_pass(json.load(fh), a.job)
-    prof, rows = what_if(doc["profiles"][a.profile], graph, a.remove, a.remove_launches)
-    print(f"WHAT-IF PROJECTION (not a measurement): {a.profile} with these kernels removed per profiled step")
-    for key, name, n, us in rows:
-        print(f"  {key:<12} {n:>6g} launches {us:>8.1f} us  {name[:90]}")
-    print(f"  kernels per profiled step: {doc['profiles'][a.profile]['kernels_per_step']['value']:g} -> "
+        summary = json.load(fh)
+    graph = _graph_pass(summary, a.job)
+    measured = profile_of(summary, a.job)
+    key = measured["model"]
+    prof, rows = what_if(measured, graph, a.remove, a.remove_launches)
+    print(f"WHAT-IF PROJECTION (not a measurement): {key} ({a.job} of {a.summary}) with these kernels "
+          "removed per profiled step")
+    for fam, name, n, us in rows:
+        print(f"  {fam:<12} {n:>6g} launches {us:>8.1f} us  {name[:90]}")
+    print(f"  kernels per profiled step: {measured['kernels_per_step']['value']:g} -> "
           f"{prof['kernels_per_step']['value']:g}")
-    base = {"profiles": {a.profile: doc["profiles"][a.profile]}}
-    what = {"profiles": {a.profile: prof}}
+    base = {"profiles": {key: measured}}
+    what = {"profiles": {key: prof}}
     print(f"\n{'model':<28} {'head':<5} {'launches':>17} {'(b) tok/s, 165-197 GB/s':>30}")
     for model in a.model:
         res = [plan.plan(model, a.arch, None, a.context, 1, engine_profiles=d) for d in (base, what)]

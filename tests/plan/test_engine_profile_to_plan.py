@@ -288,6 +288,11 @@ def test_a_half_depth_job_counts_its_own_layers(tmp_path, capsys):
     assert prof["bandwidth_efficiency"]["moe"]["value"] == pytest.approx(b40["moe"] / 2 / 3000e3 / (700 - 180), abs=1e-3)
     assert prof["bandwidth_efficiency"]["lm_head_bf16"]["value"] == pytest.approx(
         b40["lm_head_bf16"] / 3000e3 / (420 - 1.5), abs=1e-3)
+    # the bundled file may hold the whole model's own profile, which select_profile prefers
+    assert decode_model.select_profile(
+        {"profiles": {MODEL: {**prof, "model": MODEL, "layers": None}, MODEL + "@20": prof}},
+        load_model(MODEL))[1].startswith("this model's profile")
+    doc = _only(doc, MODEL + "@20")
     chosen, how = decode_model.select_profile(doc, load_model(MODEL))
     assert chosen is prof and how.startswith("measured on NVIDIA H200 for the first 20 layers of this model")
     # 598 launches in 20 layers: gemv2T (1), HtoD (3), DtoH (3) launched < 5 times (5 full-attention
@@ -303,7 +308,13 @@ def _half_depth_doc(tmp_path, capsys):
     s["jobs"]["speed.qwen36-35b-fp8.l20"] = job
     rc, doc, _ = _run(tmp_path, capsys, s)
     assert rc == 0
-    return doc
+    return _only(doc, MODEL + "@20")
+
+
+def _only(doc, key):
+    """The script adds to the bundled engine_profile.json, which may hold this model's own profile
+    (select_profile prefers it): keep only what this test's summary wrote."""
+    return dict(doc, profiles={key: doc["profiles"][key]})
 
 
 def test_step_time_splits_each_family_into_bytes_fixed_per_layer_and_per_step(tmp_path, capsys):
@@ -400,6 +411,7 @@ def test_host_time_is_zero_when_the_profiled_gpu_time_exceeds_the_step(tmp_path,
     job["speed"]["batch1"]["decode_step_ms"] = 2.4  # GPU busy 2.556 ms
     s["jobs"]["speed.qwen36-35b-fp8.l20"] = job
     rc, doc, _ = _run(tmp_path, capsys, s)
+    doc = _only(doc, MODEL + "@20")
     monkeypatch.setattr(decode_model, "load_engine_profile", lambda: copy.deepcopy(doc))
     d = plan(MODEL, "gfx1151", context=4096)
     b = d["projection"]["fixed_time"]

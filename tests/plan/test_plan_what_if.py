@@ -8,17 +8,17 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import plan_what_if as wi  # noqa: E402
-from rocm_enable import decode_model  # noqa: E402
 
+# run 8: the last profile measured before record fused-shared-expert (what these tests remove)
 SUMMARY = os.path.join(ROOT, "docs", "engine-runs", "run8-speed-routing", "summary.json")
-KEY = "Qwen/Qwen3.6-35B-A3B-FP8@20"
+JOB = "speed.qwen36-35b-fp8.l20"
 
 
 @pytest.fixture(scope="module")
 def inputs():
     with open(SUMMARY) as fh:
-        graph = wi._graph_pass(json.load(fh), "speed.qwen36-35b-fp8.l20")
-    return decode_model.load_engine_profile()["profiles"][KEY], graph
+        summary = json.load(fh)
+    return wi.profile_of(summary, JOB), wi._graph_pass(summary, JOB)
 
 
 def test_removed_kernels_leave_their_family(inputs):
@@ -36,7 +36,7 @@ def test_removed_kernels_leave_their_family(inputs):
 
 
 def test_fewer_launches_project_faster(inputs, capsys):
-    wi.main(["--model", "Qwen/Qwen3.6-35B-A3B-FP8", "--summary", SUMMARY, "--job", "speed.qwen36-35b-fp8.l20",
+    wi.main(["--model", "Qwen/Qwen3.6-35B-A3B-FP8", "--summary", SUMMARY, "--job", JOB,
              "--remove", "router:dot_kernel"])
     out = capsys.readouterr().out
     assert "WHAT-IF PROJECTION" in out
@@ -53,7 +53,7 @@ def test_fewer_launches_project_faster(inputs, capsys):
 def test_bad_input_names_the_fix(args, message):
     with pytest.raises(SystemExit, match=message):
         wi.main(["--model", "Qwen/Qwen3.6-35B-A3B-FP8", "--summary", SUMMARY,
-                 "--job", "speed.qwen36-35b-fp8.l20", *args])
+                 "--job", JOB, *args])
 
 
 def _note(model, arch, profile):
