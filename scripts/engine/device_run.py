@@ -131,7 +131,10 @@ PLANS = {
                    # and at full depth, where the H100's batch-1 step is GPU-bound (at 20 layers
                    # the step sits at the host's ~2 ms per-step floor: run 11)
                    speed("speed.qwen36-35b-fp8.separate", "Qwen3.6-35B-A3B-FP8.json", 42,
-                         env={"ROCM_ENABLE_FUSED_SHARED_EXPERT": "0"})],
+                         env={"ROCM_ENABLE_FUSED_SHARED_EXPERT": "0"}),
+                   # Qwen3-Coder-Next's own MoE (512 experts, top-10) where no H200 comes: 24 of its
+                   # 48 layers (~38 GiB), so its projection need not borrow Qwen3.6's profile
+                   speed("speed.coder-next-80b-fp8.l24", "Qwen3-Coder-Next-FP8.json", 46, layers=24)],
 }
 # --budget-s: what a job needs at least to be worth starting, and what the summary needs at the end
 MIN_JOB_S = 120
