@@ -28,10 +28,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import engine_profile_to_plan  # noqa: E402  (beside this script: sys.path[0] run as a script)
 from rocm_enable import plan  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import engine_profile_to_plan  # noqa: E402
 
 # speed_profile.py's family names -> engine_profile.json's
 PROFILE_FAMILY = {"router": "router_bf16", "lm_head": "lm_head_bf16", "norm": "norms"}

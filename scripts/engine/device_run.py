@@ -128,8 +128,8 @@ PLANS = {
                    # the same FP8 half-depth model with record fused-shared-expert off: its A/B in one call
                    speed("speed.qwen36-35b-fp8.l20.separate", "Qwen3.6-35B-A3B-FP8.json", 30, layers=20,
                          env={"ROCM_ENABLE_FUSED_SHARED_EXPERT": "0"}),
-                   # and at full depth, where the H100's batch-1 step is GPU-bound (at 20 layers
-                   # the step sits at the host's ~2 ms per-step floor: run 11)
+                   # and at full depth, where the step is longest (run 12's A/B at 20 layers: the
+                   # fused block -21 % GPU kernel time but -0.75 % step, docs/engine.md)
                    speed("speed.qwen36-35b-fp8.separate", "Qwen3.6-35B-A3B-FP8.json", 42,
                          env={"ROCM_ENABLE_FUSED_SHARED_EXPERT": "0"}),
                    # Qwen3-Coder-Next's own MoE (512 experts, top-10) where no H200 comes: 24 of its
